@@ -1,0 +1,96 @@
+import { type Codec, jsonCodec } from '../engine/codec.js';
+import { invalidOption } from '../engine/errors.js';
+import type { Egress, Ingress, ReadResult, Sink, SplitReader } from '../engine/job.js';
+
+export interface MemoryIngressOptions<R> {
+  /** Records, unless `submit(job, { inputs: { <name>: records } })` gives them. Default: none. */
+  records?: readonly R[];
+  /** Splits the records are dealt into (record i goes to split i mod splits). Default: 16. */
+  splits?: number;
+  /** Records per second over all splits; unlimited when absent. */
+  ratePerSec?: number;
+}
+
+/** What `inputs` of submit may give a memory ingress. */
+export type MemoryInput<R> = readonly R[] | { records: readonly R[]; ratePerSec?: number };
+
+interface MemorySplit<R> {
+  records: R[];
+  ratePerSec: number | undefined;
+}
+
+/**
+ * An in-process source: records given in the job module or at submit. Each submit reads them from
+ * the start; positions are record counts per split.
+ */
+export function memoryIngress<R = unknown>(name: string, options: MemoryIngressOptions<R> = {}): Ingress<R> {
+  const splits = options.splits ?? 16;
+  if (!Number.isInteger(splits) || splits < 1) throw invalidOption(`memoryIngress(${name}).splits`, `is ${splits}`, 'must be an integer >= 1');
+  return {
+    name,
+    kind: 'memory',
+    resumable: false,
+    planSplits(input: unknown): MemorySplit<R>[] {
+      let records = options.records ?? [];
+      let ratePerSec = options.ratePerSec;
+      if (Array.isArray(input)) records = input as R[];
+      else if (input !== undefined) {
+        const given = input as { records?: unknown; ratePerSec?: number };
+        if (!Array.isArray(given.records)) throw invalidOption(`inputs.${name}`, 'is neither an array nor { records: [...] }', 'pass an array of records');
+        records = given.records as R[];
+        ratePerSec = given.ratePerSec ?? ratePerSec;
+      }
+      if (ratePerSec !== undefined && !(ratePerSec > 0)) throw invalidOption(`inputs.${name}.ratePerSec`, `is ${ratePerSec}`, 'must be > 0');
+      const dealt: MemorySplit<R>[] = Array.from({ length: splits }, () => ({ records: [], ratePerSec: ratePerSec === undefined ? undefined : ratePerSec / splits }));
+      records.forEach((record, i) => dealt[i % splits]!.records.push(record));
+      return dealt;
+    },
+    openSplit(split: unknown, position: unknown): SplitReader<R> {
+      const { records, ratePerSec } = split as MemorySplit<R>;
+      let next = typeof position === 'number' ? position : 0;
+      const startedAt = Date.now();
+      const startIndex = next;
+      return {
+        read(max: number): ReadResult<R> {
+          let count = Math.min(max, records.length - next);
+          if (ratePerSec !== undefined) {
+            const due = Math.floor(((Date.now() - startedAt) * ratePerSec) / 1000) - (next - startIndex);
+            count = Math.min(count, Math.max(0, due));
+            if (count === 0 && next < records.length) return { records: [], done: false, retryAfterMs: Math.max(1, Math.ceil(1000 / ratePerSec)) };
+          }
+          const batch = records.slice(next, next + count);
+          next += count;
+          return { records: batch, done: next >= records.length };
+        },
+        position: () => next,
+        close: () => {},
+      };
+    },
+  };
+}
+
+export interface MemoryEgressOptions<R> {
+  codec?: Codec<R>;
+  /** Keep the records (readable with `handle.output(name)`), or only count them. Default: true. */
+  retain?: boolean;
+}
+
+/** An in-process sink; `handle.output(name)` returns what it received. */
+export function memoryEgress<R = unknown>(name: string, options: MemoryEgressOptions<R> = {}): Egress<R> {
+  const retain = options.retain ?? true;
+  return {
+    name,
+    kind: 'memory',
+    codec: options.codec ?? jsonCodec<R>(),
+    openSink(): Sink<R> {
+      const records: R[] = [];
+      return {
+        records,
+        write(batch) {
+          if (retain) for (const record of batch) records.push(record);
+        },
+        close() {},
+      };
+    },
+  };
+}

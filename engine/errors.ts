@@ -1,0 +1,63 @@
+/**
+ * Every error the engine raises carries a stable code from this closed list, so callers and tests
+ * can branch on `code` instead of parsing messages.
+ */
+export const ErrorCodes = [
+  'EDDY_INVALID_OPTION',
+  'EDDY_INVALID_JOB',
+  'EDDY_UNKNOWN_FUNCTION_TYPE',
+  'EDDY_UNKNOWN_EGRESS',
+  'EDDY_UNKNOWN_INGRESS',
+  'EDDY_UNDECLARED_STATE',
+  'EDDY_UNDECODABLE_PAYLOAD',
+  'EDDY_ROUTER_FAILED',
+  'EDDY_ROUTER_NO_ADDRESS',
+  'EDDY_HANDLER_FAILED',
+  'EDDY_INVALID_ADDRESS',
+  'EDDY_DUPLICATE_TIMER_TOKEN',
+  'EDDY_SOURCE_FAILED',
+  'EDDY_SINK_FAILED',
+  'EDDY_WORKER_FAILED',
+  'EDDY_STATE_DIR_MISMATCH',
+  'EDDY_JOB_STOPPED',
+] as const;
+
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+export class EddyError extends Error {
+  readonly code: ErrorCode;
+  /** Whether trying the same thing again can succeed. Bad input never can. */
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'EddyError';
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/**
+ * Thrown by a handler to fail its invocation: every side effect of that invocation (state writes,
+ * messages, delayed messages, egress records) is discarded. Subclass it for domain failures.
+ */
+export class InvocationFailed extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export function isInvocationFailed(error: unknown): error is InvocationFailed {
+  return error instanceof InvocationFailed;
+}
+
+export function invalidOption(path: string, problem: string, fix: string): EddyError {
+  return new EddyError('EDDY_INVALID_OPTION', `options.${path} ${problem}: ${fix}`);
+}
+
+/** Renders any thrown value as one line for logs and dead letters. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}

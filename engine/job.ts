@@ -1,0 +1,165 @@
+import type { Codec } from './codec.js';
+import { EddyError } from './errors.js';
+import type { Address, FunctionType, StateSpecs } from './function-type.js';
+
+/** Where a record goes: one message to one function instance. */
+export interface Route {
+  readonly to: Address;
+  readonly message: unknown;
+}
+
+/** Maps each record of an ingress to zero or more routes; returning nothing is an error. */
+export interface Router<R = unknown> {
+  readonly ingress: string;
+  route(record: R): Route | readonly Route[] | undefined;
+}
+
+export function defineRouter<R>(ingress: string, route: (record: R) => Route | readonly Route[] | undefined): Router<R> {
+  return { ingress, route };
+}
+
+/** What one `read` of a split returned. */
+export interface ReadResult<R> {
+  readonly records: readonly R[];
+  /** The split has no more records, now or later. */
+  readonly done: boolean;
+  /** Nothing is available now; ask again after this many ms. */
+  readonly retryAfterMs?: number;
+  /** Input that could not be decoded into records; each goes to the dead-letter egress. */
+  readonly rejected?: ReadonlyArray<{ readonly reason: string; readonly raw: unknown }>;
+}
+
+/** Reads one split of an ingress, inside a worker. */
+export interface SplitReader<R> {
+  read(max: number): ReadResult<R> | Promise<ReadResult<R>>;
+  /** Where the next read starts: recorded by checkpoints; must be structured-cloneable. */
+  position(): unknown;
+  close(): void | Promise<void>;
+}
+
+/**
+ * A source of records. The job manager plans splits once (on the main thread); each split is read by
+ * the ingress-router of one worker.
+ */
+export interface Ingress<R = unknown> {
+  readonly name: string;
+  readonly kind: string;
+  /**
+   * Whether reading continues where it stopped when the job is submitted again with the same state
+   * (and the same split descriptions), as for files; memory inputs are read from the start each time.
+   */
+  readonly resumable: boolean;
+  /** Main thread: one structured-cloneable description per split. `input` comes from submit options. */
+  planSplits(input: unknown): readonly unknown[] | Promise<readonly unknown[]>;
+  /** Worker thread: opens one split, at `position` if it was read before. */
+  openSplit(split: unknown, position: unknown): SplitReader<R> | Promise<SplitReader<R>>;
+}
+
+/** Receives the records of one egress, on the job manager's thread. */
+export interface Sink<R> {
+  write(records: readonly R[]): void | Promise<void>;
+  close(): void | Promise<void>;
+  /** For sinks that keep their records in memory: what they received, in order. */
+  readonly records?: readonly R[];
+}
+
+export interface Egress<R = unknown> {
+  readonly name: string;
+  readonly kind: string;
+  readonly codec: Codec<R>;
+  openSink(): Sink<R> | Promise<Sink<R>>;
+}
+
+export interface JobSpec {
+  /** Shown in logs and stored in the state directory. */
+  name: string;
+  /**
+   * The URL of the module that defines this job, i.e. `import.meta.url`: workers import it to get
+   * the handlers (functions cannot be sent between threads).
+   */
+  module: string;
+  functions: ReadonlyArray<FunctionType<any, any>>;
+  ingresses?: ReadonlyArray<Ingress<any>>;
+  routers?: ReadonlyArray<Router<any>>;
+  egresses?: ReadonlyArray<Egress<any>>;
+}
+
+export interface Job {
+  readonly kind: 'eddy-job';
+  readonly name: string;
+  readonly module: string;
+  readonly functions: ReadonlyMap<string, FunctionType<unknown, StateSpecs>>;
+  readonly ingresses: ReadonlyArray<Ingress>;
+  readonly routers: ReadonlyMap<string, ReadonlyArray<Router>>;
+  /** Egresses by index; the index is what crosses threads. */
+  readonly egresses: ReadonlyArray<Egress>;
+}
+
+/** Name of the egress that receives undeliverable envelopes and bad records. */
+export const DEAD_LETTERS = 'dead-letters';
+
+function invalid(job: string, problem: string): EddyError {
+  return new EddyError('EDDY_INVALID_JOB', `job ${JSON.stringify(job)}: ${problem}`);
+}
+
+/**
+ * Checks a job's parts against each other once, so mistakes surface at definition time with the
+ * part and the fix named, not as a lost record later. `deadLetters` is added when not given.
+ */
+export function defineJob(spec: JobSpec, deadLetters: () => Egress): Job {
+  const name = spec.name;
+  if (typeof name !== 'string' || name.length === 0) throw invalid(String(name), 'name must be a non-empty string');
+  if (typeof spec.module !== 'string' || !spec.module.startsWith('file:')) {
+    throw invalid(name, 'module must be the job module\'s file URL: pass `module: import.meta.url`');
+  }
+  const functions = new Map<string, FunctionType<unknown, StateSpecs>>();
+  for (const fn of spec.functions ?? []) {
+    if (fn?.kind !== 'regular') throw invalid(name, 'functions must be made with defineFunction()');
+    if (functions.has(fn.type)) throw invalid(name, `function type ${fn.type} is defined twice`);
+    functions.set(fn.type, fn as FunctionType<unknown, StateSpecs>);
+  }
+  if (functions.size === 0) throw invalid(name, 'functions must list at least one function type');
+
+  const ingresses = [...(spec.ingresses ?? [])];
+  const ingressNames = new Set<string>();
+  for (const ingress of ingresses) {
+    if (ingressNames.has(ingress.name)) throw invalid(name, `ingress ${ingress.name} is defined twice`);
+    ingressNames.add(ingress.name);
+  }
+  const routers = new Map<string, Router[]>();
+  for (const router of spec.routers ?? []) {
+    if (!ingressNames.has(router.ingress)) {
+      throw invalid(name, `a router reads ingress ${JSON.stringify(router.ingress)}, which the job does not define; add it to ingresses`);
+    }
+    if (typeof router.route !== 'function') throw invalid(name, `the router of ingress ${router.ingress} needs a route(record) function`);
+    routers.set(router.ingress, [...(routers.get(router.ingress) ?? []), router]);
+  }
+  for (const ingress of ingresses) {
+    if (!routers.has(ingress.name)) throw invalid(name, `ingress ${ingress.name} has no router: add defineRouter('${ingress.name}', ...)`);
+  }
+
+  const egresses = [...(spec.egresses ?? [])];
+  const egressNames = new Set<string>();
+  for (const egress of egresses) {
+    if (egressNames.has(egress.name)) throw invalid(name, `egress ${egress.name} is defined twice`);
+    egressNames.add(egress.name);
+  }
+  if (!egressNames.has(DEAD_LETTERS)) egresses.push(deadLetters());
+
+  return { kind: 'eddy-job', name, module: spec.module, functions, ingresses, routers, egresses };
+}
+
+export function isJob(value: unknown): value is Job {
+  return typeof value === 'object' && value !== null && (value as Job).kind === 'eddy-job';
+}
+
+/** Finds the job a module exports: its default export, or the one named export that is a job. */
+export function jobFromModule(exports: Record<string, unknown>, where: string): Job {
+  if (isJob(exports.default)) return exports.default;
+  const jobs = Object.values(exports).filter(isJob);
+  if (jobs.length === 1 && jobs[0] !== undefined) return jobs[0];
+  throw new EddyError(
+    'EDDY_INVALID_JOB',
+    `${where} must export a job made with defineJob() as its default export (found ${jobs.length} job exports)`,
+  );
+}

@@ -1,0 +1,105 @@
+import { availableParallelism } from 'node:os';
+import { invalidOption } from './errors.js';
+import { DEFAULT_MAX_PARALLELISM, MAX_MAX_PARALLELISM } from './key-groups.js';
+
+export interface SubmitOptions {
+  /** Worker threads; each owns a contiguous range of key groups. Default: the number of CPUs. */
+  workers?: number;
+  /**
+   * Folder for the workers' LevelDB state (`worker-<n>` inside). Submitting the same job with the same
+   * folder continues from its state. Default: a fresh temporary folder, removed when the job ends.
+   */
+  stateDir?: string;
+  /** `memory` keeps state on the heap only (tests, benchmarks). Default: `leveldb`. */
+  stateBackend?: 'leveldb' | 'memory';
+  /** Number of key groups; fixed for the life of the state. Default: 128. */
+  maxParallelism?: number;
+  /** Records for memory ingresses by ingress name (an array, or `{ records, ratePerSec }`). */
+  inputs?: Record<string, unknown>;
+  /** Envelopes a router may have in flight to one dispatcher before it stops reading. Default: 4096. */
+  channelCapacity?: number;
+  /** Most envelopes in one transferred batch. Default: 256. */
+  batchSize?: number;
+  /**
+   * Envelopes waiting in a dispatcher (feedback and mailboxes) above which its router stops reading
+   * sources; it resumes below half of it. Feedback itself never blocks. Default: 50000.
+   */
+  feedbackHighWaterMark?: number;
+  /** State entries cached per worker. Default: 200000. */
+  stateCacheEntries?: number;
+  /** How long `stop()` lets in-flight work finish before it parks the rest in state. Default: 10000 ms. */
+  stopTimeoutMs?: number;
+  /** Called with engine log lines (worker failures, dead letters). Default: console.error. */
+  log?: (line: string) => void;
+}
+
+export interface ResolvedOptions {
+  workers: number;
+  stateDir: string | undefined;
+  stateBackend: 'leveldb' | 'memory';
+  maxParallelism: number;
+  inputs: Record<string, unknown>;
+  channelCapacity: number;
+  batchSize: number;
+  feedbackHighWaterMark: number;
+  stateCacheEntries: number;
+  stopTimeoutMs: number;
+  log: (line: string) => void;
+}
+
+export const defaultOptions = {
+  maxParallelism: DEFAULT_MAX_PARALLELISM,
+  stateBackend: 'leveldb',
+  channelCapacity: 4096,
+  batchSize: 256,
+  feedbackHighWaterMark: 50_000,
+  stateCacheEntries: 200_000,
+  stopTimeoutMs: 10_000,
+} as const;
+
+const KNOWN = new Set([
+  'workers', 'stateDir', 'stateBackend', 'maxParallelism', 'inputs', 'channelCapacity', 'batchSize',
+  'feedbackHighWaterMark', 'stateCacheEntries', 'stopTimeoutMs', 'log',
+]);
+
+function integer(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalidOption(name, `is ${JSON.stringify(value)}`, `must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Validates once, with messages that name the option and the fix. */
+export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) throw invalidOption(key, 'is not an option', `use one of ${[...KNOWN].join(', ')}`);
+  }
+  const maxParallelism = integer('maxParallelism', options.maxParallelism ?? defaultOptions.maxParallelism, 1, MAX_MAX_PARALLELISM);
+  const workers = integer('workers', options.workers ?? Math.min(availableParallelism(), maxParallelism), 1, Math.min(256, maxParallelism));
+  const stateBackend = options.stateBackend ?? defaultOptions.stateBackend;
+  if (stateBackend !== 'leveldb' && stateBackend !== 'memory') {
+    throw invalidOption('stateBackend', `is ${JSON.stringify(stateBackend)}`, 'must be "leveldb" or "memory"');
+  }
+  if (options.stateDir !== undefined && (typeof options.stateDir !== 'string' || options.stateDir.length === 0)) {
+    throw invalidOption('stateDir', `is ${JSON.stringify(options.stateDir)}`, 'must be a folder path');
+  }
+  if (options.inputs !== undefined && (typeof options.inputs !== 'object' || options.inputs === null)) {
+    throw invalidOption('inputs', 'is not an object', 'pass { <ingress name>: [records] }');
+  }
+  if (options.log !== undefined && typeof options.log !== 'function') {
+    throw invalidOption('log', 'is not a function', 'pass (line: string) => void');
+  }
+  return {
+    workers,
+    stateDir: options.stateDir,
+    stateBackend,
+    maxParallelism,
+    inputs: options.inputs ?? {},
+    channelCapacity: integer('channelCapacity', options.channelCapacity ?? defaultOptions.channelCapacity, 16, 1 << 24),
+    batchSize: integer('batchSize', options.batchSize ?? defaultOptions.batchSize, 1, 1 << 16),
+    feedbackHighWaterMark: integer('feedbackHighWaterMark', options.feedbackHighWaterMark ?? defaultOptions.feedbackHighWaterMark, 1, 1 << 30),
+    stateCacheEntries: integer('stateCacheEntries', options.stateCacheEntries ?? defaultOptions.stateCacheEntries, 1, 1 << 30),
+    stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? defaultOptions.stopTimeoutMs, 0, 24 * 3600 * 1000),
+    log: options.log ?? ((line: string) => console.error(line)),
+  };
+}

@@ -1,0 +1,86 @@
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EddyError } from '../errors.js';
+
+/** What a state directory remembers between runs of a job: its shape and where sources stopped. */
+export interface StateManifest {
+  version: 1;
+  job: string;
+  workers: number;
+  maxParallelism: number;
+  /** Per ingress name, per split index: the split's description (JSON) and where reading stopped. */
+  positions: Record<string, Record<string, { description: string; position: unknown }>>;
+}
+
+export interface StateDir {
+  readonly path: string | undefined;
+  /** A temporary folder nobody can continue from; removed when the job ends. */
+  readonly temporary: boolean;
+  readonly manifest: StateManifest;
+  location(worker: number): string | undefined;
+  save(manifest: StateManifest): void;
+  remove(): void;
+}
+
+const MANIFEST = 'eddy-state.json';
+
+/**
+ * Opens (or creates) the state directory of a job and refuses one written with another layout: the
+ * key-group formula maps state to workers by (workers, maxParallelism), so both must match.
+ */
+export function openStateDir(
+  requested: string | undefined,
+  backend: 'leveldb' | 'memory',
+  job: string,
+  workers: number,
+  maxParallelism: number,
+): StateDir {
+  const fresh: StateManifest = { version: 1, job, workers, maxParallelism, positions: {} };
+  if (backend === 'memory') {
+    return { path: undefined, temporary: true, manifest: fresh, location: () => undefined, save: () => {}, remove: () => {} };
+  }
+  const temporary = requested === undefined;
+  const path = requested ?? mkdtempSync(join(tmpdir(), `eddy-${job.replace(/[^A-Za-z0-9_-]/g, '_')}-`));
+  mkdirSync(path, { recursive: true });
+  const file = join(path, MANIFEST);
+  let manifest = fresh;
+  let text: string | undefined;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    text = undefined;
+  }
+  if (text !== undefined) {
+    let stored: StateManifest;
+    try {
+      stored = JSON.parse(text) as StateManifest;
+    } catch (cause) {
+      throw new EddyError('EDDY_STATE_DIR_MISMATCH', `${file} is not valid JSON; restore it or use another stateDir`, { cause });
+    }
+    if (stored.job !== job) {
+      throw new EddyError('EDDY_STATE_DIR_MISMATCH', `stateDir ${path} holds the state of job ${stored.job}, not ${job}; use another stateDir`);
+    }
+    if (stored.maxParallelism !== maxParallelism || stored.workers !== workers) {
+      throw new EddyError(
+        'EDDY_STATE_DIR_MISMATCH',
+        `stateDir ${path} was written with workers=${stored.workers} and maxParallelism=${stored.maxParallelism}; ` +
+          `run with those (got workers=${workers}, maxParallelism=${maxParallelism})`,
+      );
+    }
+    manifest = stored;
+  }
+  const save = (next: StateManifest): void => {
+    writeFileSync(`${file}.tmp`, JSON.stringify(next, null, 2));
+    renameSync(`${file}.tmp`, file);
+  };
+  save(manifest);
+  return {
+    path,
+    temporary,
+    manifest,
+    location: (worker) => join(path, `worker-${worker}`),
+    save,
+    remove: () => rmSync(path, { recursive: true, force: true }),
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * Every message between the job manager (main thread) and a worker, in one place. Data between
+ * workers does not pass through here: it flows over the worker mesh as encoded batches.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { ResolvedOptions } from '../options.js';
+
+/** One split of an ingress, assigned to one worker's ingress-router. */
+export interface SplitAssignment {
+  ingress: number;
+  split: number;
+  description: unknown;
+  position: unknown;
+}
+
+/** The single long-lived task each worker runs (piscina), with its end of every channel. */
+export interface WorkerInit {
+  worker: number;
+  workers: number;
+  jobModule: string;
+  jobName: string;
+  /** Unique per job run, so a restarted job never talks to a channel of an earlier one. */
+  attempt: string;
+  stateLocation: string | undefined;
+  options: Omit<ResolvedOptions, 'log' | 'inputs' | 'stateDir'>;
+  splits: SplitAssignment[];
+  control: MessagePort;
+  /** peers[w] is the port to worker w; undefined at this worker's own index (self-channel is local). */
+  peers: Array<MessagePort | undefined>;
+}
+
+/** Counters a worker reports; the job manager sums them and detects quiescence from them. */
+export interface WorkerStatus {
+  /** Envelopes this worker sent to each worker (itself included). */
+  sent: number[];
+  /** Envelopes this worker took in from each worker: processed, or waiting in a mailbox. */
+  accepted: number[];
+  /** Nothing waiting, nothing running, nothing unflushed. */
+  idle: boolean;
+  /** No handler is running (waiting envelopes may remain, when paused). */
+  noneRunning: boolean;
+  sourcesDone: boolean;
+  timersPending: number;
+  egressBatchesSent: number;
+}
+
+export interface WorkerMetrics {
+  worker: number;
+  recordsRead: number;
+  envelopesRouted: number;
+  invocations: number;
+  invocationsFailed: number;
+  handlerErrors: number;
+  deadLetters: number;
+  egressRecords: number;
+  messagesSent: number;
+  delayedScheduled: number;
+  delayedFired: number;
+  mailboxDepth: number;
+  feedbackBacklog: number;
+  routerThrottled: boolean;
+  stateCacheDirty: number;
+}
+
+export type ToWorker =
+  | { type: 'start' }
+  | { type: 'status'; wave: number }
+  | { type: 'metrics'; id: number }
+  | { type: 'stop-sources' }
+  | { type: 'pause' }
+  | { type: 'close' };
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'egress'; buffer: ArrayBuffer }
+  | { type: 'status'; wave: number; status: WorkerStatus }
+  | { type: 'metrics'; id: number; metrics: WorkerMetrics }
+  | { type: 'log'; line: string }
+  | { type: 'closed' };
+
+export interface SplitPosition {
+  ingress: number;
+  split: number;
+  position: unknown;
+}
+
+export interface WorkerResult {
+  worker: number;
+  metrics: WorkerMetrics;
+  /** Where each split assigned to this worker stopped reading. */
+  positions: SplitPosition[];
+}

@@ -1,0 +1,151 @@
+/**
+ * The one long-lived task of each worker thread, and the composition root of the dataflow graph:
+ * the only place in engine/ that wires operators together (one ingress-router, one
+ * function-dispatcher, one feedback operator per worker).
+ */
+import { IngressRouter } from '../../operators/ingress-router.js';
+import { Feedback } from '../../operators/feedback.js';
+import { FunctionDispatcher } from '../../operators/function-dispatcher.js';
+import { EgressOutbox } from '../channels/egress-outbox.js';
+import { Mesh } from '../channels/mesh.js';
+import { describeError } from '../errors.js';
+import { DEAD_LETTERS, jobFromModule } from '../job.js';
+import { keyGroupRangeOf } from '../key-groups.js';
+import { LevelDbBackend } from '../state/leveldb-backend.js';
+import { MemoryBackend } from '../state/memory-backend.js';
+import { StateStore } from '../state/state-store.js';
+import { Channel } from '../wire/envelope.js';
+import type { FromWorker, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
+
+/** Stable ids of the operators of a worker's graph; checkpoint metadata records them. */
+export const OperatorIds = { ingressRouter: 'ingress-router', functionDispatcher: 'function-dispatcher', feedback: 'feedback' } as const;
+
+export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
+  const { worker, workers, options, control } = init;
+  const post = (message: FromWorker): void => control.postMessage(message);
+  const log = (line: string): void => post({ type: 'log', line });
+
+  const job = jobFromModule((await import(init.jobModule)) as Record<string, unknown>, init.jobModule);
+  if (job.name !== init.jobName) {
+    throw new Error(`worker ${worker}: ${init.jobModule} exports job ${job.name}, expected ${init.jobName}`);
+  }
+  const backend = init.stateLocation === undefined ? new MemoryBackend() : new LevelDbBackend(init.stateLocation);
+  await backend.open();
+  const store = new StateStore(backend, options.stateCacheEntries);
+  const keyGroups = keyGroupRangeOf(worker, workers, options.maxParallelism);
+  const egress = new EgressOutbox(control);
+
+  let router: IngressRouter | undefined;
+  let feedback: Feedback | undefined;
+  let dispatcher: FunctionDispatcher | undefined;
+  const mesh = new Mesh(worker, init.peers, options.batchSize, (from, batch) => {
+    if (batch.channel === Channel.ACK) router!.onAck(from, batch.credits, batch.feedbackAcks);
+    else if (batch.channel === Channel.FEEDBACK) feedback!.onBatch(from, batch.envelopes);
+    else dispatcher!.acceptBatch(from, Channel.ROUTER, batch.envelopes);
+  });
+  dispatcher = new FunctionDispatcher({
+    worker,
+    workers,
+    maxParallelism: options.maxParallelism,
+    keyGroups,
+    job,
+    store,
+    mesh,
+    egress,
+    deadLetterIndex: job.egresses.findIndex((e) => e.name === DEAD_LETTERS),
+    log,
+    onBacklogDrained: () => router?.kick(),
+    lowWaterMark: options.feedbackHighWaterMark / 2,
+  });
+  feedback = new Feedback(dispatcher);
+  router = new IngressRouter({
+    worker,
+    workers,
+    maxParallelism: options.maxParallelism,
+    job,
+    mesh,
+    dispatcher,
+    splits: init.splits,
+    channelCapacity: options.channelCapacity,
+    feedbackHighWaterMark: options.feedbackHighWaterMark,
+  });
+  await router.open();
+  await dispatcher.delayed.load(keyGroups);
+
+  const metrics = (): WorkerMetrics => ({
+    worker,
+    recordsRead: router!.recordsRead,
+    envelopesRouted: router!.envelopesRouted,
+    invocations: dispatcher!.invocations,
+    invocationsFailed: dispatcher!.invocationsFailed,
+    handlerErrors: dispatcher!.handlerErrors,
+    deadLetters: dispatcher!.deadLetters,
+    egressRecords: egress.recordsSent,
+    messagesSent: dispatcher!.messagesSent,
+    delayedScheduled: dispatcher!.delayed.scheduled,
+    delayedFired: dispatcher!.delayed.fired,
+    mailboxDepth: dispatcher!.mailboxDepth,
+    feedbackBacklog: dispatcher!.backlog,
+    routerThrottled: router!.throttled,
+    stateCacheDirty: store.pendingWrites,
+  });
+
+  return new Promise<WorkerResult>((resolve, reject) => {
+    const close = async (): Promise<void> => {
+      await router!.stop();
+      dispatcher!.pause();
+      const parked = dispatcher!.parkWaiting();
+      if (parked > 0) log(`worker ${worker}: parked ${parked} waiting envelopes in state; they run first on the next start`);
+      mesh.flush();
+      egress.flush();
+      await store.flushAll();
+      await backend.close();
+      mesh.close();
+      post({ type: 'closed' });
+      control.close();
+      resolve({ worker, metrics: metrics(), positions: router!.positions() });
+    };
+    control.on('message', (message: ToWorker) => {
+      switch (message.type) {
+        case 'start':
+          void dispatcher!
+            .replayParked()
+            .then((replayed) => {
+              if (replayed > 0) log(`worker ${worker}: replaying ${replayed} envelopes parked by the last stop`);
+              dispatcher!.delayed.start();
+              router!.start();
+            })
+            .catch(reject);
+          break;
+        case 'status':
+          post({
+            type: 'status',
+            wave: message.wave,
+            status: {
+              sent: [...mesh.sent],
+              accepted: [...dispatcher!.accepted],
+              idle: dispatcher!.idle && egress.idle,
+              noneRunning: dispatcher!.noneRunning,
+              sourcesDone: router!.sourcesDone,
+              timersPending: dispatcher!.delayed.pending,
+              egressBatchesSent: egress.batchesSent,
+            },
+          });
+          break;
+        case 'metrics':
+          post({ type: 'metrics', id: message.id, metrics: metrics() });
+          break;
+        case 'stop-sources':
+          void router!.stop().catch(reject);
+          break;
+        case 'pause':
+          dispatcher!.pause();
+          break;
+        case 'close':
+          close().catch((error: unknown) => reject(new Error(`worker ${worker}: close failed: ${describeError(error)}`, { cause: error })));
+          break;
+      }
+    });
+    post({ type: 'ready' });
+  });
+}

@@ -1,0 +1,43 @@
+import { ClassicLevel } from 'classic-level';
+import type { StateBackend } from './state-backend.js';
+
+export class LevelDbBackend implements StateBackend {
+  readonly kind = 'leveldb' as const;
+  private readonly db: ClassicLevel<Uint8Array, Uint8Array>;
+
+  constructor(location: string) {
+    this.db = new ClassicLevel<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view' });
+  }
+
+  async open(): Promise<void> {
+    await this.db.open();
+  }
+
+  getSync(key: Uint8Array): Uint8Array | undefined {
+    return this.db.getSync(key) ?? undefined;
+  }
+
+  async write(entries: ReadonlyArray<readonly [Uint8Array, Uint8Array | null]>): Promise<void> {
+    if (entries.length === 0) return;
+    await this.db.batch(
+      entries.map(([key, value]) => (value === null ? { type: 'del' as const, key } : { type: 'put' as const, key, value })),
+    );
+  }
+
+  async *scan(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+    const iterator = this.db.iterator({ gte, lt });
+    try {
+      for (;;) {
+        const entries = await iterator.nextv(1000);
+        if (entries.length === 0) return;
+        for (const entry of entries) yield entry;
+      }
+    } finally {
+      await iterator.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Layout of keys in a worker's store. Every key starts with its key group (u16 big-endian), so one
+ * key-group range is one contiguous scan that returns user state and engine state together.
+ *
+ *   [kg:u16][space:u8][...]
+ *   space USER   : [typeLen:u16][type utf8][idLen:u16][id utf8][state name utf8]
+ *   space TIMER  : [fireAt:f64 BE][typeLen:u16][type][idLen:u16][id][token utf8]   value: Timer proto
+ *   space TOKEN  : [typeLen:u16][type][idLen:u16][id][token utf8]                   value: fireAt f64
+ *   space PARKED : [seq:f64 BE]                                                      value: Envelope proto
+ *
+ * Keys are kept as latin1 strings (one char per byte) in the cache: cheap to build, usable as Map
+ * keys, and converted to bytes only when they reach the backend.
+ */
+
+export const Space = { USER: 1, TIMER: 2, TOKEN: 3, PARKED: 4 } as const;
+
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** UTF-8 bytes of `s`, as a latin1 string. */
+function utf8Latin1(s: string): string {
+  return ASCII.test(s) ? s : Buffer.from(s, 'utf8').toString('latin1');
+}
+
+function u16(n: number): string {
+  return String.fromCharCode(n >>> 8, n & 0xff);
+}
+
+function lengthPrefixed(s: string): string {
+  const bytes = utf8Latin1(s);
+  if (bytes.length > 0xffff) throw new RangeError(`identifier longer than 65535 bytes: ${s.slice(0, 40)}...`);
+  return u16(bytes.length) + bytes;
+}
+
+function f64(n: number): string {
+  const b = Buffer.allocUnsafe(8);
+  b.writeDoubleBE(n);
+  return b.toString('latin1');
+}
+
+export function keyGroupPrefix(kg: number, space: number): string {
+  return u16(kg) + String.fromCharCode(space);
+}
+
+/** Prefix of every state value of one function instance. */
+export function instancePrefix(kg: number, type: string, id: string): string {
+  return keyGroupPrefix(kg, Space.USER) + lengthPrefixed(type) + lengthPrefixed(id);
+}
+
+export function userStateKey(instance: string, stateName: string): string {
+  return instance + utf8Latin1(stateName);
+}
+
+export function timerKey(kg: number, fireAt: number, type: string, id: string, token: string): string {
+  return keyGroupPrefix(kg, Space.TIMER) + f64(fireAt) + lengthPrefixed(type) + lengthPrefixed(id) + utf8Latin1(token);
+}
+
+export function tokenKey(kg: number, type: string, id: string, token: string): string {
+  return keyGroupPrefix(kg, Space.TOKEN) + lengthPrefixed(type) + lengthPrefixed(id) + utf8Latin1(token);
+}
+
+export function parkedKey(kg: number, seq: number): string {
+  return keyGroupPrefix(kg, Space.PARKED) + f64(seq);
+}
+
+export function keyGroupOfKey(key: string): number {
+  return (key.charCodeAt(0) << 8) | key.charCodeAt(1);
+}
+
+export function encodeF64(n: number): Uint8Array {
+  const b = Buffer.allocUnsafe(8);
+  b.writeDoubleBE(n);
+  return b;
+}
+
+export function decodeF64(bytes: Uint8Array): number {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).readDoubleBE(0);
+}
+
+export function toBytes(key: string): Buffer {
+  return Buffer.from(key, 'latin1');
+}
+
+export function fromBytes(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+}
+
+/** The smallest key strictly after every key that starts with `prefix`. */
+export function prefixEnd(prefix: string): string {
+  let i = prefix.length - 1;
+  while (i >= 0 && prefix.charCodeAt(i) === 0xff) i--;
+  if (i < 0) throw new RangeError('prefix has no upper bound');
+  return prefix.slice(0, i) + String.fromCharCode(prefix.charCodeAt(i) + 1);
+}

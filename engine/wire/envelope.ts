@@ -1,0 +1,92 @@
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+
+/** Version of envelope.proto; bump with any incompatible change and keep a reader for the old one. */
+export const WIRE_VERSION = 1;
+
+export const Kind = { INVOKE: 1 } as const;
+export const Channel = { ROUTER: 1, FEEDBACK: 2, ACK: 3 } as const;
+export type ChannelId = (typeof Channel)[keyof typeof Channel];
+
+/** An envelope as protobufjs encodes and decodes it (camelCase fields). */
+export interface Envelope {
+  kind: number;
+  targetType: string;
+  targetId: string;
+  sourceType: string;
+  sourceId: string;
+  payload: Uint8Array;
+  ingressTime: number;
+  origin: number;
+  seq: number;
+}
+
+export interface Batch {
+  channel: ChannelId;
+  envelopes: Envelope[];
+  credits: number;
+  feedbackAcks: number;
+}
+
+export interface EgressRecord {
+  egress: number;
+  payload: Uint8Array;
+  ingressTime: number;
+}
+
+export interface TimerEntry {
+  envelope: Envelope;
+  token: string;
+  fireAt: number;
+}
+
+const root = protobuf.loadSync(fileURLToPath(new URL('./envelope.proto', import.meta.url)));
+const BatchType = root.lookupType('eddy.wire.v1.Batch');
+const EnvelopeType = root.lookupType('eddy.wire.v1.Envelope');
+const EgressBatchType = root.lookupType('eddy.wire.v1.EgressBatch');
+const TimerType = root.lookupType('eddy.wire.v1.Timer');
+
+/**
+ * protobufjs hands out slices of a shared slab for small messages; a transferred ArrayBuffer must be
+ * the message's own, or the transfer would detach the slab under everyone else.
+ */
+function ownBuffer(bytes: Uint8Array): ArrayBuffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) {
+    return bytes.buffer;
+  }
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return copy.buffer;
+}
+
+export function encodeBatch(batch: Batch): ArrayBuffer {
+  return ownBuffer(BatchType.encode(batch).finish());
+}
+
+export function decodeBatch(buffer: ArrayBuffer): Batch {
+  return BatchType.decode(new Uint8Array(buffer)) as unknown as Batch;
+}
+
+export function encodeEgressBatch(records: EgressRecord[]): ArrayBuffer {
+  return ownBuffer(EgressBatchType.encode({ records }).finish());
+}
+
+export function decodeEgressBatch(buffer: ArrayBuffer): EgressRecord[] {
+  return (EgressBatchType.decode(new Uint8Array(buffer)) as unknown as { records: EgressRecord[] }).records;
+}
+
+export function encodeEnvelope(envelope: Envelope): Uint8Array {
+  return EnvelopeType.encode(envelope).finish();
+}
+
+export function decodeEnvelope(bytes: Uint8Array): Envelope {
+  return EnvelopeType.decode(bytes) as unknown as Envelope;
+}
+
+export function encodeTimer(timer: TimerEntry): Uint8Array {
+  return TimerType.encode(timer).finish();
+}
+
+export function decodeTimer(bytes: Uint8Array): TimerEntry {
+  return TimerType.decode(bytes) as unknown as TimerEntry;
+}

@@ -1,0 +1,40 @@
+/**
+ * Eddy's public API: everything a job module, a test or an embedding application uses. Explicit
+ * named exports only; nothing else is public.
+ */
+import { memoryEgress } from './connectors/memory.js';
+import { defineJob as defineJobWith, DEAD_LETTERS, type Job, type JobSpec } from './engine/job.js';
+import { submit } from './engine/runtime/job-manager.js';
+
+export { type Codec, jsonCodec, protobufCodec } from './engine/codec.js';
+export { EddyError, type ErrorCode, ErrorCodes, InvocationFailed } from './engine/errors.js';
+export {
+  type Address,
+  type Context,
+  defineFunction,
+  type FunctionSpec,
+  type FunctionType,
+  type SendAfterOptions,
+  type StateHandle,
+  type StateSpec,
+  valueState,
+} from './engine/function-type.js';
+export { DEAD_LETTERS, defineRouter, type Egress, type Ingress, type Job, type JobSpec, type Route, type Router, type Sink } from './engine/job.js';
+export { keyGroupOf, ownerOfKeyGroup, keyGroupRangeOf, DEFAULT_MAX_PARALLELISM } from './engine/key-groups.js';
+export { type SubmitOptions, defaultOptions } from './engine/options.js';
+export { type JobHandle, type JobMetrics, type JobSummary, type LatencySummary, submit } from './engine/runtime/job-manager.js';
+export type { WorkerMetrics } from './engine/runtime/worker-protocol.js';
+export type { DeadLetter } from './operators/function-dispatcher.js';
+export { memoryEgress, memoryIngress, type MemoryInput } from './connectors/memory.js';
+export { fileEgress, fileIngress } from './connectors/file.js';
+
+/**
+ * Defines a job: its functions, ingresses with their routers, and egresses. A job without a
+ * `dead-letters` egress gets a memory one (read it with `handle.output('dead-letters')`).
+ */
+export function defineJob(spec: JobSpec): Job {
+  return defineJobWith(spec, () => memoryEgress(DEAD_LETTERS));
+}
+
+/** The engine: `engine.submit(job, options)` starts a job and returns its handle. */
+export const engine = { submit } as const;

@@ -1,0 +1,352 @@
+import type { Mesh } from '../engine/channels/mesh.js';
+import type { EgressOutbox } from '../engine/channels/egress-outbox.js';
+import { decodeOrExplain } from '../engine/codec.js';
+import { describeError, EddyError, type ErrorCode, isInvocationFailed } from '../engine/errors.js';
+import type { Address, FunctionType, StateSpecs } from '../engine/function-type.js';
+import type { Job } from '../engine/job.js';
+import { type KeyGroupRange, keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
+import { keyGroupPrefix, parkedKey, Space } from '../engine/state/state-keys.js';
+import type { StateStore } from '../engine/state/state-store.js';
+import { Channel, decodeEnvelope, encodeEnvelope, type Envelope } from '../engine/wire/envelope.js';
+import { DelayedMessages } from './delayed-messages.js';
+import { Invocation, type InvocationHost } from './invocation.js';
+
+/** An undeliverable envelope or bad record, as written to the dead-letter egress. */
+export interface DeadLetter {
+  code: ErrorCode;
+  reason: string;
+  target?: Address;
+  source?: Address;
+  envelopeId?: string;
+  /** The message bytes, base64, when the envelope could not be decoded or handled. */
+  payloadBase64?: string;
+  ingress?: string;
+  record?: unknown;
+}
+
+export interface DispatcherConfig {
+  worker: number;
+  workers: number;
+  maxParallelism: number;
+  keyGroups: KeyGroupRange;
+  job: Job;
+  store: StateStore;
+  mesh: Mesh;
+  egress: EgressOutbox;
+  deadLetterIndex: number;
+  log: (line: string) => void;
+  /** Called when the waiting backlog falls back under the low-water mark. */
+  onBacklogDrained: () => void;
+  lowWaterMark: number;
+}
+
+/**
+ * The function-dispatcher: owns the key groups of its worker, with their state, mailboxes and
+ * timers. Per address, invocations run one at a time in arrival order; an async handler parks later
+ * messages for its address in a mailbox while other addresses go on.
+ */
+export class FunctionDispatcher implements InvocationHost {
+  readonly worker: number;
+  readonly delayed: DelayedMessages;
+  /** Envelopes taken in from each worker (invoked, or waiting in a mailbox or while paused). */
+  readonly accepted: number[];
+  invocations = 0;
+  invocationsFailed = 0;
+  handlerErrors = 0;
+  deadLetters = 0;
+  messagesSent = 0;
+  /** Handlers running (async) right now. */
+  private running = 0;
+  /** Envelopes waiting behind a running invocation of the same address, or while paused. */
+  private waiting = 0;
+  private readonly mailboxes = new Map<string, Envelope[]>();
+  private paused = false;
+  private readonly pausedQueue: Envelope[] = [];
+  private seq = 0;
+  private flushScheduled = false;
+  private readonly egressIndexes: Map<string, number>;
+
+  constructor(private readonly config: DispatcherConfig) {
+    this.worker = config.worker;
+    this.accepted = Array.from({ length: config.workers }, () => 0);
+    this.egressIndexes = new Map(config.job.egresses.map((egress, index) => [egress.name, index]));
+    this.delayed = new DelayedMessages(config.store, (envelope) => this.route(envelope), () => this.scheduleFlush());
+  }
+
+  // ---- InvocationHost ----
+
+  readState(key: string): Uint8Array | undefined {
+    return this.config.store.get(key);
+  }
+
+  functionType(type: string): FunctionType<unknown, StateSpecs> | undefined {
+    return this.config.job.functions.get(type);
+  }
+
+  egressIndex(name: string): number | undefined {
+    return this.egressIndexes.get(name);
+  }
+
+  egressNames(): string[] {
+    return [...this.egressIndexes.keys()];
+  }
+
+  encodeEgress(index: number, record: unknown): Uint8Array {
+    return this.config.job.egresses[index]!.codec.encode(record);
+  }
+
+  nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    return this.seq;
+  }
+
+  keyGroup(id: string): number {
+    return keyGroupOf(id, this.config.maxParallelism);
+  }
+
+  timerPending(owner: Address, kg: number, token: string): boolean {
+    return this.delayed.isPending(owner, kg, token);
+  }
+
+  // ---- input ----
+
+  /** Takes in one batch from a router or feedback channel of worker `from`. */
+  acceptBatch(from: number, channel: number, envelopes: readonly Envelope[]): void {
+    for (const envelope of envelopes) this.accept(envelope);
+    this.accepted[from]! += envelopes.length;
+    const routed = channel === Channel.ROUTER ? envelopes.length : 0;
+    this.config.mesh.acknowledge(from, routed, envelopes.length - routed);
+    this.scheduleFlush();
+  }
+
+  private accept(envelope: Envelope): void {
+    if (this.paused) {
+      this.pausedQueue.push(envelope);
+      this.waiting++;
+      return;
+    }
+    const mailbox = this.mailboxes.get(addressKey(envelope));
+    if (mailbox !== undefined) {
+      mailbox.push(envelope);
+      this.waiting++;
+      return;
+    }
+    this.invokeNow(envelope);
+  }
+
+  get backlog(): number {
+    return this.waiting;
+  }
+
+  get mailboxDepth(): number {
+    return this.waiting - this.pausedQueue.length;
+  }
+
+  get idle(): boolean {
+    return this.running === 0 && this.waiting === 0 && this.config.store.pendingWrites === 0;
+  }
+
+  get noneRunning(): boolean {
+    return this.running === 0;
+  }
+
+  /** Stops starting invocations; running ones finish, arriving envelopes wait. */
+  pause(): void {
+    this.paused = true;
+    this.delayed.stop();
+  }
+
+  // ---- invoking ----
+
+  private invokeNow(envelope: Envelope): void {
+    const done = this.execute(envelope);
+    if (done === undefined) return;
+    const key = addressKey(envelope);
+    this.mailboxes.set(key, []);
+    this.running++;
+    void done.then(() => this.afterAsync(key));
+  }
+
+  /** After an async invocation: run what waited for the same address, in order. */
+  private afterAsync(key: string): void {
+    this.running--;
+    const mailbox = this.mailboxes.get(key)!;
+    while (mailbox.length > 0 && !this.paused) {
+      const next = mailbox.shift()!;
+      this.waiting--;
+      const done = this.execute(next);
+      if (done !== undefined) {
+        this.running++;
+        void done.then(() => this.afterAsync(key));
+        this.scheduleFlush();
+        return;
+      }
+    }
+    if (mailbox.length === 0) this.mailboxes.delete(key);
+    this.scheduleFlush();
+    if (this.waiting < this.config.lowWaterMark) this.config.onBacklogDrained();
+  }
+
+  /** Runs one envelope; returns a promise only when the handler went async. */
+  private execute(envelope: Envelope): Promise<void> | undefined {
+    const fn = this.config.job.functions.get(envelope.targetType);
+    if (fn === undefined) {
+      this.deadLetter(envelope, 'EDDY_UNKNOWN_FUNCTION_TYPE', `no function type ${envelope.targetType} in job ${this.config.job.name}`);
+      return undefined;
+    }
+    let message: unknown;
+    try {
+      message = decodeOrExplain(fn.codec, envelope.payload, `message for ${envelope.targetType}:${envelope.targetId}`);
+    } catch (error) {
+      this.deadLetter(envelope, 'EDDY_UNDECODABLE_PAYLOAD', describeError(error));
+      return undefined;
+    }
+    this.invocations++;
+    const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
+    const invocation = new Invocation(this, fn, envelope, kg);
+    let result: void | Promise<void>;
+    try {
+      result = fn.handler(invocation, message);
+    } catch (error) {
+      return this.failed(invocation, message, error);
+    }
+    if (!isPromise(result)) {
+      this.commit(invocation);
+      return undefined;
+    }
+    return result.then(
+      () => this.commit(invocation),
+      (error: unknown) => this.failed(invocation, message, error),
+    );
+  }
+
+  private failed(invocation: Invocation, message: unknown, error: unknown): Promise<void> | undefined {
+    const { fn, envelope } = invocation;
+    if (!isInvocationFailed(error)) {
+      this.handlerErrors++;
+      const wrapped = new EddyError(
+        'EDDY_HANDLER_FAILED',
+        `handler of ${fn.type} failed for ${envelope.targetType}:${envelope.targetId} (envelope ${envelope.origin}:${envelope.seq}): ${describeError(error)}`,
+        { cause: error },
+      );
+      this.deadLetter(envelope, error instanceof EddyError ? error.code : 'EDDY_HANDLER_FAILED', wrapped.message);
+      return undefined;
+    }
+    this.invocationsFailed++;
+    const onFailed = fn.onInvocationFailed;
+    if (onFailed === undefined) return undefined;
+    const recovery = new Invocation(this, fn, envelope, invocation.kg);
+    let result: void | Promise<void>;
+    try {
+      result = onFailed(recovery, error, message);
+    } catch (secondError) {
+      return this.failed(recovery, message, wrapFailureHandler(fn, secondError));
+    }
+    if (!isPromise(result)) {
+      this.commit(recovery);
+      return undefined;
+    }
+    return result.then(
+      () => this.commit(recovery),
+      (secondError: unknown) => this.failed(recovery, message, wrapFailureHandler(fn, secondError)),
+    );
+  }
+
+  /** Applies the staged effects of a successful invocation. */
+  private commit(invocation: Invocation): void {
+    const store = this.config.store;
+    if (invocation.writes !== undefined) for (const [key, value] of invocation.writes) store.put(key, value);
+    if (invocation.sends !== undefined) for (const envelope of invocation.sends) this.route(envelope);
+    if (invocation.cancels !== undefined) for (const token of invocation.cancels) this.delayed.cancel(invocation.self, invocation.kg, token);
+    if (invocation.timers !== undefined) {
+      for (const timer of invocation.timers) this.delayed.schedule(invocation.self, invocation.kg, timer.fireAt, timer.token, timer.envelope);
+    }
+    if (invocation.egressRecords !== undefined) for (const record of invocation.egressRecords) this.config.egress.push(record);
+  }
+
+  /** Sends an envelope to the feedback operator of the worker that owns its target. */
+  route(envelope: Envelope): void {
+    const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
+    this.messagesSent++;
+    this.config.mesh.push(ownerOfKeyGroup(kg, this.config.workers, this.config.maxParallelism), Channel.FEEDBACK, envelope);
+  }
+
+  deadLetter(envelope: Envelope | undefined, code: ErrorCode, reason: string, extra: Partial<DeadLetter> = {}): void {
+    this.deadLetters++;
+    const letter: DeadLetter = { code, reason, ...extra };
+    if (envelope !== undefined) {
+      letter.target = { type: envelope.targetType, id: envelope.targetId };
+      if (envelope.sourceType !== '') letter.source = { type: envelope.sourceType, id: envelope.sourceId };
+      letter.envelopeId = `${envelope.origin}:${envelope.seq}`;
+      letter.payloadBase64 = Buffer.from(envelope.payload).toString('base64');
+    }
+    this.config.egress.push({
+      egress: this.config.deadLetterIndex,
+      payload: this.encodeEgress(this.config.deadLetterIndex, letter),
+      ingressTime: envelope?.ingressTime ?? 0,
+    });
+  }
+
+  // ---- state ----
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.config.store.flush().catch((error: unknown) => {
+        this.config.log(`worker ${this.worker}: state write failed, will retry: ${describeError(error)}`);
+        setTimeout(() => this.scheduleFlush(), 100);
+      });
+    });
+  }
+
+  /**
+   * Work left when the job stops (envelopes waiting in mailboxes or while paused) is parked in keyed
+   * state under its target's key group, mailboxes first, so per-address order survives the restart.
+   */
+  parkWaiting(): number {
+    const waiting: Envelope[] = [];
+    for (const mailbox of this.mailboxes.values()) waiting.push(...mailbox);
+    waiting.push(...this.pausedQueue);
+    let seq = Date.now() * 1000;
+    for (const envelope of waiting) {
+      const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
+      this.config.store.put(parkedKey(kg, seq++), encodeEnvelope(envelope));
+    }
+    this.mailboxes.clear();
+    this.pausedQueue.length = 0;
+    this.waiting = 0;
+    return waiting.length;
+  }
+
+  /** Runs the work parked by an earlier stop, before any new input. */
+  async replayParked(): Promise<number> {
+    const parked: Envelope[] = [];
+    const { start, end } = this.config.keyGroups;
+    for (let kg = start; kg <= end; kg++) {
+      for await (const [key, value] of this.config.store.scanPrefix(keyGroupPrefix(kg, Space.PARKED))) {
+        parked.push(decodeEnvelope(value));
+        this.config.store.put(key, null);
+      }
+    }
+    for (const envelope of parked) this.accept(envelope);
+    this.scheduleFlush();
+    return parked.length;
+  }
+}
+
+function addressKey(envelope: Envelope): string {
+  return `${envelope.targetType}\u0000${envelope.targetId}`;
+}
+
+function isPromise(value: unknown): value is Promise<void> {
+  return typeof (value as Promise<void> | undefined)?.then === 'function';
+}
+
+function wrapFailureHandler(fn: FunctionType<unknown, StateSpecs>, error: unknown): unknown {
+  // A failure handler that fails again must not loop through itself: report it as a handler error.
+  return isInvocationFailed(error)
+    ? new EddyError('EDDY_HANDLER_FAILED', `onInvocationFailed of ${fn.type} threw: ${describeError(error)}`, { cause: error })
+    : error;
+}

@@ -1,0 +1,254 @@
+import type { Mesh } from '../engine/channels/mesh.js';
+import { describeError, EddyError, type ErrorCode } from '../engine/errors.js';
+import { validateAddress } from '../engine/function-type.js';
+import type { Job, ReadResult, Route, Router, SplitReader } from '../engine/job.js';
+import { keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
+import type { SplitAssignment } from '../engine/runtime/worker-protocol.js';
+import { Channel } from '../engine/wire/envelope.js';
+import type { FunctionDispatcher } from './function-dispatcher.js';
+
+export interface IngressRouterConfig {
+  worker: number;
+  workers: number;
+  maxParallelism: number;
+  job: Job;
+  mesh: Mesh;
+  dispatcher: FunctionDispatcher;
+  splits: readonly SplitAssignment[];
+  /** Router envelopes in flight to one dispatcher before reading stops. */
+  channelCapacity: number;
+  /** Local feedback in flight plus waiting envelopes above which reading stops. */
+  feedbackHighWaterMark: number;
+}
+
+interface OpenSplit {
+  assignment: SplitAssignment;
+  ingressName: string;
+  routers: readonly Router[];
+  reader: SplitReader<unknown>;
+  done: boolean;
+  retryAt: number;
+}
+
+/** Records read per `read` call; also the credit a destination must have before a read. */
+const CHUNK = 64;
+/** Chunks per event-loop turn, so acks, feedback and timers are never starved by reading. */
+const CHUNKS_PER_TURN = 8;
+
+/**
+ * The ingress-router: reads the splits assigned to this worker, applies the job's routers, and
+ * shuffles the resulting envelopes by key group to their owners. It is the only operator that ever
+ * waits: when a destination has no credits left, or when feedback backs up past the high-water mark.
+ */
+export class IngressRouter {
+  recordsRead = 0;
+  envelopesRouted = 0;
+  throttled = false;
+  private readonly credits: number[];
+  private feedbackAcked = 0;
+  private splits: OpenSplit[] = [];
+  private stopped = true;
+  private pumping = false;
+  private kickScheduled = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly chunk: number;
+
+  constructor(private readonly config: IngressRouterConfig) {
+    this.credits = Array.from({ length: config.workers }, () => config.channelCapacity);
+    this.chunk = Math.max(1, Math.min(CHUNK, Math.floor(config.channelCapacity / 2)));
+  }
+
+  get sourcesDone(): boolean {
+    return this.splits.every((split) => split.done);
+  }
+
+  async open(): Promise<void> {
+    const { job } = this.config;
+    for (const assignment of this.config.splits) {
+      const ingress = job.ingresses[assignment.ingress]!;
+      let reader: SplitReader<unknown>;
+      try {
+        reader = await ingress.openSplit(assignment.description, assignment.position);
+      } catch (cause) {
+        throw new EddyError('EDDY_SOURCE_FAILED', `ingress ${ingress.name} split ${assignment.split}: ${describeError(cause)}`, { cause });
+      }
+      this.splits.push({ assignment, ingressName: ingress.name, routers: job.routers.get(ingress.name) ?? [], reader, done: false, retryAt: 0 });
+    }
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.kick();
+  }
+
+  /** Stops reading; the splits keep their positions. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    for (const split of this.splits) {
+      if (!split.done) await split.reader.close();
+    }
+  }
+
+  positions(): Array<{ ingress: number; split: number; position: unknown }> {
+    return this.splits.map((s) => ({ ingress: s.assignment.ingress, split: s.assignment.split, position: s.reader.position() }));
+  }
+
+  /** A destination dispatcher took in envelopes: router credits back, feedback acknowledged. */
+  onAck(from: number, credits: number, feedbackAcks: number): void {
+    this.credits[from]! += credits;
+    this.feedbackAcked += feedbackAcks;
+    if (this.throttled || credits > 0) this.kick();
+  }
+
+  kick(): void {
+    if (this.kickScheduled || this.stopped) return;
+    this.kickScheduled = true;
+    setImmediate(() => {
+      this.kickScheduled = false;
+      void this.pump().catch((error: unknown) => {
+        // A source that fails is a job failure: surface it on the worker, where the job manager sees it.
+        setImmediate(() => {
+          throw error;
+        });
+      });
+    });
+  }
+
+  private blocked(): boolean {
+    const { dispatcher, feedbackHighWaterMark } = this.config;
+    const backlog = dispatcher.messagesSent - this.feedbackAcked + dispatcher.backlog;
+    if (this.throttled) this.throttled = backlog > feedbackHighWaterMark / 2;
+    else this.throttled = backlog > feedbackHighWaterMark;
+    if (this.throttled) return true;
+    for (const credit of this.credits) if (credit < this.chunk) return true;
+    return false;
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping || this.stopped) return;
+    this.pumping = true;
+    try {
+      for (let turn = 0; turn < CHUNKS_PER_TURN; turn++) {
+        if (this.stopped || this.blocked()) return;
+        const split = this.nextReadable();
+        if (split === undefined) return;
+        let result = split.reader.read(this.chunk);
+        if (isPromise(result)) result = await result;
+        if (this.stopped) return;
+        this.routeAll(split, result);
+        if (result.done) {
+          split.done = true;
+          await split.reader.close();
+        } else if (result.retryAfterMs !== undefined && result.records.length === 0) {
+          split.retryAt = Date.now() + result.retryAfterMs;
+        }
+      }
+      this.kick();
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Round-robin over the splits that can be read now; arms a timer for the ones that said wait. */
+  private rotation = 0;
+  private nextReadable(): OpenSplit | undefined {
+    const now = Date.now();
+    let earliest = Infinity;
+    for (let i = 0; i < this.splits.length; i++) {
+      const split = this.splits[(this.rotation + i) % this.splits.length]!;
+      if (split.done) continue;
+      if (split.retryAt <= now) {
+        this.rotation = (this.rotation + i + 1) % this.splits.length;
+        return split;
+      }
+      earliest = Math.min(earliest, split.retryAt);
+    }
+    if (earliest !== Infinity && this.retryTimer === undefined) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.kick();
+      }, earliest - now);
+    }
+    return undefined;
+  }
+
+  private routeAll(split: OpenSplit, result: ReadResult<unknown>): void {
+    const ingressTime = performance.timeOrigin + performance.now();
+    for (const rejected of result.rejected ?? []) {
+      this.deadLetter(split, 'EDDY_UNDECODABLE_PAYLOAD', rejected.reason, rejected.raw);
+    }
+    for (const record of result.records) {
+      this.recordsRead++;
+      for (const router of split.routers) {
+        let routes: Route | readonly Route[] | undefined;
+        try {
+          routes = router.route(record);
+        } catch (error) {
+          this.deadLetter(split, 'EDDY_ROUTER_FAILED', `router of ingress ${split.ingressName} threw: ${describeError(error)}`, record);
+          continue;
+        }
+        if (routes === undefined || routes === null || (Array.isArray(routes) && routes.length === 0)) {
+          this.deadLetter(
+            split,
+            'EDDY_ROUTER_NO_ADDRESS',
+            `router of ingress ${split.ingressName} returned no address for a record; return { to: address, message }`,
+            record,
+          );
+          continue;
+        }
+        if (Array.isArray(routes)) for (const route of routes as readonly Route[]) this.send(split, route, record, ingressTime);
+        else this.send(split, routes as Route, record, ingressTime);
+      }
+    }
+  }
+
+  private send(split: OpenSplit, route: Route, record: unknown, ingressTime: number): void {
+    const { job, maxParallelism, workers, worker, dispatcher, mesh } = this.config;
+    let payload: Uint8Array;
+    try {
+      validateAddress(route?.to, `router of ingress ${split.ingressName}`);
+      const fn = job.functions.get(route.to.type);
+      if (fn === undefined) {
+        throw new EddyError(
+          'EDDY_UNKNOWN_FUNCTION_TYPE',
+          `router of ingress ${split.ingressName} addressed unknown function type ${JSON.stringify(route.to.type)}; add it to the job's functions`,
+        );
+      }
+      payload = fn.codec.encode(route.message);
+    } catch (error) {
+      this.deadLetter(split, error instanceof EddyError ? error.code : 'EDDY_ROUTER_FAILED', describeError(error), record);
+      return;
+    }
+    const owner = ownerOfKeyGroup(keyGroupOf(route.to.id, maxParallelism), workers, maxParallelism);
+    this.credits[owner]!--;
+    this.envelopesRouted++;
+    mesh.push(owner, Channel.ROUTER, {
+      kind: 1,
+      targetType: route.to.type,
+      targetId: route.to.id,
+      sourceType: '',
+      sourceId: '',
+      payload,
+      ingressTime,
+      origin: worker,
+      seq: dispatcher.nextSeq(),
+    });
+  }
+
+  private deadLetter(split: OpenSplit, code: ErrorCode, reason: string, record: unknown): void {
+    this.config.dispatcher.deadLetter(undefined, code, reason, { ingress: split.ingressName, record: jsonSafe(record) });
+  }
+}
+
+function jsonSafe(value: unknown): unknown {
+  try {
+    return JSON.parse(JSON.stringify(value) ?? 'null') as unknown;
+  } catch {
+    return String(value);
+  }
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as Promise<T>).then === 'function';
+}

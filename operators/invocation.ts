@@ -1,0 +1,239 @@
+import { decodeOrExplain } from '../engine/codec.js';
+import { EddyError } from '../engine/errors.js';
+import {
+  type Address,
+  type Context,
+  type FunctionType,
+  type SendAfterOptions,
+  type StateHandle,
+  type StateSpec,
+  type StateSpecs,
+  validateAddress,
+} from '../engine/function-type.js';
+import { instancePrefix, userStateKey } from '../engine/state/state-keys.js';
+import type { EgressRecord, Envelope } from '../engine/wire/envelope.js';
+
+/** What an invocation needs from its dispatcher: lookups and the current state. */
+export interface InvocationHost {
+  readonly worker: number;
+  readState(key: string): Uint8Array | undefined;
+  functionType(type: string): FunctionType<unknown, StateSpecs> | undefined;
+  egressIndex(name: string): number | undefined;
+  egressNames(): string[];
+  encodeEgress(index: number, record: unknown): Uint8Array;
+  nextSeq(): number;
+  keyGroup(id: string): number;
+  timerPending(owner: Address, kg: number, token: string): boolean;
+}
+
+export interface StagedTimer {
+  fireAt: number;
+  token: string;
+  envelope: Envelope;
+}
+
+/**
+ * The context of one invocation. Every effect is staged here and applied by the dispatcher only if
+ * the handler succeeds, so a failed invocation leaves no trace.
+ */
+export class Invocation implements Context {
+  readonly self: Address;
+  readonly caller: Address | undefined;
+  readonly state: Context['state'];
+  readonly kg: number;
+  writes: Map<string, Uint8Array | null> | undefined;
+  sends: Envelope[] | undefined;
+  timers: StagedTimer[] | undefined;
+  cancels: string[] | undefined;
+  egressRecords: EgressRecord[] | undefined;
+  private prefix: string | undefined;
+
+  constructor(
+    private readonly host: InvocationHost,
+    readonly fn: FunctionType<unknown, StateSpecs>,
+    readonly envelope: Envelope,
+    kg: number,
+  ) {
+    this.self = { type: envelope.targetType, id: envelope.targetId };
+    this.caller = envelope.sourceType === '' ? undefined : { type: envelope.sourceType, id: envelope.sourceId };
+    this.kg = kg;
+    this.state = new (stateAccessorClass(fn))(this);
+  }
+
+  /** Key of a declared state value of this instance. */
+  stateKey(name: string): string {
+    this.prefix ??= instancePrefix(this.kg, this.self.type, this.self.id);
+    return userStateKey(this.prefix, name);
+  }
+
+  readStaged(key: string): Uint8Array | null | undefined {
+    const staged = this.writes?.get(key);
+    return staged !== undefined ? staged : this.host.readState(key);
+  }
+
+  stageWrite(key: string, value: Uint8Array | null): void {
+    (this.writes ??= new Map()).set(key, value);
+  }
+
+  send(to: Address, message: unknown): void {
+    (this.sends ??= []).push(this.envelopeTo(to, message, 'send'));
+  }
+
+  sendAfter(delayMs: number, to: Address, message: unknown, options: SendAfterOptions = {}): string {
+    if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
+      throw new EddyError('EDDY_INVALID_ADDRESS', `sendAfter: delayMs must be a finite number >= 0, got ${String(delayMs)}`);
+    }
+    const token = options.token ?? `${Date.now().toString(36)}.${this.host.worker}.${this.host.nextSeq()}`;
+    if (
+      this.timers?.some((t) => t.token === token) === true ||
+      (this.cancels?.includes(token) !== true && this.host.timerPending(this.self, this.kg, token))
+    ) {
+      throw new EddyError(
+        'EDDY_DUPLICATE_TIMER_TOKEN',
+        `sendAfter from ${this.self.type}:${this.self.id}: token ${JSON.stringify(token)} is already pending; cancel it first or use another token`,
+      );
+    }
+    (this.timers ??= []).push({ fireAt: Date.now() + delayMs, token, envelope: this.envelopeTo(to, message, 'sendAfter') });
+    return token;
+  }
+
+  cancelDelayed(token: string): void {
+    const staged = this.timers?.findIndex((t) => t.token === token) ?? -1;
+    if (staged >= 0) this.timers!.splice(staged, 1);
+    else (this.cancels ??= []).push(token);
+  }
+
+  egress(name: string, record: unknown): void {
+    const index = this.host.egressIndex(name);
+    if (index === undefined) {
+      throw new EddyError(
+        'EDDY_UNKNOWN_EGRESS',
+        `egress ${JSON.stringify(name)} is not defined by the job; defined: ${this.host.egressNames().join(', ')}`,
+      );
+    }
+    (this.egressRecords ??= []).push({
+      egress: index,
+      payload: this.host.encodeEgress(index, record),
+      ingressTime: this.envelope.ingressTime,
+    });
+  }
+
+  private envelopeTo(to: Address, message: unknown, what: string): Envelope {
+    validateAddress(to, `${what} from ${this.self.type}:${this.self.id}`);
+    const target = this.host.functionType(to.type);
+    if (target === undefined) {
+      throw new EddyError(
+        'EDDY_UNKNOWN_FUNCTION_TYPE',
+        `${what} from ${this.self.type}:${this.self.id} to unknown function type ${JSON.stringify(to.type)}; add it to the job's functions`,
+      );
+    }
+    return {
+      kind: 1,
+      targetType: to.type,
+      targetId: to.id,
+      sourceType: this.self.type,
+      sourceId: this.self.id,
+      payload: target.codec.encode(message),
+      ingressTime: this.envelope.ingressTime,
+      origin: this.host.worker,
+      seq: this.host.nextSeq(),
+    };
+  }
+}
+
+/**
+ * Stored value layout: [flags:u8][expiresAt:f64 BE if flags & 1][codec bytes]. The flag byte keeps
+ * values readable when a TTL is added to or removed from a declaration later.
+ */
+const EXPIRES = 1;
+
+function readValue<T>(spec: StateSpec<T>, bytes: Uint8Array, what: string): T | undefined {
+  let offset = 1;
+  if ((bytes[0]! & EXPIRES) !== 0) {
+    const expiresAt = Buffer.from(bytes.buffer, bytes.byteOffset + 1, 8).readDoubleBE(0);
+    if (expiresAt <= Date.now()) return undefined;
+    offset = 9;
+  }
+  return decodeOrExplain(spec.codec, bytes.subarray(offset), what);
+}
+
+function writeValue<T>(spec: StateSpec<T>, value: T): Uint8Array {
+  const payload = spec.codec.encode(value);
+  const header = spec.ttlMs === undefined ? 1 : 9;
+  const bytes = Buffer.allocUnsafe(header + payload.byteLength);
+  if (spec.ttlMs === undefined) bytes[0] = 0;
+  else {
+    bytes[0] = EXPIRES;
+    bytes.writeDoubleBE(Date.now() + spec.ttlMs, 1);
+  }
+  bytes.set(payload, header);
+  return bytes;
+}
+
+class BoundState<T> implements StateHandle<T> {
+  constructor(
+    private readonly invocation: Invocation,
+    private readonly name: string,
+    private readonly spec: StateSpec<T>,
+  ) {}
+
+  get(): T | undefined {
+    const bytes = this.invocation.readStaged(this.invocation.stateKey(this.name));
+    if (bytes === null || bytes === undefined) return undefined;
+    return readValue(this.spec, bytes, `state ${this.name} of ${this.invocation.self.type}:${this.invocation.self.id}`);
+  }
+
+  set(value: T): void {
+    if (value === undefined) {
+      this.delete();
+      return;
+    }
+    this.invocation.stageWrite(this.invocation.stateKey(this.name), writeValue(this.spec, value));
+  }
+
+  delete(): void {
+    this.invocation.stageWrite(this.invocation.stateKey(this.name), null);
+  }
+}
+
+type StateAccessorClass = new (invocation: Invocation) => Context['state'];
+const accessorClasses = new WeakMap<FunctionType<unknown, StateSpecs>, StateAccessorClass>();
+
+/**
+ * One class per function type with a getter per declared state name. A name that was not declared
+ * falls through the prototype chain to a proxy that throws a clear error, at no cost for the rest.
+ */
+function stateAccessorClass(fn: FunctionType<unknown, StateSpecs>): StateAccessorClass {
+  let cls = accessorClasses.get(fn);
+  if (cls !== undefined) return cls;
+  const declared = Object.keys(fn.state);
+  const undeclared = new Proxy(
+    {},
+    {
+      get(_target, property) {
+        if (typeof property !== 'string' || property === 'then' || property === 'toJSON' || property === 'constructor') return undefined;
+        throw new EddyError(
+          'EDDY_UNDECLARED_STATE',
+          `function ${fn.type} reads state ${JSON.stringify(property)}, which it does not declare; ` +
+            `declared: ${declared.length === 0 ? '(none)' : declared.join(', ')}; add it to state: { ${property}: valueState() }`,
+        );
+      },
+    },
+  );
+  const proto: Record<string, unknown> = Object.create(undeclared);
+  for (const name of declared) {
+    const spec = fn.state[name]!;
+    Object.defineProperty(proto, name, {
+      get(this: { invocation: Invocation }) {
+        return new BoundState(this.invocation, name, spec);
+      },
+    });
+  }
+  const accessor = function (this: { invocation: Invocation }, invocation: Invocation) {
+    this.invocation = invocation;
+  } as unknown as StateAccessorClass;
+  (accessor as unknown as { prototype: unknown }).prototype = proto;
+  accessorClasses.set(fn, accessor);
+  cls = accessor;
+  return cls;
+}
