@@ -35,11 +35,11 @@ export function protobufCodec<T extends object>(type: protobuf.Type): Codec<T> {
   return {
     name: `protobuf:${type.fullName.replace(/^\./, '')}`,
     encode: (value) => {
-      const problem = type.verify(value as Record<string, unknown>);
+      const problem = type.verify(value);
       if (problem !== null) {
         throw new EddyError('EDDY_UNDECODABLE_PAYLOAD', `protobuf type ${type.fullName} cannot encode value: ${problem}`);
       }
-      return type.encode(type.fromObject(value as Record<string, unknown>)).finish();
+      return type.encode(type.fromObject(value)).finish();
     },
     decode: (bytes) => type.toObject(type.decode(bytes), { longs: String, defaults: true }) as T,
   };

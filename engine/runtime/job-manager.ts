@@ -121,7 +121,8 @@ class JobRun implements JobHandle {
         this.assignments[next++ % workers]!.push({ ingress, split, description, position: resume ? previous.position : undefined });
       });
     }
-    this.sinks = await Promise.all(job.egresses.map((egress) => egress.openSink()));
+    this.sinks = [];
+    for (const egress of job.egresses) this.sinks.push(await egress.openSink());
     this.sinkWrites = this.sinks.map(() => Promise.resolve());
 
     this.pool = new Piscina({
@@ -343,7 +344,7 @@ class JobRun implements JobHandle {
       this.broadcast({ type: 'close' });
       await closed;
       await Promise.all(this.sinkWrites);
-      await Promise.all(this.sinks.map((sink) => sink.close()));
+      for (const sink of this.sinks) await sink.close();
       await this.pool?.destroy();
       this.savePositions();
       if (this.stateDir.temporary) this.stateDir.remove();

@@ -35,15 +35,13 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   const keyGroups = keyGroupRangeOf(worker, workers, options.maxParallelism);
   const egress = new EgressOutbox(control);
 
-  let router: IngressRouter | undefined;
-  let feedback: Feedback | undefined;
-  let dispatcher: FunctionDispatcher | undefined;
+  // The operators refer to each other in a cycle; batches only arrive after all of them exist.
   const mesh = new Mesh(worker, init.peers, options.batchSize, (from, batch) => {
-    if (batch.channel === Channel.ACK) router!.onAck(from, batch.credits, batch.feedbackAcks);
-    else if (batch.channel === Channel.FEEDBACK) feedback!.onBatch(from, batch.envelopes);
-    else dispatcher!.acceptBatch(from, Channel.ROUTER, batch.envelopes);
+    if (batch.channel === Channel.ACK) router.onAck(from, batch.credits, batch.feedbackAcks);
+    else if (batch.channel === Channel.FEEDBACK) feedback.onBatch(from, batch.envelopes);
+    else dispatcher.acceptBatch(from, Channel.ROUTER, batch.envelopes);
   });
-  dispatcher = new FunctionDispatcher({
+  const dispatcher = new FunctionDispatcher({
     worker,
     workers,
     maxParallelism: options.maxParallelism,
@@ -54,11 +52,11 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     egress,
     deadLetterIndex: job.egresses.findIndex((e) => e.name === DEAD_LETTERS),
     log,
-    onBacklogDrained: () => router?.kick(),
+    onBacklogDrained: () => router.kick(),
     lowWaterMark: options.feedbackHighWaterMark / 2,
   });
-  feedback = new Feedback(dispatcher);
-  router = new IngressRouter({
+  const feedback = new Feedback(dispatcher);
+  const router = new IngressRouter({
     worker,
     workers,
     maxParallelism: options.maxParallelism,
@@ -74,27 +72,27 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
 
   const metrics = (): WorkerMetrics => ({
     worker,
-    recordsRead: router!.recordsRead,
-    envelopesRouted: router!.envelopesRouted,
-    invocations: dispatcher!.invocations,
-    invocationsFailed: dispatcher!.invocationsFailed,
-    handlerErrors: dispatcher!.handlerErrors,
-    deadLetters: dispatcher!.deadLetters,
+    recordsRead: router.recordsRead,
+    envelopesRouted: router.envelopesRouted,
+    invocations: dispatcher.invocations,
+    invocationsFailed: dispatcher.invocationsFailed,
+    handlerErrors: dispatcher.handlerErrors,
+    deadLetters: dispatcher.deadLetters,
     egressRecords: egress.recordsSent,
-    messagesSent: dispatcher!.messagesSent,
-    delayedScheduled: dispatcher!.delayed.scheduled,
-    delayedFired: dispatcher!.delayed.fired,
-    mailboxDepth: dispatcher!.mailboxDepth,
-    feedbackBacklog: dispatcher!.backlog,
-    routerThrottled: router!.throttled,
+    messagesSent: dispatcher.messagesSent,
+    delayedScheduled: dispatcher.delayed.scheduled,
+    delayedFired: dispatcher.delayed.fired,
+    mailboxDepth: dispatcher.mailboxDepth,
+    feedbackBacklog: dispatcher.backlog,
+    routerThrottled: router.throttled,
     stateCacheDirty: store.pendingWrites,
   });
 
   return new Promise<WorkerResult>((resolve, reject) => {
     const close = async (): Promise<void> => {
-      await router!.stop();
-      dispatcher!.pause();
-      const parked = dispatcher!.parkWaiting();
+      await router.stop();
+      dispatcher.pause();
+      const parked = dispatcher.parkWaiting();
       if (parked > 0) log(`worker ${worker}: parked ${parked} waiting envelopes in state; they run first on the next start`);
       mesh.flush();
       egress.flush();
@@ -103,17 +101,17 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
       mesh.close();
       post({ type: 'closed' });
       control.close();
-      resolve({ worker, metrics: metrics(), positions: router!.positions() });
+      resolve({ worker, metrics: metrics(), positions: router.positions() });
     };
     control.on('message', (message: ToWorker) => {
       switch (message.type) {
         case 'start':
-          void dispatcher!
+          void dispatcher
             .replayParked()
             .then((replayed) => {
               if (replayed > 0) log(`worker ${worker}: replaying ${replayed} envelopes parked by the last stop`);
-              dispatcher!.delayed.start();
-              router!.start();
+              dispatcher.delayed.start();
+              router.start();
             })
             .catch(reject);
           break;
@@ -123,11 +121,11 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
             wave: message.wave,
             status: {
               sent: [...mesh.sent],
-              accepted: [...dispatcher!.accepted],
-              idle: dispatcher!.idle && egress.idle,
-              noneRunning: dispatcher!.noneRunning,
-              sourcesDone: router!.sourcesDone,
-              timersPending: dispatcher!.delayed.pending,
+              accepted: [...dispatcher.accepted],
+              idle: dispatcher.idle && egress.idle,
+              noneRunning: dispatcher.noneRunning,
+              sourcesDone: router.sourcesDone,
+              timersPending: dispatcher.delayed.pending,
               egressBatchesSent: egress.batchesSent,
             },
           });
@@ -136,10 +134,10 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
           post({ type: 'metrics', id: message.id, metrics: metrics() });
           break;
         case 'stop-sources':
-          void router!.stop().catch(reject);
+          void router.stop().catch(reject);
           break;
         case 'pause':
-          dispatcher!.pause();
+          dispatcher.pause();
           break;
         case 'close':
           close().catch((error: unknown) => reject(new Error(`worker ${worker}: close failed: ${describeError(error)}`, { cause: error })));

@@ -14,7 +14,7 @@
 
 export const Space = { USER: 1, TIMER: 2, TOKEN: 3, PARKED: 4 } as const;
 
-const ASCII = /^[\x00-\x7f]*$/;
+const ASCII = /^[ -~]*$/; // printable ASCII is its own UTF-8; anything else is converted
 
 /** UTF-8 bytes of `s`, as a latin1 string. */
 function utf8Latin1(s: string): string {
