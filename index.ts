@@ -24,6 +24,7 @@ export { keyGroupOf, ownerOfKeyGroup, keyGroupRangeOf, DEFAULT_MAX_PARALLELISM }
 export { type SubmitOptions, defaultOptions } from './engine/options.js';
 export { type JobHandle, type JobMetrics, type JobSummary, type LatencySummary, submit } from './engine/runtime/job-manager.js';
 export type { WorkerMetrics } from './engine/runtime/worker-protocol.js';
+export { showProgress, type ProgressOptions } from './engine/runtime/progress.js';
 export type { DeadLetter } from './operators/function-dispatcher.js';
 export { memoryEgress, memoryIngress, type MemoryInput } from './connectors/memory.js';
 export { fileEgress, fileIngress } from './connectors/file.js';

@@ -1,12 +1,18 @@
 import { type Codec, jsonCodec } from '../engine/codec.js';
 import { invalidOption } from '../engine/errors.js';
 import type { Egress, Ingress, ReadResult, Sink, SplitReader } from '../engine/job.js';
+import { keyGroupOf } from '../engine/key-groups.js';
 
 export interface MemoryIngressOptions<R> {
   /** Records, unless `submit(job, { inputs: { <name>: records } })` gives them. Default: none. */
   records?: readonly R[];
   /** Splits the records are dealt into (record i goes to split i mod splits). Default: 16. */
   splits?: number;
+  /**
+   * Deals records by key instead (like a keyed Kafka partitioner): records with the same key land in
+   * the same split, so their order is kept all the way to the function instance.
+   */
+  splitBy?: (record: R) => string;
   /** Records per second over all splits; unlimited when absent. */
   ratePerSec?: number;
 }
@@ -42,7 +48,8 @@ export function memoryIngress<R = unknown>(name: string, options: MemoryIngressO
       }
       if (ratePerSec !== undefined && !(ratePerSec > 0)) throw invalidOption(`inputs.${name}.ratePerSec`, `is ${ratePerSec}`, 'must be > 0');
       const dealt: MemorySplit<R>[] = Array.from({ length: splits }, () => ({ records: [], ratePerSec: ratePerSec === undefined ? undefined : ratePerSec / splits }));
-      records.forEach((record, i) => dealt[i % splits]!.records.push(record));
+      const splitBy = options.splitBy;
+      records.forEach((record, i) => dealt[splitBy === undefined ? i % splits : keyGroupOf(splitBy(record), splits)]!.records.push(record));
       return dealt;
     },
     openSplit(split: unknown, position: unknown): SplitReader<R> {
