@@ -26,7 +26,7 @@ export { type JobHandle, type JobMetrics, type JobSummary, type LatencySummary, 
 export type { WorkerMetrics } from './engine/runtime/worker-protocol.js';
 export { showProgress, type ProgressOptions } from './engine/runtime/progress.js';
 export type { DeadLetter } from './operators/function-dispatcher.js';
-export { memoryEgress, memoryIngress, type MemoryInput } from './connectors/memory.js';
+export { generatorIngress, type GeneratorInput, memoryEgress, memoryIngress, type MemoryInput } from './connectors/memory.js';
 export { fileEgress, fileIngress } from './connectors/file.js';
 
 /**

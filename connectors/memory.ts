@@ -101,3 +101,81 @@ export function memoryEgress<R = unknown>(name: string, options: MemoryEgressOpt
     },
   };
 }
+
+export interface GeneratorIngressOptions<R, P> {
+  /** Splits, each generating its own sequence. Default: 16. */
+  splits?: number;
+  /**
+   * Makes the record at `index` of `split` (runs in the worker, so it can be unbounded and costs no
+   * setup); `params` come from `inputs.<name>.params` of submit. Return undefined to end the split.
+   */
+  generate: (params: P, index: number, split: number) => R | undefined;
+}
+
+/** What `inputs` of submit gives a generator ingress. */
+export interface GeneratorInput<P> {
+  params: P;
+  /** Records per split; unlimited when absent. */
+  countPerSplit?: number;
+  /** Records per second over all splits; unlimited when absent. */
+  ratePerSec?: number;
+}
+
+interface GeneratorSplit<P> {
+  split: number;
+  params: P;
+  count: number;
+  ratePerSec: number | undefined;
+}
+
+/** An in-process source whose records are generated inside the workers: for benchmarks and load tests. */
+export function generatorIngress<R = unknown, P = unknown>(name: string, options: GeneratorIngressOptions<R, P>): Ingress<R> {
+  const splits = options.splits ?? 16;
+  return {
+    name,
+    kind: 'generator',
+    resumable: false,
+    planSplits(input: unknown): GeneratorSplit<P>[] {
+      const given = input as GeneratorInput<P> | undefined;
+      if (given === undefined || typeof given !== 'object' || !('params' in given)) {
+        throw invalidOption(`inputs.${name}`, 'is missing', 'pass { params, countPerSplit?, ratePerSec? }');
+      }
+      return Array.from({ length: splits }, (_, split) => ({
+        split,
+        params: given.params,
+        count: given.countPerSplit ?? Infinity,
+        ratePerSec: given.ratePerSec === undefined ? undefined : given.ratePerSec / splits,
+      }));
+    },
+    openSplit(description: unknown, position: unknown): SplitReader<R> {
+      const { split, params, count, ratePerSec } = description as GeneratorSplit<P>;
+      let next = typeof position === 'number' ? position : 0;
+      let ended = false;
+      const startedAt = Date.now();
+      const startIndex = next;
+      return {
+        read(max: number): ReadResult<R> {
+          let n = Math.min(max, count - next);
+          if (ratePerSec !== undefined) {
+            const due = Math.floor(((Date.now() - startedAt) * ratePerSec) / 1000) - (next - startIndex);
+            n = Math.min(n, Math.max(0, due));
+            if (n === 0 && next < count) return { records: [], done: false, retryAfterMs: Math.max(1, Math.ceil(1000 / ratePerSec)) };
+          }
+          const records: R[] = [];
+          for (let i = 0; i < n; i++) {
+            const record = options.generate(params, next, split);
+            if (record === undefined) {
+              ended = true;
+              break;
+            }
+            records.push(record);
+            next++;
+          }
+          return { records, done: ended || next >= count };
+        },
+        position: () => next,
+        close: () => {},
+      };
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * Shared parts of the benchmarks: flags, timing a job run, the table, and bench/RESULTS.md.
+ * Every benchmark takes --duration <s>, --workers, --keys, --seed and --json (one JSON object per
+ * workload run per line) so results can be compared across versions by scripts.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { JobHandle, JobSummary } from '../index.js';
+
+export interface BenchFlags {
+  durationS: number;
+  workers: number[];
+  keys: number[];
+  seed: number;
+  json: boolean;
+  write: boolean;
+}
+
+function list(value: string | undefined, fallback: number[]): number[] {
+  if (value === undefined) return fallback;
+  const numbers = value.split(',').map(Number);
+  if (numbers.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`expected a comma-separated list of positive integers, got ${value}`);
+  return numbers;
+}
+
+export function parseFlags(argv: string[], defaults: { workers: number[]; keys: number[] }): BenchFlags {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      duration: { type: 'string', default: '3' },
+      workers: { type: 'string' },
+      keys: { type: 'string' },
+      seed: { type: 'string', default: '42' },
+      json: { type: 'boolean', default: false },
+      'no-write': { type: 'boolean', default: false },
+    },
+  });
+  const durationS = Number(values.duration);
+  if (!(durationS > 0)) throw new Error(`--duration must be a number of seconds > 0, got ${values.duration}`);
+  return {
+    durationS,
+    workers: list(values.workers, defaults.workers),
+    keys: list(values.keys, defaults.keys),
+    seed: Number(values.seed),
+    json: values.json,
+    write: !values['no-write'],
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface Measured {
+  opsPerSec: number;
+  summary: JobSummary;
+}
+
+/**
+ * Measures a running job's egress rate over `durationS` after `ready()` holds and a warm-up, then
+ * stops it. Latency percentiles come from the whole run (the engine's ingress-to-egress histogram).
+ */
+export async function measureMax(handle: JobHandle, egress: string, durationS: number, warmupMs: number, ready: (count: number) => boolean): Promise<Measured> {
+  const count = async (): Promise<number> => (await handle.metrics()).egress[egress] ?? 0;
+  const deadline = Date.now() + 60_000;
+  while (!ready(await count())) {
+    if (Date.now() > deadline) throw new Error('benchmark job did not get ready within 60 s');
+    await sleep(20);
+  }
+  await sleep(warmupMs);
+  const c0 = await count();
+  const t0 = performance.now();
+  await sleep(durationS * 1000);
+  const c1 = await count();
+  const t1 = performance.now();
+  const summary = await handle.stop();
+  return { opsPerSec: ((c1 - c0) * 1000) / (t1 - t0), summary };
+}
+
+export function machine(): string {
+  return `${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}, ${process.platform}/${process.arch}`;
+}
+
+export type Row = Record<string, string | number>;
+
+export function printTable(rows: Row[]): string {
+  if (rows.length === 0) return '';
+  const columns = Object.keys(rows[0]!);
+  const cells = rows.map((row) => columns.map((c) => String(row[c] ?? '')));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
+  const line = (values: string[]): string => `| ${values.map((v, i) => v.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(columns), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
+}
+
+/** Replaces (or appends) the section `## <title>` of bench/RESULTS.md. */
+export function writeResults(title: string, command: string, table: string, notes: string): void {
+  const file = new URL('./RESULTS.md', import.meta.url);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    text = '# Benchmark results\n\nEvery figure is from this repository\'s `bench/`, on the machine named with it.\n';
+  }
+  const section = `## ${title}\n\nMachine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}.\n\nCommand: \`${command}\`\n\n${table}\n\n${notes}\n`;
+  const start = text.indexOf(`## ${title}\n`);
+  if (start < 0) text = `${text.trimEnd()}\n\n${section}`;
+  else {
+    const next = text.indexOf('\n## ', start + 1);
+    text = text.slice(0, start) + section + (next < 0 ? '' : text.slice(next + 1));
+  }
+  writeFileSync(file, text);
+}
+
+export function round(n: number, digits = 0): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}

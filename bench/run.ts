@@ -1,0 +1,17 @@
+/**
+ * `npm run bench -- <benchmark> [--duration s] [--workers 1,2] [--keys 100,5000] [--seed n] [--json] [--no-write]`
+ * Benchmarks: ycsb.
+ */
+import { parseFlags } from './harness.js';
+import { runYcsb } from './ycsb.js';
+
+const [name, ...rest] = process.argv.slice(2);
+const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`;
+switch (name) {
+  case 'ycsb':
+    await runYcsb(parseFlags(rest, { workers: [1, 2], keys: [100, 5000, 10000] }), command);
+    break;
+  default:
+    console.error(`usage: npm run bench -- ycsb [--duration s] [--workers 1,2] [--keys 100,5000,10000] [--seed n] [--json] [--no-write]`);
+    process.exitCode = 2;
+}
