@@ -77,14 +77,14 @@ function field(seed: number, split: number, index: number, n: number): string {
 /** Keys of split s are s, s + SPLITS, ...; a split first inserts its keys, then runs the workload on them. */
 export function generateRequest(params: YcsbParams, index: number, split: number): YcsbRequest {
   const keysInSplit = Math.max(1, Math.ceil((params.keys - split) / SPLITS));
-  const base = { target: params.target, requestId: index * SPLITS + split };
+  const requestId = index * SPLITS + split;
   if (index < keysInSplit) {
     const fields = Array.from({ length: 10 }, (_, n) => field(params.seed, split, index, n));
-    return { ...base, key: `user${split + index * SPLITS}`, op: 'insert', fields };
+    return { target: params.target, key: `user${split + index * SPLITS}`, op: 'insert', requestId, fields };
   }
   const key = `user${split + (mix(params.seed, split, index, 1) % keysInSplit) * SPLITS}`;
-  if (params.workload === 'read-only') return { ...base, key, op: 'read' };
-  return { ...base, key, op: 'write', field: mix(params.seed, split, index, 2) % 10, value: field(params.seed, split, index, 3) };
+  if (params.workload === 'read-only') return { target: params.target, key, op: 'read', requestId };
+  return { target: params.target, key, op: 'write', requestId, field: mix(params.seed, split, index, 2) % 10, value: field(params.seed, split, index, 3) };
 }
 
 export default defineJob({

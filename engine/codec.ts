@@ -9,9 +9,6 @@ export interface Codec<T> {
   decode(bytes: Uint8Array): T;
 }
 
-const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder('utf-8', { fatal: true });
-
 /** JSON in UTF-8; the default codec everywhere. */
 export function jsonCodec<T = unknown>(): Codec<T> {
   return {
@@ -21,9 +18,11 @@ export function jsonCodec<T = unknown>(): Codec<T> {
       if (text === undefined) {
         throw new EddyError('EDDY_UNDECODABLE_PAYLOAD', `json codec cannot encode ${typeof value}: pass a JSON value`);
       }
-      return textEncoder.encode(text);
+      // Buffer's UTF-8 paths are 2-3x faster than TextEncoder/TextDecoder for message-sized strings.
+      return Buffer.from(text, 'utf8');
     },
-    decode: (bytes) => JSON.parse(textDecoder.decode(bytes)) as T,
+    decode: (bytes) =>
+      JSON.parse((Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('utf8')) as T,
   };
 }
 
