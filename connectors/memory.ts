@@ -20,6 +20,20 @@ export interface MemoryIngressOptions<R> {
 /** What `inputs` of submit may give a memory ingress. */
 export type MemoryInput<R> = readonly R[] | { records: readonly R[]; ratePerSec?: number };
 
+/**
+ * Paces a split at `ratePerSec` from the moment it opened: how many records may be read now, or how
+ * long to wait. Unlimited when the rate is undefined.
+ */
+function pacer(ratePerSec: number | undefined, startIndex: number): (next: number, wanted: number) => number {
+  if (ratePerSec === undefined) return (_next, wanted) => wanted;
+  const startedAt = Date.now();
+  return (next, wanted) => Math.min(wanted, Math.max(0, Math.floor(((Date.now() - startedAt) * ratePerSec) / 1000) - (next - startIndex)));
+}
+
+function waitFor(ratePerSec: number): number {
+  return Math.max(1, Math.ceil(1000 / ratePerSec));
+}
+
 interface MemorySplit<R> {
   records: R[];
   ratePerSec: number | undefined;
@@ -55,16 +69,11 @@ export function memoryIngress<R = unknown>(name: string, options: MemoryIngressO
     openSplit(split: unknown, position: unknown): SplitReader<R> {
       const { records, ratePerSec } = split as MemorySplit<R>;
       let next = typeof position === 'number' ? position : 0;
-      const startedAt = Date.now();
-      const startIndex = next;
+      const allowed = pacer(ratePerSec, next);
       return {
         read(max: number): ReadResult<R> {
-          let count = Math.min(max, records.length - next);
-          if (ratePerSec !== undefined) {
-            const due = Math.floor(((Date.now() - startedAt) * ratePerSec) / 1000) - (next - startIndex);
-            count = Math.min(count, Math.max(0, due));
-            if (count === 0 && next < records.length) return { records: [], done: false, retryAfterMs: Math.max(1, Math.ceil(1000 / ratePerSec)) };
-          }
+          const count = allowed(next, Math.min(max, records.length - next));
+          if (count === 0 && ratePerSec !== undefined && next < records.length) return { records: [], done: false, retryAfterMs: waitFor(ratePerSec) };
           const batch = records.slice(next, next + count);
           next += count;
           return { records: batch, done: next >= records.length };
@@ -151,16 +160,11 @@ export function generatorIngress<R = unknown, P = unknown>(name: string, options
       const { split, params, count, ratePerSec } = description as GeneratorSplit<P>;
       let next = typeof position === 'number' ? position : 0;
       let ended = false;
-      const startedAt = Date.now();
-      const startIndex = next;
+      const allowed = pacer(ratePerSec, next);
       return {
         read(max: number): ReadResult<R> {
-          let n = Math.min(max, count - next);
-          if (ratePerSec !== undefined) {
-            const due = Math.floor(((Date.now() - startedAt) * ratePerSec) / 1000) - (next - startIndex);
-            n = Math.min(n, Math.max(0, due));
-            if (n === 0 && next < count) return { records: [], done: false, retryAfterMs: Math.max(1, Math.ceil(1000 / ratePerSec)) };
-          }
+          const n = allowed(next, Math.min(max, count - next));
+          if (n === 0 && ratePerSec !== undefined && next < count) return { records: [], done: false, retryAfterMs: waitFor(ratePerSec) };
           const records: R[] = [];
           for (let i = 0; i < n; i++) {
             const record = options.generate(params, next, split);

@@ -1,7 +1,7 @@
 import type { Address } from '../engine/function-type.js';
 import type { KeyGroupRange } from '../engine/key-groups.js';
 import type { StateStore } from '../engine/state/state-store.js';
-import { decodeF64, encodeF64, keyGroupPrefix, Space, timerKey, tokenKey } from '../engine/state/state-keys.js';
+import { decodeF64, encodeF64, keyGroupOfKey, keyGroupPrefix, Space, timerKey, tokenKey } from '../engine/state/state-keys.js';
 import { decodeTimer, encodeTimer, type Envelope } from '../engine/wire/envelope.js';
 
 interface Pending {
@@ -96,8 +96,7 @@ export class DelayedMessages {
       const timer = decodeTimer(bytes);
       // Delete before delivering, so a delivery that schedules the same token again is allowed.
       this.store.put(key, null);
-      const kg = (key.charCodeAt(0) << 8) | key.charCodeAt(1);
-      this.store.put(tokenKey(kg, timer.envelope.sourceType, timer.envelope.sourceId, timer.token), null);
+      this.store.put(tokenKey(keyGroupOfKey(key), timer.envelope.sourceType, timer.envelope.sourceId, timer.token), null);
       this.fired++;
       any = true;
       this.deliver(timer.envelope);
