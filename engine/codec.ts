@@ -1,4 +1,4 @@
-import type protobuf from 'protobufjs';
+import protobuf from 'protobufjs';
 import { EddyError } from './errors.js';
 
 /** Turns values into bytes and back. Messages, state values and egress records all use codecs. */
@@ -34,7 +34,7 @@ export function protobufCodec<T extends object>(type: protobuf.Type): Codec<T> {
   return {
     name: `protobuf:${type.fullName.replace(/^\./, '')}`,
     encode: (value) => {
-      const problem = type.verify(value);
+      const problem = type.verify(longsFromStrings(type, value));
       if (problem !== null) {
         throw new EddyError('EDDY_UNDECODABLE_PAYLOAD', `protobuf type ${type.fullName} cannot encode value: ${problem}`);
       }
@@ -42,6 +42,40 @@ export function protobufCodec<T extends object>(type: protobuf.Type): Codec<T> {
     },
     decode: (bytes) => type.toObject(type.decode(bytes), { longs: String, defaults: true }) as T,
   };
+}
+
+const LONG_TYPES = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
+
+/** A 64-bit integer field's decimal string as protobufjs's `{ low, high }`; unchanged if out of range. */
+function longBits(text: string, unsigned: boolean): unknown {
+  const n = BigInt(text);
+  if (unsigned ? n < 0n || n >= 1n << 64n : n < -(1n << 63n) || n >= 1n << 63n) return text;
+  const bits = BigInt.asUintN(64, n);
+  return { low: Number(bits & 0xffffffffn) | 0, high: Number(bits >> 32n) | 0, unsigned };
+}
+
+/**
+ * `value` with 64-bit integers given as decimal strings (the form `decode` returns) made `{ low, high }`,
+ * so that `verify`, which takes only numbers and Longs there, accepts what this codec decoded.
+ */
+function longsFromStrings(type: protobuf.Type, value: unknown): Record<string, unknown> {
+  const object = value as Record<string, unknown>;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return object;
+  let copy: Record<string, unknown> | undefined;
+  for (const field of type.fieldsArray) {
+    const given = object[field.name];
+    if (given === undefined || given === null) continue;
+    const resolved = field.resolve().resolvedType;
+    const convert = (v: unknown): unknown =>
+      typeof v === 'string' && LONG_TYPES.has(field.type) && /^-?\d+$/.test(v)
+        ? longBits(v, field.type === 'uint64' || field.type === 'fixed64')
+        : resolved instanceof protobuf.Type ? longsFromStrings(resolved, v) : v;
+    const converted = field.map && typeof given === 'object' ? Object.fromEntries(Object.entries(given).map(([k, v]) => [k, convert(v)]))
+      : field.repeated && Array.isArray(given) ? given.map(convert)
+      : convert(given);
+    (copy ??= { ...object })[field.name] = converted;
+  }
+  return copy ?? object;
 }
 
 export const defaultCodec: Codec<unknown> = jsonCodec();

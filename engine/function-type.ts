@@ -32,6 +32,13 @@ export function validateAddress(value: unknown, where: string): asserts value is
       `${where}: ${JSON.stringify(value)} is not an address: pass { type: "namespace/name", id: "<non-empty string>" }`,
     );
   }
+  // State keys and the wire carry ids as UTF-8, which has no encoding for an unpaired surrogate.
+  if (/\p{Cs}/u.test(candidate.id)) {
+    throw new EddyError(
+      'EDDY_INVALID_ADDRESS',
+      `${where}: id ${JSON.stringify(candidate.id)} is not well-formed Unicode (it has an unpaired surrogate); pass a well-formed string`,
+    );
+  }
 }
 
 export function formatAddress(address: Address): string {

@@ -16,7 +16,6 @@ export class StateStore {
   private readonly cache = new Map<string, CacheEntry>();
   private dirtyCount = 0;
   private flushing: Promise<void> | undefined;
-  private flushAgain = false;
 
   constructor(
     readonly backend: StateBackend,
@@ -51,16 +50,13 @@ export class StateStore {
   /** Writes all dirty entries in one backend batch. Concurrent calls coalesce; resolves when durable. */
   flush(): Promise<void> {
     if (this.flushing !== undefined) {
-      this.flushAgain = true;
-      return this.flushing;
+      // Entries dirtied since the running write began are not in it: this caller waits for the next
+      // write, which takes them (with those of every other caller waiting meanwhile), and sees its outcome.
+      return this.flushing.then(() => this.flush(), () => this.flush());
     }
     if (this.dirtyCount === 0) return Promise.resolve();
     this.flushing = this.writeDirty().finally(() => {
       this.flushing = undefined;
-      if (this.flushAgain) {
-        this.flushAgain = false;
-        void this.flush();
-      }
     });
     return this.flushing;
   }

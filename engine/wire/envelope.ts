@@ -59,12 +59,23 @@ function ownBuffer(bytes: Uint8Array): ArrayBuffer {
   return copy.buffer;
 }
 
+/**
+ * proto3 leaves an empty `bytes` field off the wire, and protobufjs then hands out its default, a
+ * plain (frozen) Array: make it an empty Uint8Array, as codecs expect and as sent.
+ */
+function withPayload<M extends { payload: Uint8Array }>(message: M): M {
+  if (!(message.payload instanceof Uint8Array)) message.payload = new Uint8Array(0);
+  return message;
+}
+
 export function encodeBatch(batch: Batch): ArrayBuffer {
   return ownBuffer(BatchType.encode(batch).finish());
 }
 
 export function decodeBatch(buffer: ArrayBuffer): Batch {
-  return BatchType.decode(new Uint8Array(buffer)) as unknown as Batch;
+  const batch = BatchType.decode(new Uint8Array(buffer)) as unknown as Batch;
+  for (const envelope of batch.envelopes) withPayload(envelope);
+  return batch;
 }
 
 export function encodeEgressBatch(records: EgressRecord[]): ArrayBuffer {
@@ -72,7 +83,7 @@ export function encodeEgressBatch(records: EgressRecord[]): ArrayBuffer {
 }
 
 export function decodeEgressBatch(buffer: ArrayBuffer): EgressRecord[] {
-  return (EgressBatchType.decode(new Uint8Array(buffer)) as unknown as { records: EgressRecord[] }).records;
+  return (EgressBatchType.decode(new Uint8Array(buffer)) as unknown as { records: EgressRecord[] }).records.map(withPayload);
 }
 
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
@@ -80,7 +91,7 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
 }
 
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
-  return EnvelopeType.decode(bytes) as unknown as Envelope;
+  return withPayload(EnvelopeType.decode(bytes) as unknown as Envelope);
 }
 
 export function encodeTimer(timer: TimerEntry): Uint8Array {
@@ -88,5 +99,7 @@ export function encodeTimer(timer: TimerEntry): Uint8Array {
 }
 
 export function decodeTimer(bytes: Uint8Array): TimerEntry {
-  return TimerType.decode(bytes) as unknown as TimerEntry;
+  const timer = TimerType.decode(bytes) as unknown as TimerEntry;
+  withPayload(timer.envelope);
+  return timer;
 }

@@ -1,0 +1,110 @@
+import t, { type Test } from 'tap';
+import { availableParallelism } from 'node:os';
+import { EddyError } from '../../engine/errors.js';
+import { defaultOptions, resolveOptions } from '../../engine/options.js';
+
+/** The EddyError resolveOptions throws for `options`; fails the test if it accepts them. */
+function invalidOptionError(t: Test, options: Record<string, unknown>): EddyError | undefined {
+  try {
+    resolveOptions(options); // values the types would refuse, as JavaScript callers can pass them
+  } catch (error) {
+    t.type(error, EddyError);
+    return error as EddyError;
+  }
+  t.fail(`${JSON.stringify(options)} was accepted`);
+  return undefined;
+}
+
+void t.test('each invalid option is refused with EDDY_INVALID_OPTION, naming the option and the valid values', async (t) => {
+  const cases: Array<[Record<string, unknown>, string, string]> = [
+    [{ workers: 0 }, 'options.workers', 'must be an integer from 1 to 128'],
+    [{ workers: 1.5 }, 'options.workers', 'must be an integer from 1 to 128'],
+    [{ workers: '2' }, 'options.workers', 'must be an integer from 1 to 128'],
+    [{ workers: 5, maxParallelism: 4 }, 'options.workers', 'must be an integer from 1 to 4'],
+    [{ workers: 257, maxParallelism: 1024 }, 'options.workers', 'must be an integer from 1 to 256'],
+    [{ maxParallelism: 0 }, 'options.maxParallelism', 'must be an integer from 1 to 32768'],
+    [{ maxParallelism: 32769 }, 'options.maxParallelism', 'must be an integer from 1 to 32768'],
+    [{ stateBackend: 'x' }, 'options.stateBackend', 'must be "leveldb" or "memory"'],
+    [{ batchSize: 0 }, 'options.batchSize', 'must be an integer from 1 to 65536'],
+    [{ channelCapacity: 1 }, 'options.channelCapacity', 'must be an integer from 16 to 16777216'],
+    [{ feedbackHighWaterMark: 0 }, 'options.feedbackHighWaterMark', 'must be an integer from 1 to'],
+    [{ stateCacheEntries: -1 }, 'options.stateCacheEntries', 'must be an integer from 1 to'],
+    [{ stopTimeoutMs: -1 }, 'options.stopTimeoutMs', 'must be an integer from 0 to 86400000'],
+    [{ stateDir: '' }, 'options.stateDir', 'must be a folder path'],
+    [{ stateDir: 42 }, 'options.stateDir', 'must be a folder path'],
+    [{ inputs: null }, 'options.inputs', 'pass { <ingress name>: [records] }'],
+    [{ log: 'console' }, 'options.log', 'pass (line: string) => void'],
+    [{ wokers: 2 }, 'options.wokers', 'use one of workers, stateDir'],
+  ];
+  for (const [options, field, fix] of cases) {
+    const error = invalidOptionError(t, options);
+    const label = JSON.stringify(options);
+    t.equal(error?.code, 'EDDY_INVALID_OPTION', `${label}: code`);
+    t.match(error?.message ?? '', field + ' ', `${label}: names ${field}`);
+    t.match(error?.message ?? '', fix, `${label}: says ${fix}`);
+    t.equal(error?.retryable, false, `${label}: not retryable`);
+  }
+});
+
+void t.test('the message says what the given value was', async (t) => {
+  t.match(invalidOptionError(t, { workers: 1.5, maxParallelism: 128 })?.message ?? '', 'options.workers is 1.5: must be an integer from 1 to 128');
+  t.match(invalidOptionError(t, { stateBackend: 'x' })?.message ?? '', 'options.stateBackend is "x"');
+  t.match(invalidOptionError(t, { wokers: 2 })?.message ?? '', 'options.wokers is not an option');
+});
+
+void t.test('absent options take their defaults', async (t) => {
+  const resolved = resolveOptions();
+  t.same(
+    { ...resolved, log: undefined },
+    {
+      workers: Math.min(availableParallelism(), defaultOptions.maxParallelism),
+      stateDir: undefined,
+      stateBackend: 'leveldb',
+      maxParallelism: 128,
+      inputs: {},
+      channelCapacity: 4096,
+      batchSize: 256,
+      feedbackHighWaterMark: 50_000,
+      stateCacheEntries: 200_000,
+      stopTimeoutMs: 10_000,
+      log: undefined,
+    },
+  );
+  t.type(resolved.log, 'function');
+  t.same(resolveOptions({}), { ...resolved, log: resolved.log }, 'an empty object is the same as none');
+  t.equal(resolveOptions({ maxParallelism: 1 }).workers, 1, 'the default worker count never exceeds maxParallelism');
+});
+
+void t.test('valid options are kept as given, including the boundaries', async (t) => {
+  const log = (_line: string): void => {};
+  const inputs = { orders: [1, 2, 3] };
+  const resolved = resolveOptions({
+    workers: 4,
+    maxParallelism: 4,
+    stateBackend: 'memory',
+    stateDir: '/tmp/eddy-state',
+    inputs,
+    channelCapacity: 16,
+    batchSize: 1,
+    feedbackHighWaterMark: 1,
+    stateCacheEntries: 1,
+    stopTimeoutMs: 0,
+    log,
+  });
+  t.same(resolved, {
+    workers: 4,
+    maxParallelism: 4,
+    stateBackend: 'memory',
+    stateDir: '/tmp/eddy-state',
+    inputs,
+    channelCapacity: 16,
+    batchSize: 1,
+    feedbackHighWaterMark: 1,
+    stateCacheEntries: 1,
+    stopTimeoutMs: 0,
+    log,
+  });
+  t.equal(resolved.log, log);
+  t.equal(resolveOptions({ workers: 256, maxParallelism: 32768 }).workers, 256, 'the largest worker count');
+  t.equal(resolveOptions({ batchSize: 65536 }).batchSize, 65536, 'the largest batch');
+});

@@ -1,0 +1,306 @@
+import t from 'tap';
+import type { StateBackend } from '../../../engine/state/state-backend.js';
+import { MemoryBackend } from '../../../engine/state/memory-backend.js';
+import { StateStore } from '../../../engine/state/state-store.js';
+import { prefixEnd, toBytes } from '../../../engine/state/state-keys.js';
+
+type Entries = ReadonlyArray<readonly [Uint8Array, Uint8Array | null]>;
+
+/**
+ * A memory backend that counts calls and can be told to fail or to hold writes until released, so a
+ * test can see exactly what the store sends and when.
+ */
+class ProbeBackend implements StateBackend {
+  readonly kind = 'memory' as const;
+  readonly inner = new MemoryBackend();
+  reads: string[] = [];
+  writes: Array<Array<[string, string | null]>> = [];
+  /** Indexes (0-based, in call order) of the writes that fail without applying anything. */
+  readonly failing = new Set<number>();
+  /** Per write index, a promise the write waits for before it applies (or fails). */
+  readonly gates = new Map<number, Promise<void>>();
+
+  async open(): Promise<void> {}
+  getSync(key: Uint8Array): Uint8Array | undefined {
+    this.reads.push(Buffer.from(key).toString('latin1'));
+    return this.inner.getSync(key);
+  }
+  async write(entries: Entries): Promise<void> {
+    const index = this.writes.length;
+    this.writes.push(entries.map(([k, v]) => [Buffer.from(k).toString('latin1'), v === null ? null : Buffer.from(v).toString()]));
+    await this.gates.get(index);
+    if (this.failing.has(index)) throw new Error('disk full');
+    await this.inner.write(entries);
+  }
+  scan(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+    return this.inner.scan(gte, lt);
+  }
+  async close(): Promise<void> {}
+  /** What the backend holds for `key`, as text. */
+  stored(key: string): string | undefined {
+    const v = this.inner.getSync(toBytes(key));
+    return v === undefined ? undefined : Buffer.from(v).toString();
+  }
+}
+
+const v = (s: string): Uint8Array => new TextEncoder().encode(s);
+const str = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : Buffer.from(b).toString());
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+void t.test('a read of an uncached key falls through to the backend once, then hits the cache', async (t) => {
+  const backend = new ProbeBackend();
+  await backend.inner.write([[toBytes('present'), v('P')]]);
+  const store = new StateStore(backend, 100);
+  t.equal(str(store.get('present')), 'P');
+  t.equal(str(store.get('present')), 'P');
+  t.equal(store.get('absent'), undefined);
+  t.equal(store.get('absent'), undefined, 'absence is cached too');
+  t.same(backend.reads, ['present', 'absent']);
+});
+
+void t.test('writes are visible to reads at once but reach the backend only on flush', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100);
+  store.put('k', v('one'));
+  t.equal(str(store.get('k')), 'one', 'read your own write');
+  t.equal(store.pendingWrites, 1);
+  t.equal(backend.stored('k'), undefined, 'not in the backend before flush');
+  t.equal(backend.writes.length, 0);
+  t.same(backend.reads, [], 'a written key is never read from the backend');
+  await store.flush();
+  t.equal(backend.stored('k'), 'one');
+  t.equal(store.pendingWrites, 0);
+});
+
+void t.test('flush writes every dirty entry in one backend batch, each key once with its last value', async (t) => {
+  const backend = new ProbeBackend();
+  await backend.inner.write([[toBytes('clean'), v('c')]]);
+  const store = new StateStore(backend, 1000);
+  store.get('clean'); // cached, not dirty: must not be written
+  for (let i = 0; i < 50; i++) store.put(`k${i}`, v(`first${i}`));
+  for (let i = 0; i < 50; i += 2) store.put(`k${i}`, v(`second${i}`));
+  t.equal(store.pendingWrites, 50, 'a key written twice is one pending write');
+  await store.flush();
+  t.equal(backend.writes.length, 1, 'one batch');
+  const batch = backend.writes[0]!;
+  t.equal(batch.length, 50);
+  t.same(new Set(batch.map(([k]) => k)).size, 50, 'no key twice');
+  t.notOk(batch.some(([k]) => k === 'clean'), 'clean entries are not rewritten');
+  for (let i = 0; i < 50; i++) t.equal(backend.stored(`k${i}`), i % 2 === 0 ? `second${i}` : `first${i}`);
+  await store.flush();
+  t.equal(backend.writes.length, 1, 'a flush with nothing dirty writes nothing');
+});
+
+void t.test('a delete is written as a delete and reads as absent before and after the flush', async (t) => {
+  const backend = new ProbeBackend();
+  await backend.inner.write([[toBytes('k'), v('old')]]);
+  const store = new StateStore(backend, 100);
+  t.equal(str(store.get('k')), 'old');
+  store.put('k', null);
+  t.equal(store.get('k'), undefined, 'absent before flush');
+  t.equal(backend.stored('k'), 'old', 'still in the backend before flush');
+  await store.flush();
+  t.same(backend.writes, [[['k', null]]], 'sent as a delete (null value)');
+  t.equal(backend.stored('k'), undefined);
+  t.equal(store.get('k'), undefined, 'absent after flush');
+});
+
+void t.test('eviction never drops dirty entries: capacity 10, 100 writes, all readable after flush', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 10);
+  for (let i = 0; i < 100; i++) store.put(`k${i}`, v(`v${i}`));
+  // More than capacity is dirty and nothing has been written: every value must still be readable.
+  for (let i = 0; i < 100; i++) t.equal(str(store.get(`k${i}`)), `v${i}`, `k${i} before flush`);
+  t.same(backend.reads, [], 'dirty entries are served from the cache');
+  await store.flush();
+  t.equal(store.pendingWrites, 0);
+  for (let i = 0; i < 100; i++) {
+    t.equal(backend.stored(`k${i}`), `v${i}`, `k${i} in the backend`);
+    t.equal(str(store.get(`k${i}`)), `v${i}`, `k${i} after flush`);
+  }
+  t.ok(backend.reads.length >= 90, 'evicted entries were read back from the backend');
+});
+
+void t.test('eviction keeps entries rewritten while their write was running', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 4);
+  for (let i = 0; i < 20; i++) store.put(`k${i}`, v('a'));
+  const gate = deferred();
+  backend.gates.set(0, gate.promise);
+  const first = store.flush();
+  for (let i = 0; i < 20; i++) store.put(`k${i}`, v('b')); // dirty again while 'a' is being written
+  gate.resolve();
+  await first;
+  t.equal(backend.stored('k0'), 'a', 'the first write stored the old values');
+  t.equal(store.pendingWrites, 20, 'the rewrites are still pending');
+  for (let i = 0; i < 20; i++) t.equal(str(store.get(`k${i}`)), 'b', `k${i} reads its latest value`);
+  await store.flushAll();
+  for (let i = 0; i < 20; i++) t.equal(backend.stored(`k${i}`), 'b');
+});
+
+void t.test('a failed backend write keeps its entries dirty and a later flush writes them', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100);
+  store.put('a', v('1'));
+  store.put('b', null);
+  backend.failing.add(0);
+  await t.rejects(store.flush(), { message: 'disk full' });
+  t.equal(store.pendingWrites, 2, 'both entries are dirty again');
+  t.equal(backend.stored('a'), undefined);
+  t.equal(str(store.get('a')), '1', 'still readable from the cache');
+  await store.flush();
+  t.equal(backend.writes.length, 2, 'retried in a second batch');
+  t.same(backend.writes[1], backend.writes[0], 'with the same entries');
+  t.equal(backend.stored('a'), '1');
+  t.equal(store.pendingWrites, 0);
+});
+
+void t.test('a failed write never evicts: entries stay readable with capacity exceeded', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 2);
+  for (let i = 0; i < 10; i++) store.put(`k${i}`, v(`v${i}`));
+  backend.failing.add(0);
+  await t.rejects(store.flush());
+  for (let i = 0; i < 10; i++) t.equal(str(store.get(`k${i}`)), `v${i}`);
+  t.same(backend.reads, [], 'served from the cache, not the (empty) backend');
+});
+
+void t.test('a value rewritten while a failing write runs keeps the newer value', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100);
+  store.put('a', v('old'));
+  store.put('b', v('b'));
+  const gate = deferred();
+  backend.gates.set(0, gate.promise);
+  backend.failing.add(0);
+  const failing = store.flush();
+  store.put('a', v('new'));
+  gate.resolve();
+  await t.rejects(failing);
+  t.equal(store.pendingWrites, 2, 'a (rewritten) and b (failed) are pending, each once');
+  await store.flushAll();
+  t.equal(backend.stored('a'), 'new');
+  t.equal(backend.stored('b'), 'b');
+});
+
+/** Lets pending promise callbacks and immediates run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+void t.test('a flush called while a write runs resolves only once its own writes are in the backend', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100);
+  const gate0 = deferred();
+  const gate1 = deferred();
+  backend.gates.set(0, gate0.promise);
+  backend.gates.set(1, gate1.promise);
+  store.put('first', v('1'));
+  const p1 = store.flush();
+  store.put('second', v('2'));
+  const p2 = store.flush();
+  let p2Resolved = false;
+  void p2.then(() => (p2Resolved = true));
+  gate0.resolve();
+  await p1;
+  await settle();
+  t.equal(backend.stored('first'), '1');
+  t.equal(backend.stored('second'), undefined, "the write of 'second' is still held");
+  t.notOk(p2Resolved, "the second flush has not resolved before 'second' is stored");
+  gate1.resolve();
+  await p2;
+  t.equal(backend.stored('second'), '2', 'stored when the second flush resolves');
+  t.equal(backend.writes.length, 2);
+});
+
+void t.test('a flush called while a write runs rejects to its caller when its own write fails, never unhandled', async (t) => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => void process.off('unhandledRejection', onUnhandled));
+
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100);
+  const gate0 = deferred();
+  backend.gates.set(0, gate0.promise);
+  backend.failing.add(1);
+  store.put('first', v('1'));
+  const p1 = store.flush();
+  store.put('second', v('2'));
+  const p2Outcome = store.flush().then(() => 'resolved', (error: unknown) => (error as Error).message);
+  gate0.resolve();
+  await p1;
+  t.equal(await p2Outcome, 'disk full', "the caller whose write failed sees the failure");
+  await settle();
+  t.same(unhandled, [], 'no unhandled rejection');
+  t.equal(store.pendingWrites, 1, "'second' is still pending");
+  await store.flushAll();
+  t.equal(backend.stored('second'), '2', 'and a later flush stores it');
+});
+
+void t.test('concurrent flushes coalesce: callers waiting on one running write share the next batch', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100);
+  const gate0 = deferred();
+  backend.gates.set(0, gate0.promise);
+  store.put('a', v('1'));
+  const first = store.flush();
+  const waiting: Array<Promise<void>> = [];
+  for (let i = 0; i < 5; i++) {
+    store.put(`b${i}`, v('2'));
+    waiting.push(store.flush());
+  }
+  gate0.resolve();
+  await Promise.all([first, ...waiting]);
+  t.equal(backend.writes.length, 2, 'one write for a, one for all of b0..b4');
+  t.same(backend.writes[1]!.map(([k]) => k).sort(), ['b0', 'b1', 'b2', 'b3', 'b4']);
+});
+
+void t.test('flushAll resolves only when nothing is dirty and no write runs', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100);
+  const gate0 = deferred();
+  backend.gates.set(0, gate0.promise);
+  store.put('a', v('1'));
+  void store.flush();
+  store.put('b', v('2'));
+  const all = store.flushAll();
+  gate0.resolve();
+  await all;
+  t.equal(store.pendingWrites, 0);
+  t.equal(backend.stored('a'), '1');
+  t.equal(backend.stored('b'), '2');
+});
+
+void t.test('scanPrefix returns the entries under a prefix in key order, including unflushed writes and deletes', async (t) => {
+  const backend = new ProbeBackend();
+  await backend.inner.write([
+    [toBytes('p/a'), v('stored a')],
+    [toBytes('p/c'), v('stored c')],
+    [toBytes('p/d'), v('to delete')],
+    [toBytes('p'), v('the prefix itself')],
+    [toBytes('q/a'), v('other prefix')],
+    [toBytes('p\xff'), v('0xff after p')],
+  ]);
+  const store = new StateStore(backend, 100);
+  store.put('p/b', v('unflushed b'));
+  store.put('p/c', v('rewritten c'));
+  store.put('p/d', null);
+  store.put('p/\x00', v('nul byte'));
+  const seen: Array<[string, string]> = [];
+  for await (const [key, value] of store.scanPrefix('p/')) seen.push([key, str(value)!]);
+  t.same(seen, [
+    ['p/\x00', 'nul byte'],
+    ['p/a', 'stored a'],
+    ['p/b', 'unflushed b'],
+    ['p/c', 'rewritten c'],
+  ]);
+  const all: string[] = [];
+  for await (const [key] of store.scanPrefix('p')) all.push(key);
+  t.same(all, ['p', 'p/\x00', 'p/a', 'p/b', 'p/c', 'p\xff'], `bounded by prefixEnd('p') = ${JSON.stringify(prefixEnd('p'))}`);
+});
