@@ -33,7 +33,7 @@ export function validateAddress(value: unknown, where: string): asserts value is
     );
   }
   // State keys and the wire carry ids as UTF-8, which has no encoding for an unpaired surrogate.
-  if (/\p{Cs}/u.test(candidate.id)) {
+  if (!(candidate.id as string & { isWellFormed(): boolean }).isWellFormed()) {
     throw new EddyError(
       'EDDY_INVALID_ADDRESS',
       `${where}: id ${JSON.stringify(candidate.id)} is not well-formed Unicode (it has an unpaired surrogate); pass a well-formed string`,

@@ -37,9 +37,6 @@ export interface StagedTimer {
  * the handler succeeds, so a failed invocation leaves no trace.
  */
 export class Invocation implements Context {
-  readonly self: Address;
-  readonly caller: Address | undefined;
-  readonly state: Context['state'];
   readonly kg: number;
   writes: Map<string, Uint8Array | null> | undefined;
   sends: Envelope[] | undefined;
@@ -47,6 +44,9 @@ export class Invocation implements Context {
   cancels: string[] | undefined;
   egressRecords: EgressRecord[] | undefined;
   private prefix: string | undefined;
+  // Made on first use: many handlers never touch some of them, and this runs per invocation.
+  private selfAddress: Address | undefined;
+  private stateAccessor: Context['state'] | undefined;
 
   constructor(
     private readonly host: InvocationHost,
@@ -54,10 +54,20 @@ export class Invocation implements Context {
     readonly envelope: Envelope,
     kg: number,
   ) {
-    this.self = { type: envelope.targetType, id: envelope.targetId };
-    this.caller = envelope.sourceType === '' ? undefined : { type: envelope.sourceType, id: envelope.sourceId };
     this.kg = kg;
-    this.state = new (stateAccessorClass(fn))(this);
+  }
+
+  get self(): Address {
+    return (this.selfAddress ??= { type: this.envelope.targetType, id: this.envelope.targetId });
+  }
+
+  get caller(): Address | undefined {
+    const { sourceType, sourceId } = this.envelope;
+    return sourceType === '' ? undefined : { type: sourceType, id: sourceId };
+  }
+
+  get state(): Context['state'] {
+    return (this.stateAccessor ??= new (stateAccessorClass(this.fn))(this));
   }
 
   /** Key of a declared state value of this instance. */
