@@ -60,6 +60,10 @@ export class FunctionDispatcher implements InvocationHost {
   /** Envelopes waiting behind a running invocation of the same address, or while paused. */
   private waiting = 0;
   private readonly mailboxes = new Map<string, Envelope[]>();
+  /** The envelope each running async invocation works on, by address: parked with its mailbox on close. */
+  private readonly inFlight = new Map<string, Envelope>();
+  /** After close, late completions of running handlers are discarded: their envelopes were parked. */
+  private closed = false;
   private paused = false;
   private readonly pausedQueue: Envelope[] = [];
   private seq = 0;
@@ -163,6 +167,7 @@ export class FunctionDispatcher implements InvocationHost {
     if (done === undefined) return;
     const key = addressKey(envelope);
     this.mailboxes.set(key, []);
+    this.inFlight.set(key, envelope);
     this.running++;
     void done.then(() => this.afterAsync(key));
   }
@@ -170,12 +175,15 @@ export class FunctionDispatcher implements InvocationHost {
   /** After an async invocation: run what waited for the same address, in order. */
   private afterAsync(key: string): void {
     this.running--;
+    this.inFlight.delete(key);
+    if (this.closed) return;
     const mailbox = this.mailboxes.get(key)!;
     while (mailbox.length > 0 && !this.paused) {
       const next = mailbox.shift()!;
       this.waiting--;
       const done = this.execute(next);
       if (done !== undefined) {
+        this.inFlight.set(key, next);
         this.running++;
         void done.then(() => this.afterAsync(key));
         this.scheduleFlush();
@@ -254,6 +262,7 @@ export class FunctionDispatcher implements InvocationHost {
 
   /** Applies the staged effects of a successful invocation. */
   private commit(invocation: Invocation): void {
+    if (this.closed) return;
     const store = this.config.store;
     if (invocation.writes !== undefined) for (const [key, value] of invocation.writes) store.put(key, value);
     if (invocation.sends !== undefined) for (const envelope of invocation.sends) this.route(envelope);
@@ -272,6 +281,7 @@ export class FunctionDispatcher implements InvocationHost {
   }
 
   deadLetter(envelope: Envelope | undefined, code: ErrorCode, reason: string, extra: Partial<DeadLetter> = {}): void {
+    if (this.closed) return;
     this.deadLetters++;
     const letter: DeadLetter = { code, reason, ...extra };
     if (envelope !== undefined) {
@@ -302,22 +312,31 @@ export class FunctionDispatcher implements InvocationHost {
   }
 
   /**
-   * Work left when the job stops (envelopes waiting in mailboxes or while paused) is parked in keyed
-   * state under its target's key group, mailboxes first, so per-address order survives the restart.
+   * Work left when the job stops is parked in keyed state under its target's key group: per address,
+   * the invocation still running (it runs again; its late effects are discarded) and then its
+   * mailbox, then what arrived while paused, so per-address order survives the restart. Closes the
+   * dispatcher.
    */
-  parkWaiting(): number {
+  parkWaiting(): { parked: number; running: number } {
+    this.closed = true;
     const waiting: Envelope[] = [];
-    for (const mailbox of this.mailboxes.values()) waiting.push(...mailbox);
+    for (const [key, mailbox] of this.mailboxes) {
+      const running = this.inFlight.get(key);
+      if (running !== undefined) waiting.push(running);
+      waiting.push(...mailbox);
+    }
     waiting.push(...this.pausedQueue);
     let seq = Date.now() * 1000;
     for (const envelope of waiting) {
       const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
       this.config.store.put(parkedKey(kg, seq++), encodeEnvelope(envelope));
     }
+    const running = this.inFlight.size;
     this.mailboxes.clear();
+    this.inFlight.clear();
     this.pausedQueue.length = 0;
     this.waiting = 0;
-    return waiting.length;
+    return { parked: waiting.length, running };
   }
 
   /** Runs the work parked by an earlier stop, before any new input. */

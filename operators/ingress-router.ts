@@ -49,6 +49,8 @@ export class IngressRouter {
   private splits: OpenSplit[] = [];
   private stopped = true;
   private pumping = false;
+  /** Settles when the pump that is running (possibly waiting for a read) has routed what it read. */
+  private pumped: Promise<void> = Promise.resolve();
   private kickScheduled = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly chunk: number;
@@ -81,10 +83,19 @@ export class IngressRouter {
     this.kick();
   }
 
-  /** Stops reading; the splits keep their positions. */
+  /** Whether a read is under way (its records are not routed yet). */
+  get reading(): boolean {
+    return this.pumping;
+  }
+
+  /**
+   * Stops reading; the splits keep their positions. A read under way finishes first and its records
+   * are routed: the reader has already moved past them, so dropping them would lose them for good.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    await this.pumped;
     for (const split of this.splits) {
       if (!split.done) await split.reader.close();
     }
@@ -128,6 +139,8 @@ export class IngressRouter {
   private async pump(): Promise<void> {
     if (this.pumping || this.stopped) return;
     this.pumping = true;
+    let pumped!: () => void;
+    this.pumped = new Promise((resolve) => (pumped = resolve));
     try {
       for (let turn = 0; turn < CHUNKS_PER_TURN; turn++) {
         if (this.stopped || this.blocked()) return;
@@ -135,7 +148,7 @@ export class IngressRouter {
         if (split === undefined) return;
         let result = split.reader.read(this.chunk);
         if (isPromise(result)) result = await result;
-        if (this.stopped) return;
+        // Routed even if stop() came meanwhile: the split's position is already past these records.
         this.routeAll(split, result);
         if (result.done) {
           split.done = true;
@@ -147,6 +160,7 @@ export class IngressRouter {
       this.kick();
     } finally {
       this.pumping = false;
+      pumped();
     }
   }
 

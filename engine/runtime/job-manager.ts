@@ -169,7 +169,9 @@ class JobRun implements JobHandle {
     }
     await Promise.all(ready);
     if (this.failed) return;
-    this.broadcast({ type: 'start' });
+    // stop() before the workers were up may not have reached them: they stay unstarted (nothing read,
+    // parked work and timers stay in state) and close at the first quiet status wave.
+    if (!this.stopRequested) this.broadcast({ type: 'start' });
     this.schedulePoll();
   }
 
@@ -263,10 +265,14 @@ class JobRun implements JobHandle {
     if (this.stopRequested) {
       if (!this.pauseSent && Date.now() > this.stopDeadline) {
         this.pauseSent = true;
+        this.stopDeadline = Date.now() + this.options.stopTimeoutMs;
         this.options.log(`job ${this.job}: work still running ${this.options.stopTimeoutMs} ms after stop; parking the rest in state`);
         this.broadcast({ type: 'pause' });
       }
-      if (stable && (allIdle || (this.pauseSent && statuses.every((s) => s.noneRunning)))) {
+      // Paused: close once running handlers finished, or after another stopTimeoutMs (a handler
+      // that never settles is parked with its envelope and runs again on the next start).
+      const handlersDone = statuses.every((s) => s.noneRunning) || Date.now() > this.stopDeadline;
+      if (stable && (allIdle || (this.pauseSent && handlersDone))) {
         void this.finish('stop');
         return;
       }
@@ -303,7 +309,9 @@ class JobRun implements JobHandle {
     if (index < 0) {
       throw new EddyError('EDDY_UNKNOWN_EGRESS', `job ${this.job} has no egress ${egress}; its egresses: ${this.spec.egresses.map((e) => e.name).join(', ')}`);
     }
-    if (sink?.records === undefined) {
+    // Sinks open asynchronously after submit: until then, no egress has received anything.
+    if (sink === undefined) return [];
+    if (sink.records === undefined) {
       throw new EddyError('EDDY_UNKNOWN_EGRESS', `egress ${egress} does not keep records in memory (it is a ${this.spec.egresses[index]!.kind} egress)`);
     }
     return sink.records as readonly R[];
@@ -371,6 +379,8 @@ class JobRun implements JobHandle {
     if (this.failed) return;
     this.failed = true;
     if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
+    for (const request of this.metricsRequests.values()) request.resolve(this.lastMetrics);
+    this.metricsRequests.clear();
     this.options.log(`job ${this.job} failed: ${describeError(error)}`);
     const pool = this.pool;
     void (async () => {

@@ -35,9 +35,9 @@ export interface WorkerStatus {
   sent: number[];
   /** Envelopes this worker took in from each worker: processed, or waiting in a mailbox. */
   accepted: number[];
-  /** Nothing waiting, nothing running, nothing unflushed. */
+  /** Nothing waiting, nothing running, no source read under way, nothing unflushed. */
   idle: boolean;
-  /** No handler is running (waiting envelopes may remain, when paused). */
+  /** No handler is running and no source read is under way (waiting envelopes may remain, when paused). */
   noneRunning: boolean;
   sourcesDone: boolean;
   timersPending: number;

@@ -92,8 +92,10 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     const close = async (): Promise<void> => {
       await router.stop();
       dispatcher.pause();
-      const parked = dispatcher.parkWaiting();
-      if (parked > 0) log(`worker ${worker}: parked ${parked} waiting envelopes in state; they run first on the next start`);
+      const { parked, running } = dispatcher.parkWaiting();
+      if (parked > 0) {
+        log(`worker ${worker}: parked ${parked} envelopes in state (${running} of them still running); they run first on the next start`);
+      }
       mesh.flush();
       egress.flush();
       await store.flushAll();
@@ -122,8 +124,8 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
             status: {
               sent: [...mesh.sent],
               accepted: [...dispatcher.accepted],
-              idle: dispatcher.idle && egress.idle,
-              noneRunning: dispatcher.noneRunning,
+              idle: dispatcher.idle && egress.idle && !router.reading,
+              noneRunning: dispatcher.noneRunning && !router.reading,
               sourcesDone: router.sourcesDone,
               timersPending: dispatcher.delayed.pending,
               egressBatchesSent: egress.batchesSent,
@@ -134,6 +136,9 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
           post({ type: 'metrics', id: message.id, metrics: metrics() });
           break;
         case 'stop-sources':
+          // Timers stay in state from now on and fire after the next start: a timer firing while
+          // the job manager decides the job is done would send an envelope nobody takes in.
+          dispatcher.delayed.stop();
           void router.stop().catch(reject);
           break;
         case 'pause':
