@@ -52,14 +52,16 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 export interface Measured {
   opsPerSec: number;
+  /** Ingress-to-egress latency over the measured window only (warm-up excluded). */
+  latency: { p50Ms: number; p95Ms: number; p99Ms: number };
   summary: JobSummary;
 }
 
 /**
- * Measures a running job's egress rate over `durationS` after `ready()` holds and a warm-up, then
- * stops it. Latency percentiles come from the whole run (the engine's ingress-to-egress histogram).
+ * Measures a running job over `durationS`, after `ready()` holds (e.g. the records were loaded) and
+ * a warm-up: the egress rate and the ingress-to-egress latency of that window only. Then stops it.
  */
-export async function measureMax(handle: JobHandle, egress: string, durationS: number, warmupMs: number, ready: (count: number) => boolean): Promise<Measured> {
+export async function measure(handle: JobHandle, egress: string, durationS: number, warmupMs: number, ready: (count: number) => boolean): Promise<Measured> {
   const count = async (): Promise<number> => (await handle.metrics()).egress[egress] ?? 0;
   const deadline = Date.now() + 60_000;
   while (!ready(await count())) {
@@ -67,13 +69,16 @@ export async function measureMax(handle: JobHandle, egress: string, durationS: n
     await sleep(20);
   }
   await sleep(warmupMs);
+  handle.resetLatency();
   const c0 = await count();
   const t0 = performance.now();
   await sleep(durationS * 1000);
-  const c1 = await count();
+  const metrics = await handle.metrics();
+  const c1 = metrics.egress[egress] ?? 0;
   const t1 = performance.now();
   const summary = await handle.stop();
-  return { opsPerSec: ((c1 - c0) * 1000) / (t1 - t0), summary };
+  const { p50Ms, p95Ms, p99Ms } = metrics.latency;
+  return { opsPerSec: ((c1 - c0) * 1000) / (t1 - t0), latency: { p50Ms, p95Ms, p99Ms }, summary };
 }
 
 export function machine(): string {

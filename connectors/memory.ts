@@ -21,13 +21,18 @@ export interface MemoryIngressOptions<R> {
 export type MemoryInput<R> = readonly R[] | { records: readonly R[]; ratePerSec?: number };
 
 /**
- * Paces a split at `ratePerSec` from the moment it opened: how many records may be read now, or how
+ * Paces a split at `ratePerSec` from its first read: how many records may be read now, or how
  * long to wait. Unlimited when the rate is undefined.
  */
 function pacer(ratePerSec: number | undefined, startIndex: number): (next: number, wanted: number) => number {
   if (ratePerSec === undefined) return (_next, wanted) => wanted;
-  const startedAt = Date.now();
-  return (next, wanted) => Math.min(wanted, Math.max(0, Math.floor(((Date.now() - startedAt) * ratePerSec) / 1000) - (next - startIndex)));
+  // The clock starts at the first read, not at open: workers open their splits before the job
+  // starts, and counting that wait would release a burst of "overdue" records at the start.
+  let startedAt: number | undefined;
+  return (next, wanted) => {
+    startedAt ??= Date.now();
+    return Math.min(wanted, Math.max(0, Math.floor(((Date.now() - startedAt) * ratePerSec) / 1000) - (next - startIndex)));
+  };
 }
 
 function waitFor(ratePerSec: number): number {

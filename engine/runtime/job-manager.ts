@@ -45,6 +45,8 @@ export interface JobHandle {
   /** Stops reading sources, lets in-flight work finish (parking what is left after stopTimeoutMs), flushes state. */
   stop(): Promise<JobSummary>;
   metrics(): Promise<JobMetrics>;
+  /** Starts a fresh latency window (e.g. after a benchmark's warm-up); `metrics().latency` covers it. */
+  resetLatency(): void;
   /** The records a memory egress has received so far. */
   output<R = unknown>(egress: string): readonly R[];
 }
@@ -301,6 +303,10 @@ class JobRun implements JobHandle {
       });
     }
     return this.snapshot(this.lastMetrics);
+  }
+
+  resetLatency(): void {
+    this.latency.reset();
   }
 
   output<R = unknown>(egress: string): readonly R[] {
