@@ -84,6 +84,8 @@ class JobRun implements JobHandle {
   private metricsRequests = new Map<number, { pending: number; results: WorkerMetrics[]; resolve: (m: WorkerMetrics[]) => void }>();
   private nextMetricsId = 0;
   private lastMetrics: WorkerMetrics[] = [];
+  /** One per worker: settles with the worker's result when it closes, rejects if it fails. */
+  private runs: Array<Promise<WorkerResult>> = [];
   private results: WorkerResult[] = [];
 
   constructor(
@@ -164,10 +166,9 @@ class JobRun implements JobHandle {
         peers: peers[worker]!,
       };
       const transfer = [workerControl, ...peers[worker]!.filter((p): p is MessagePort => p !== undefined)];
-      this.pool
-        .run(init, { transferList: transfer })
-        .then((result: WorkerResult) => this.results.push(result))
-        .catch((error: unknown) => this.fail(new EddyError('EDDY_WORKER_FAILED', `worker ${worker} failed: ${describeError(error)}`, { cause: error })));
+      const run = this.pool.run(init, { transferList: transfer }) as Promise<WorkerResult>;
+      this.runs.push(run);
+      run.catch((error: unknown) => this.fail(new EddyError('EDDY_WORKER_FAILED', `worker ${worker} failed: ${describeError(error)}`, { cause: error })));
     }
     await Promise.all(ready);
     if (this.failed) return;
@@ -344,19 +345,8 @@ class JobRun implements JobHandle {
   private async finish(endedBy: 'end-of-input' | 'stop'): Promise<void> {
     this.ending = endedBy;
     try {
-      const closed = new Promise<void>((resolve, reject) => {
-        const check = setInterval(() => {
-          if (this.failed) {
-            clearInterval(check);
-            reject(new EddyError('EDDY_WORKER_FAILED', 'a worker failed while closing'));
-          } else if (this.results.length === this.options.workers) {
-            clearInterval(check);
-            resolve();
-          }
-        }, 5);
-      });
       this.broadcast({ type: 'close' });
-      await closed;
+      this.results = await Promise.all(this.runs);
       await Promise.all(this.sinkWrites);
       for (const sink of this.sinks) await sink.close();
       await this.pool?.destroy();
