@@ -1,5 +1,5 @@
 import { ClassicLevel } from 'classic-level';
-import type { StateBackend } from './state-backend.js';
+import type { StateBackend, StateSnapshot } from './state-backend.js';
 
 export class LevelDbBackend implements StateBackend {
   readonly kind = 'leveldb' as const;
@@ -24,8 +24,20 @@ export class LevelDbBackend implements StateBackend {
     );
   }
 
-  async *scan(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
-    const iterator = this.db.iterator({ gte, lt });
+  scan(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+    return this.iterate(gte, lt, undefined);
+  }
+
+  snapshot(): StateSnapshot {
+    const snapshot = this.db.snapshot();
+    return {
+      scan: (gte, lt) => this.iterate(gte, lt, snapshot),
+      close: () => snapshot.close(),
+    };
+  }
+
+  private async *iterate(gte: Uint8Array, lt: Uint8Array, snapshot: ReturnType<ClassicLevel['snapshot']> | undefined): AsyncIterable<[Uint8Array, Uint8Array]> {
+    const iterator = this.db.iterator({ gte, lt, ...(snapshot === undefined ? {} : { snapshot }) });
     try {
       for (;;) {
         const entries = await iterator.nextv(1000);

@@ -1,4 +1,4 @@
-import type { StateBackend } from './state-backend.js';
+import type { StateBackend, StateSnapshot } from './state-backend.js';
 import { fromBytes, toBytes } from './state-keys.js';
 
 /** Keeps state on the heap; lost when the worker ends. For tests and engine-only benchmarks. */
@@ -19,15 +19,24 @@ export class MemoryBackend implements StateBackend {
     }
   }
 
-  async *scan(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
-    const from = fromBytes(gte);
-    const to = fromBytes(lt);
-    const keys = [...this.entries.keys()].filter((k) => k >= from && k < to).sort();
-    for (const key of keys) {
-      const value = this.entries.get(key);
-      if (value !== undefined) yield [toBytes(key), value];
-    }
+  scan(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+    return scanMap(this.entries, gte, lt);
+  }
+
+  snapshot(): StateSnapshot {
+    const frozen = new Map(this.entries);
+    return { scan: (gte, lt) => scanMap(frozen, gte, lt), close: async () => {} };
   }
 
   async close(): Promise<void> {}
+}
+
+async function* scanMap(entries: ReadonlyMap<string, Uint8Array>, gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+  const from = fromBytes(gte);
+  const to = fromBytes(lt);
+  const keys = [...entries.keys()].filter((k) => k >= from && k < to).sort();
+  for (const key of keys) {
+    const value = entries.get(key);
+    if (value !== undefined) yield [toBytes(key), value];
+  }
 }

@@ -12,5 +12,12 @@ export interface StateBackend {
   write(entries: ReadonlyArray<readonly [key: Uint8Array, value: Uint8Array | null]>): Promise<void>;
   /** Entries with gte <= key < lt, in key order. */
   scan(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]>;
+  /** A frozen view of the state as of now; later writes do not change it. */
+  snapshot(): StateSnapshot;
+  close(): Promise<void>;
+}
+
+export interface StateSnapshot {
+  scan(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]>;
   close(): Promise<void>;
 }

@@ -1,5 +1,10 @@
-import type { StateBackend } from './state-backend.js';
+import type { StateBackend, StateSnapshot } from './state-backend.js';
 import { fromBytes, prefixEnd, toBytes } from './state-keys.js';
+
+interface Taken {
+  entries: Map<string, CacheEntry>;
+  batch: Array<[Uint8Array, Uint8Array | null]>;
+}
 
 interface CacheEntry {
   /** null: known to be absent (or deleted). */
@@ -14,7 +19,8 @@ interface CacheEntry {
  */
 export class StateStore {
   private readonly cache = new Map<string, CacheEntry>();
-  private dirtyCount = 0;
+  /** The dirty entries, so a flush touches only them, not the whole cache. */
+  private dirty = new Map<string, CacheEntry>();
   private flushing: Promise<void> | undefined;
 
   constructor(
@@ -34,17 +40,20 @@ export class StateStore {
   put(key: string, value: Uint8Array | null): void {
     const entry = this.cache.get(key);
     if (entry === undefined) {
-      this.cache.set(key, { value, dirty: true });
-      this.dirtyCount++;
+      const created = { value, dirty: true };
+      this.cache.set(key, created);
+      this.dirty.set(key, created);
     } else {
-      if (!entry.dirty) this.dirtyCount++;
       entry.value = value;
-      entry.dirty = true;
+      if (!entry.dirty) {
+        entry.dirty = true;
+        this.dirty.set(key, entry);
+      }
     }
   }
 
   get pendingWrites(): number {
-    return this.dirtyCount;
+    return this.dirty.size;
   }
 
   /** Writes all dirty entries in one backend batch. Concurrent calls coalesce; resolves when durable. */
@@ -54,8 +63,9 @@ export class StateStore {
       // write, which takes them (with those of every other caller waiting meanwhile), and sees its outcome.
       return this.flushing.then(() => this.flush(), () => this.flush());
     }
-    if (this.dirtyCount === 0) return Promise.resolve();
-    this.flushing = this.writeDirty().finally(() => {
+    if (this.dirty.size === 0) return Promise.resolve();
+    const taken = this.takeDirty();
+    this.flushing = this.write(taken).finally(() => {
       this.flushing = undefined;
     });
     return this.flushing;
@@ -63,27 +73,57 @@ export class StateStore {
 
   /** Resolves once nothing is dirty and no write is running. */
   async flushAll(): Promise<void> {
-    while (this.dirtyCount > 0 || this.flushing !== undefined) await this.flush();
+    while (this.dirty.size > 0 || this.flushing !== undefined) await this.flush();
   }
 
-  private async writeDirty(): Promise<void> {
+  /**
+   * A consistent cut: takes every dirty entry now (plus `extra` writes that go to the snapshot only,
+   * e.g. engine state that lives on the heap), writes them after any running write, and resolves with
+   * a backend snapshot of exactly that state. Later writes wait until the snapshot is taken.
+   */
+  snapshot(extra: ReadonlyArray<readonly [string, Uint8Array | null]> = []): Promise<StateSnapshot> {
+    const taken = this.takeDirty();
+    const previous = this.flushing ?? Promise.resolve();
+    const cut = (async (): Promise<StateSnapshot> => {
+      await previous.catch(() => {});
+      await this.write(taken, extra);
+      const snapshot = this.backend.snapshot();
+      // The extra entries are only for the snapshot: remove them from the live state again.
+      if (extra.length > 0) await this.backend.write(extra.map(([key]) => [toBytes(key), null] as const));
+      return snapshot;
+    })();
+    this.flushing = cut.then(
+      () => {},
+      () => {},
+    ).finally(() => {
+      this.flushing = undefined;
+    });
+    return cut;
+  }
+
+  /** The dirty entries with their values as of now (an entry may be rewritten before the write runs). */
+  private takeDirty(): Taken {
+    const entries = this.dirty;
+    this.dirty = new Map();
     const batch: Array<[Uint8Array, Uint8Array | null]> = [];
-    const written: CacheEntry[] = [];
-    for (const [key, entry] of this.cache) {
-      if (!entry.dirty) continue;
-      batch.push([toBytes(key), entry.value]);
+    for (const [key, entry] of entries) {
       entry.dirty = false;
-      written.push(entry);
+      batch.push([toBytes(key), entry.value]);
     }
-    this.dirtyCount = 0;
+    return { entries, batch };
+  }
+
+  private async write(taken: Taken, extra: ReadonlyArray<readonly [string, Uint8Array | null]> = []): Promise<void> {
+    const batch = taken.batch;
+    for (const [key, value] of extra) batch.push([toBytes(key), value]);
     try {
       await this.backend.write(batch);
     } catch (error) {
       // Not written: mark dirty again (unless rewritten meanwhile) so the next flush retries.
-      for (const entry of written) {
+      for (const [key, entry] of taken.entries) {
         if (!entry.dirty) {
           entry.dirty = true;
-          this.dirtyCount++;
+          this.dirty.set(key, entry);
         }
       }
       throw error;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { StateBackend } from '../../../engine/state/state-backend.js';
+import type { StateBackend, StateSnapshot } from '../../../engine/state/state-backend.js';
 import { MemoryBackend } from '../../../engine/state/memory-backend.js';
 import { StateStore } from '../../../engine/state/state-store.js';
 import { prefixEnd, toBytes } from '../../../engine/state/state-keys.js';
@@ -34,6 +34,9 @@ class ProbeBackend implements StateBackend {
   }
   scan(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
     return this.inner.scan(gte, lt);
+  }
+  snapshot(): StateSnapshot {
+    return this.inner.snapshot();
   }
   async close(): Promise<void> {}
   /** What the backend holds for `key`, as text. */
@@ -303,4 +306,24 @@ void t.test('scanPrefix returns the entries under a prefix in key order, includi
   const all: string[] = [];
   for await (const [key] of store.scanPrefix('p')) all.push(key);
   t.same(all, ['p', 'p/\x00', 'p/a', 'p/b', 'p/c', 'p\xff'], `bounded by prefixEnd('p') = ${JSON.stringify(prefixEnd('p'))}`);
+});
+
+void t.test('snapshot() cuts the state as of the call: later writes are flushed after it and not seen in it', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100);
+  store.put('a', v('1'));
+  store.put('b', v('1'));
+  const cut = store.snapshot([['parked', v('mailbox')]]);
+  store.put('a', v('2'));
+  store.put('c', v('2'));
+  const flushed = store.flush();
+  const snapshot = await cut;
+  await flushed;
+  const seen: Record<string, string> = {};
+  for await (const [key, value] of snapshot.scan(toBytes('\u0000'), toBytes('\u00ff'))) seen[Buffer.from(key).toString('latin1')] = Buffer.from(value).toString();
+  t.same(seen, { a: '1', b: '1', parked: 'mailbox' }, 'the snapshot holds the state at the cut, with the extra entries');
+  t.equal(backend.stored('a'), '2', 'the live state has the later write');
+  t.equal(backend.stored('c'), '2');
+  t.equal(backend.stored('parked'), undefined, 'the extra entries are not left in the live state');
+  await snapshot.close();
 });
