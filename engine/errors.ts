@@ -20,6 +20,9 @@ export const ErrorCodes = [
   'EDDY_WORKER_FAILED',
   'EDDY_STATE_DIR_MISMATCH',
   'EDDY_JOB_STOPPED',
+  'EDDY_CHECKPOINT_CORRUPT',
+  'EDDY_CHECKPOINT_NOT_FOUND',
+  'EDDY_CHECKPOINT_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

@@ -31,6 +31,22 @@ export interface SubmitOptions {
   stopTimeoutMs?: number;
   /** Called with engine log lines (worker failures, dead letters). Default: console.error. */
   log?: (line: string) => void;
+  /**
+   * Folder for checkpoints (`chk-<id>/`). With it, sink output is exactly-once (published when the
+   * checkpoint after it completes) and a failed worker makes the job restore the last checkpoint.
+   * Default: none (no checkpoints, output published at once).
+   */
+  checkpointDir?: string;
+  /** Take a checkpoint every this many ms (needs checkpointDir). Default: none (only on demand). */
+  checkpointIntervalMs?: number;
+  /** Complete checkpoints kept; older ones are removed. Default: 3. */
+  checkpointsRetained?: number;
+  /** A checkpoint not complete after this long is aborted. Default: 60000 ms. */
+  checkpointTimeoutMs?: number;
+  /** Start from a checkpoint of checkpointDir: `'latest'` or an id. The worker count may differ. */
+  restoreFrom?: 'latest' | number;
+  /** Restores after worker failures before the job fails. Default: 3. */
+  maxRestarts?: number;
 }
 
 export interface ResolvedOptions {
@@ -45,6 +61,12 @@ export interface ResolvedOptions {
   stateCacheEntries: number;
   stopTimeoutMs: number;
   log: (line: string) => void;
+  checkpointDir: string | undefined;
+  checkpointIntervalMs: number | undefined;
+  checkpointsRetained: number;
+  checkpointTimeoutMs: number;
+  restoreFrom: 'latest' | number | undefined;
+  maxRestarts: number;
 }
 
 export const defaultOptions = {
@@ -55,11 +77,15 @@ export const defaultOptions = {
   feedbackHighWaterMark: 50_000,
   stateCacheEntries: 200_000,
   stopTimeoutMs: 10_000,
+  checkpointsRetained: 3,
+  checkpointTimeoutMs: 60_000,
+  maxRestarts: 3,
 } as const;
 
 const KNOWN = new Set([
   'workers', 'stateDir', 'stateBackend', 'maxParallelism', 'inputs', 'channelCapacity', 'batchSize',
-  'feedbackHighWaterMark', 'stateCacheEntries', 'stopTimeoutMs', 'log',
+  'feedbackHighWaterMark', 'stateCacheEntries', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
+  'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'maxRestarts',
 ]);
 
 function integer(name: string, value: unknown, min: number, max: number): number {
@@ -89,6 +115,19 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
   if (options.log !== undefined && typeof options.log !== 'function') {
     throw invalidOption('log', 'is not a function', 'pass (line: string) => void');
   }
+  if (options.checkpointDir !== undefined && (typeof options.checkpointDir !== 'string' || options.checkpointDir.length === 0)) {
+    throw invalidOption('checkpointDir', `is ${JSON.stringify(options.checkpointDir)}`, 'must be a folder path');
+  }
+  const needsDir = (name: string): void => {
+    if (options.checkpointDir === undefined) throw invalidOption(name, 'is set without checkpointDir', 'set checkpointDir to the folder for checkpoints');
+  };
+  if (options.checkpointIntervalMs !== undefined) needsDir('checkpointIntervalMs');
+  if (options.restoreFrom !== undefined) {
+    needsDir('restoreFrom');
+    if (options.restoreFrom !== 'latest' && !(Number.isInteger(options.restoreFrom) && options.restoreFrom > 0)) {
+      throw invalidOption('restoreFrom', `is ${JSON.stringify(options.restoreFrom)}`, "must be 'latest' or a checkpoint id (a positive integer)");
+    }
+  }
   return {
     workers,
     stateDir: options.stateDir,
@@ -101,5 +140,12 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
     stateCacheEntries: integer('stateCacheEntries', options.stateCacheEntries ?? defaultOptions.stateCacheEntries, 1, 1 << 30),
     stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? defaultOptions.stopTimeoutMs, 0, 24 * 3600 * 1000),
     log: options.log ?? ((line: string) => console.error(line)),
+    checkpointDir: options.checkpointDir,
+    checkpointIntervalMs:
+      options.checkpointIntervalMs === undefined ? undefined : integer('checkpointIntervalMs', options.checkpointIntervalMs, 10, 24 * 3600 * 1000),
+    checkpointsRetained: integer('checkpointsRetained', options.checkpointsRetained ?? defaultOptions.checkpointsRetained, 1, 1000),
+    checkpointTimeoutMs: integer('checkpointTimeoutMs', options.checkpointTimeoutMs ?? defaultOptions.checkpointTimeoutMs, 100, 24 * 3600 * 1000),
+    restoreFrom: options.restoreFrom,
+    maxRestarts: integer('maxRestarts', options.maxRestarts ?? defaultOptions.maxRestarts, 0, 1000),
   };
 }

@@ -20,7 +20,8 @@ export class DelayedMessages {
   private readonly live = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private armedFor = Infinity;
-  private stopped = false;
+  /** Until `start()`: timers loaded from state must not fire before replayed work has been queued. */
+  private stopped = true;
   fired = 0;
   scheduled = 0;
 

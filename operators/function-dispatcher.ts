@@ -6,8 +6,9 @@ import type { Address, FunctionType, StateSpecs } from '../engine/function-type.
 import type { Job } from '../engine/job.js';
 import { type KeyGroupRange, keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
 import { keyGroupPrefix, parkedKey, Space } from '../engine/state/state-keys.js';
+import type { StateSnapshot } from '../engine/state/state-backend.js';
 import type { StateStore } from '../engine/state/state-store.js';
-import { Channel, decodeEnvelope, encodeEnvelope, type Envelope } from '../engine/wire/envelope.js';
+import { barrier, Channel, decodeEnvelope, encodeEnvelope, type Envelope, Kind } from '../engine/wire/envelope.js';
 import { DelayedMessages } from './delayed-messages.js';
 import { Invocation, type InvocationHost } from './invocation.js';
 
@@ -35,6 +36,8 @@ export interface DispatcherConfig {
   egress: EgressOutbox;
   deadLetterIndex: number;
   log: (line: string) => void;
+  /** Checkpoint `id` was cut here; `snapshot` resolves when its state snapshot is taken. */
+  onCut: (id: number, snapshot: Promise<StateSnapshot>) => void;
   /** Called when the waiting backlog falls back under the low-water mark. */
   onBacklogDrained: () => void;
   lowWaterMark: number;
@@ -55,6 +58,13 @@ export class FunctionDispatcher implements InvocationHost {
   handlerErrors = 0;
   deadLetters = 0;
   messagesSent = 0;
+  /** Envelopes sent on feedback channels (messages and barriers): what feedback acks are counted against. */
+  feedbackSent = 0;
+  /** Id of the last checkpoint cut here (or aborted): older barriers are stale. */
+  lastCut = 0;
+  private alignment: { id: number; arrived: Set<number> } | undefined;
+  /** Per router: envelopes behind its barrier, waiting for alignment. */
+  private alignmentBuffers: Envelope[][];
   /** Handlers running (async) right now. */
   private running = 0;
   /** Envelopes waiting behind a running invocation of the same address, or while paused. */
@@ -64,7 +74,11 @@ export class FunctionDispatcher implements InvocationHost {
   private readonly inFlight = new Map<string, Envelope>();
   /** After close, late completions of running handlers are discarded: their envelopes were parked. */
   private closed = false;
-  private paused = false;
+  /** Paused until `resume()`: at start (parked and replayed work goes first) and when stopping. */
+  private paused = true;
+  /** Router envelopes that waited in a mailbox: their credit goes back when they run, not when taken in. */
+  private readonly creditOwed = new WeakSet<Envelope>();
+  private readonly creditsDue: number[];
   private readonly pausedQueue: Envelope[] = [];
   private seq = 0;
   private flushScheduled = false;
@@ -73,6 +87,8 @@ export class FunctionDispatcher implements InvocationHost {
   constructor(private readonly config: DispatcherConfig) {
     this.worker = config.worker;
     this.accepted = Array.from({ length: config.workers }, () => 0);
+    this.alignmentBuffers = Array.from({ length: config.workers }, () => []);
+    this.creditsDue = Array.from({ length: config.workers }, () => 0);
     this.egressIndexes = new Map(config.job.egresses.map((egress, index) => [egress.name, index]));
     this.delayed = new DelayedMessages(config.store, (envelope) => this.route(envelope), () => this.scheduleFlush());
   }
@@ -114,28 +130,123 @@ export class FunctionDispatcher implements InvocationHost {
 
   // ---- input ----
 
-  /** Takes in one batch from a router or feedback channel of worker `from`. */
-  acceptBatch(from: number, channel: number, envelopes: readonly Envelope[]): void {
+  /**
+   * Takes in a batch from the router of worker `from`. Barriers are aligned: after barrier n from a
+   * router, its later envelopes wait until barrier n has come from every router; then the state is
+   * cut for checkpoint n and the waiting envelopes go on, in order.
+   */
+  acceptRouterBatch(from: number, envelopes: readonly Envelope[]): void {
+    let taken = 0;
+    let credits = 0;
+    const waiting = this.alignmentBuffers[from]!;
+    for (let i = 0; i < envelopes.length; i++) {
+      const envelope = envelopes[i]!;
+      if (waiting.length > 0 || this.alignment?.arrived.has(from) === true) {
+        waiting.push(envelope);
+        continue;
+      }
+      taken++;
+      if (envelope.kind === Kind.BARRIER) this.routerBarrier(from, envelope.checkpointId ?? 0);
+      else if (this.accept(envelope)) credits++;
+      else this.creditOwed.add(envelope);
+    }
+    this.taken(from, taken, credits, 0);
+  }
+
+  /** Takes in envelopes the feedback operator released from worker `from`'s channel (`taken` counts barriers too). */
+  acceptFeedback(from: number, envelopes: readonly Envelope[], taken: number): void {
     for (const envelope of envelopes) this.accept(envelope);
-    this.accepted[from]! += envelopes.length;
-    const routed = channel === Channel.ROUTER ? envelopes.length : 0;
-    this.config.mesh.acknowledge(from, routed, envelopes.length - routed);
+    this.taken(from, taken, 0, taken);
+  }
+
+  private taken(from: number, taken: number, credits: number, feedbackAcks: number): void {
+    if (taken === 0) return;
+    this.accepted[from]! += taken;
+    this.config.mesh.acknowledge(from, credits, feedbackAcks);
     this.scheduleFlush();
   }
 
-  private accept(envelope: Envelope): void {
+  private routerBarrier(from: number, id: number): void {
+    if (id <= this.lastCut) return; // of an aborted checkpoint
+    if (this.alignment !== undefined && this.alignment.id < id) this.abortAlignment(this.alignment.id);
+    this.alignment ??= { id, arrived: new Set() };
+    this.alignment.arrived.add(from);
+    if (this.alignment.arrived.size < this.config.workers) return;
+    this.alignment = undefined;
+    this.cut(id);
+    this.releaseAlignmentBuffers();
+  }
+
+  /** Checkpoint `id` will not complete: stop aligning on it and let the waiting envelopes go on. */
+  abortAlignment(id: number): void {
+    if (this.alignment?.id !== id) return;
+    this.alignment = undefined;
+    this.lastCut = Math.max(this.lastCut, id);
+    this.releaseAlignmentBuffers();
+  }
+
+  private releaseAlignmentBuffers(): void {
+    for (let from = 0; from < this.config.workers; from++) {
+      const waiting = this.alignmentBuffers[from]!;
+      if (waiting.length === 0) continue;
+      this.alignmentBuffers[from] = [];
+      this.acceptRouterBatch(from, waiting);
+    }
+  }
+
+  /**
+   * The cut of checkpoint `id`, at once and in one piece: egress so far belongs to epoch `id`; the
+   * state, with the invocations still running and the mailboxes (they run again after a restore), is
+   * snapshotted; then barrier `id` goes out on every feedback channel and processing goes on.
+   */
+  private cut(id: number): void {
+    this.lastCut = id;
+    this.config.egress.cut(id);
+    const parked: Array<[string, Uint8Array]> = [];
+    let seq = 0;
+    for (const [key, mailbox] of this.mailboxes) {
+      const running = this.inFlight.get(key);
+      for (const envelope of running === undefined ? mailbox : [running, ...mailbox]) {
+        parked.push([parkedKey(keyGroupOf(envelope.targetId, this.config.maxParallelism), seq++), encodeEnvelope(envelope)]);
+      }
+    }
+    const snapshot = this.config.store.snapshot(parked);
+    for (let destination = 0; destination < this.config.workers; destination++) {
+      this.feedbackSent++;
+      this.config.mesh.push(destination, Channel.FEEDBACK, barrier(id, this.worker));
+    }
+    this.config.onCut(id, snapshot);
+  }
+
+  /** Runs the envelope now, or queues it behind its address (or while paused); true if it ran now. */
+  private accept(envelope: Envelope): boolean {
     if (this.paused) {
       this.pausedQueue.push(envelope);
       this.waiting++;
-      return;
+      return false;
     }
     const mailbox = this.mailboxes.get(addressKey(envelope));
     if (mailbox !== undefined) {
       mailbox.push(envelope);
       this.waiting++;
-      return;
+      return false;
     }
     this.invokeNow(envelope);
+    return true;
+  }
+
+  /** A queued envelope runs now: if a router is owed its credit, it gets it back (batched per turn). */
+  private dequeued(envelope: Envelope): void {
+    if (this.creditOwed.delete(envelope)) this.creditsDue[envelope.origin]!++;
+  }
+
+  private returnDueCredits(): void {
+    for (let worker = 0; worker < this.creditsDue.length; worker++) {
+      const due = this.creditsDue[worker]!;
+      if (due === 0) continue;
+      this.creditsDue[worker] = 0;
+      this.config.mesh.acknowledge(worker, due, 0);
+    }
   }
 
   get backlog(): number {
@@ -160,6 +271,18 @@ export class FunctionDispatcher implements InvocationHost {
     this.delayed.stop();
   }
 
+  /** Runs what waited while paused, in arrival order, then goes on normally. */
+  resume(): void {
+    if (!this.paused || this.closed) return;
+    this.paused = false;
+    const queued = this.pausedQueue.splice(0);
+    this.waiting -= queued.length;
+    for (const envelope of queued) {
+      if (this.accept(envelope)) this.dequeued(envelope);
+    }
+    this.scheduleFlush();
+  }
+
   // ---- invoking ----
 
   private invokeNow(envelope: Envelope): void {
@@ -181,6 +304,7 @@ export class FunctionDispatcher implements InvocationHost {
     while (mailbox.length > 0 && !this.paused) {
       const next = mailbox.shift()!;
       this.waiting--;
+      this.dequeued(next);
       const done = this.execute(next);
       if (done !== undefined) {
         this.inFlight.set(key, next);
@@ -277,6 +401,7 @@ export class FunctionDispatcher implements InvocationHost {
   route(envelope: Envelope): void {
     const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
     this.messagesSent++;
+    this.feedbackSent++;
     this.config.mesh.push(ownerOfKeyGroup(kg, this.config.workers, this.config.maxParallelism), Channel.FEEDBACK, envelope);
   }
 
@@ -304,6 +429,7 @@ export class FunctionDispatcher implements InvocationHost {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
+      this.returnDueCredits();
       this.config.store.flush().catch((error: unknown) => {
         this.config.log(`worker ${this.worker}: state write failed, will retry: ${describeError(error)}`);
         setTimeout(() => this.scheduleFlush(), 100);
@@ -339,19 +465,26 @@ export class FunctionDispatcher implements InvocationHost {
     return { parked: waiting.length, running };
   }
 
-  /** Runs the work parked by an earlier stop, before any new input. */
-  async replayParked(): Promise<number> {
+  /**
+   * Queues the work parked by an earlier stop (or at a checkpoint's cut) and, after a restore, the
+   * feedback that was in flight at the cut, ahead of anything that arrived meanwhile: call it while
+   * paused, then `resume()`. The parked entries are deleted only once all of them are queued.
+   */
+  async replayParked(logged: readonly Envelope[] = []): Promise<number> {
     const parked: Envelope[] = [];
+    const keys: string[] = [];
     const { start, end } = this.config.keyGroups;
     for (let kg = start; kg <= end; kg++) {
       for await (const [key, value] of this.config.store.scanPrefix(keyGroupPrefix(kg, Space.PARKED))) {
         parked.push(decodeEnvelope(value));
-        this.config.store.put(key, null);
+        keys.push(key);
       }
     }
-    for (const envelope of parked) this.accept(envelope);
-    this.scheduleFlush();
-    return parked.length;
+    const replay = [...parked, ...logged];
+    this.pausedQueue.unshift(...replay);
+    this.waiting += replay.length;
+    for (const key of keys) this.config.store.put(key, null);
+    return replay.length;
   }
 }
 

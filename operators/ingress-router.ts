@@ -4,7 +4,7 @@ import { validateAddress } from '../engine/function-type.js';
 import type { Job, ReadResult, Route, Router, SplitReader } from '../engine/job.js';
 import { keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
 import type { SplitAssignment } from '../engine/runtime/worker-protocol.js';
-import { Channel } from '../engine/wire/envelope.js';
+import { barrier, Channel } from '../engine/wire/envelope.js';
 import type { FunctionDispatcher } from './function-dispatcher.js';
 
 export interface IngressRouterConfig {
@@ -48,6 +48,8 @@ export class IngressRouter {
   private feedbackAcked = 0;
   private splits: OpenSplit[] = [];
   private stopped = true;
+  /** A checkpoint waits for the running read: no new read starts meanwhile. */
+  private barrierPending = false;
   private pumping = false;
   /** Settles when the pump that is running (possibly waiting for a read) has routed what it read. */
   private pumped: Promise<void> = Promise.resolve();
@@ -76,6 +78,22 @@ export class IngressRouter {
       }
       this.splits.push({ assignment, ingressName: ingress.name, routers: job.routers.get(ingress.name) ?? [], reader, done: false, retryAt: 0 });
     }
+  }
+
+  /**
+   * Checkpoint `id`: records where every split stands and emits barrier `id` on every router channel,
+   * between two reads (a read under way is routed first: its records are before the cut).
+   */
+  async checkpoint(id: number): Promise<Array<{ ingress: number; split: number; position: unknown }>> {
+    this.barrierPending = true;
+    await this.pumped;
+    const positions = this.positions();
+    for (let destination = 0; destination < this.config.workers; destination++) {
+      this.config.mesh.push(destination, Channel.ROUTER, barrier(id, this.config.worker));
+    }
+    this.barrierPending = false;
+    this.kick();
+    return positions;
   }
 
   start(): void {
@@ -128,7 +146,7 @@ export class IngressRouter {
 
   private blocked(): boolean {
     const { dispatcher, feedbackHighWaterMark } = this.config;
-    const backlog = dispatcher.messagesSent - this.feedbackAcked + dispatcher.backlog;
+    const backlog = dispatcher.feedbackSent - this.feedbackAcked + dispatcher.backlog;
     if (this.throttled) this.throttled = backlog > feedbackHighWaterMark / 2;
     else this.throttled = backlog > feedbackHighWaterMark;
     if (this.throttled) return true;
@@ -143,7 +161,7 @@ export class IngressRouter {
     this.pumped = new Promise((resolve) => (pumped = resolve));
     try {
       for (let turn = 0; turn < CHUNKS_PER_TURN; turn++) {
-        if (this.stopped || this.blocked()) return;
+        if (this.stopped || this.barrierPending || this.blocked()) return;
         const split = this.nextReadable();
         if (split === undefined) return;
         let result = split.reader.read(this.chunk);

@@ -9,6 +9,8 @@ import { encodeEgressBatch, type EgressRecord } from '../wire/envelope.js';
 export class EgressOutbox {
   batchesSent = 0;
   recordsSent = 0;
+  /** Epoch of the records now being produced: one more than the last checkpoint cut here. */
+  epoch = 1;
   private buffer: EgressRecord[] = [];
   private scheduled = false;
 
@@ -27,10 +29,16 @@ export class EgressOutbox {
     }
   }
 
+  /** Checkpoint `id` was cut here: what was produced so far belongs to epoch `id`. */
+  cut(id: number): void {
+    this.flush();
+    this.epoch = id + 1;
+  }
+
   flush(): void {
     this.scheduled = false;
     if (this.buffer.length === 0) return;
-    const buffer = encodeEgressBatch(this.buffer);
+    const buffer = encodeEgressBatch(this.buffer, this.epoch);
     this.buffer = [];
     this.batchesSent++;
     const message: FromWorker = { type: 'egress', buffer };

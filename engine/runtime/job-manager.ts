@@ -1,13 +1,14 @@
-import { fileURLToPath } from 'node:url';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import * as hdr from 'hdr-histogram-js';
-import { Piscina } from 'piscina';
+import { CheckpointCoordinator, type CheckpointInfo } from '../checkpoint/coordinator.js';
+import { checkpointPath, type CheckpointMetadata, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
-import type { Job, Sink } from '../job.js';
+import type { Job } from '../job.js';
 import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../options.js';
-import { decodeEgressBatch } from '../wire/envelope.js';
+import { EgressSinks } from './egress-sinks.js';
 import { openStateDir, type StateDir } from './state-dir.js';
-import type { FromWorker, SplitAssignment, ToWorker, WorkerInit, WorkerMetrics, WorkerResult, WorkerStatus } from './worker-protocol.js';
+import { WorkerSet } from './worker-set.js';
+import type { SplitAssignment, WorkerMetrics, WorkerResult, WorkerStatus } from './worker-protocol.js';
+
+export type { CheckpointInfo } from '../checkpoint/coordinator.js';
 
 export interface LatencySummary {
   /** Records measured (egress records with a known ingress time). */
@@ -36,6 +37,10 @@ export interface JobSummary extends JobMetrics {
   /** `end-of-input`: every source finished and all work was done; `stop`: `stop()` was called. */
   endedBy: 'end-of-input' | 'stop';
   stateDir: string | undefined;
+  /** Times the job restored a checkpoint after a worker failed. */
+  restarts: number;
+  /** Checkpoints completed during this run. */
+  checkpoints: CheckpointInfo[];
 }
 
 export interface JobHandle {
@@ -45,6 +50,10 @@ export interface JobHandle {
   /** Stops reading sources, lets in-flight work finish (parking what is left after stopTimeoutMs), flushes state. */
   stop(): Promise<JobSummary>;
   metrics(): Promise<JobMetrics>;
+  /** Takes a checkpoint now (after a running one); resolves with its id, duration and size. Needs checkpointDir. */
+  checkpoint(): Promise<CheckpointInfo>;
+  /** Ids of the complete checkpoints in checkpointDir, oldest first. */
+  checkpoints(): number[];
   /** Starts a fresh latency window (e.g. after a benchmark's warm-up); `metrics().latency` covers it. */
   resetLatency(): void;
   /** The records a memory egress has received so far. */
@@ -52,10 +61,12 @@ export interface JobHandle {
 }
 
 const POLL_MS = 20;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * The job manager: plans splits, starts one long-lived task per worker through piscina, wires the
- * worker mesh, owns the egress sinks, and decides when the job has ended.
+ * The job manager: plans splits, runs the job as a set of workers (engine/runtime/worker-set.ts),
+ * owns the sinks, coordinates checkpoints, decides when the job has ended, and after a worker
+ * failure restores the last completed checkpoint on a fresh set of workers.
  */
 class JobRun implements JobHandle {
   readonly job: string;
@@ -63,265 +74,224 @@ class JobRun implements JobHandle {
   private resolveDone!: (summary: JobSummary) => void;
   private rejectDone!: (error: unknown) => void;
   private readonly started = Date.now();
-  private pool: Piscina | undefined;
-  private controls: MessagePort[] = [];
-  private sinks: Array<Sink<unknown>> = [];
-  private sinkWrites: Array<Promise<void>> = [];
-  private readonly egressCounts: number[];
-  private egressBatchesReceived: number[] = [];
-  private readonly latency = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-  private stateDir!: StateDir;
+  private readonly stateDir: StateDir;
+  private readonly sinks: EgressSinks;
+  private readonly coordinator: CheckpointCoordinator | undefined;
+  private set: WorkerSet | undefined;
   private assignments: SplitAssignment[][] = [];
-  private wave = 0;
-  private statuses: Array<WorkerStatus | undefined> = [];
-  private previousWave: string | undefined;
   private stopRequested = false;
-  private stopDeadline = Infinity;
-  private pauseSent = false;
   private ending: 'end-of-input' | 'stop' | undefined;
   private failed = false;
-  private pollTimer: NodeJS.Timeout | undefined;
-  private metricsRequests = new Map<number, { pending: number; results: WorkerMetrics[]; resolve: (m: WorkerMetrics[]) => void }>();
-  private nextMetricsId = 0;
+  private restarts = 0;
   private lastMetrics: WorkerMetrics[] = [];
-  /** One per worker: settles with the worker's result when it closes, rejects if it fails. */
-  private runs: Array<Promise<WorkerResult>> = [];
-  private results: WorkerResult[] = [];
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  /** Resolves when the current set of workers has been started (checkpoints wait for it). */
+  private running: Promise<void>;
+  private setRunning!: () => void;
 
   constructor(
     private readonly spec: Job,
     private readonly options: ResolvedOptions,
   ) {
     this.job = spec.name;
-    this.egressCounts = spec.egresses.map(() => 0);
     this.done = new Promise((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
     });
     // A handle whose caller only awaits stop() must not crash the process on an unobserved rejection.
     this.done.catch(() => {});
-    this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism);
-    void this.start().catch((error: unknown) => this.fail(error));
+    this.running = new Promise((resolve) => (this.setRunning = resolve));
+    const restore = options.restoreFrom === undefined ? undefined : resolveCheckpoint(options.checkpointDir!, options.restoreFrom);
+    if (restore !== undefined) checkRestorable(restore, spec, options);
+    this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism, restore !== undefined);
+    this.sinks = new EgressSinks(spec, options.checkpointDir !== undefined, options.log, (error) => this.fail(error));
+    if (options.checkpointDir !== undefined) {
+      this.coordinator = new CheckpointCoordinator({
+        directory: options.checkpointDir,
+        job: spec.name,
+        workers: options.workers,
+        maxParallelism: options.maxParallelism,
+        retained: options.checkpointsRetained,
+        timeoutMs: options.checkpointTimeoutMs,
+        ingressNames: spec.ingresses.map((ingress) => ingress.name),
+        operators: { ingressRouter: 'ingress-router', functionDispatcher: 'function-dispatcher', feedback: 'feedback' },
+        broadcast: (message) => this.set?.broadcast(message),
+        onComplete: (id) => this.sinks.publishUpTo(id),
+        log: options.log,
+      });
+    }
+    void this.begin(restore).catch((error: unknown) => this.fail(error));
   }
 
-  private async start(): Promise<void> {
-    const { workers } = this.options;
+  private async begin(restore: CheckpointMetadata | undefined): Promise<void> {
     const job = this.spec;
     for (const name of Object.keys(this.options.inputs)) {
       if (!job.ingresses.some((ingress) => ingress.name === name)) {
         throw new EddyError('EDDY_UNKNOWN_INGRESS', `options.inputs.${name}: the job has no ingress ${name}; its ingresses: ${job.ingresses.map((i) => i.name).join(', ') || '(none)'}`);
       }
     }
-    // Splits, round-robin over workers across all ingresses, resuming where an earlier run stopped.
-    this.assignments = Array.from({ length: workers }, () => []);
+    await this.sinks.open();
+    await this.runAttempt(restore);
+    if (this.options.checkpointIntervalMs !== undefined) this.scheduleCheckpoint();
+  }
+
+  /** Plans splits, at the restored positions or where an earlier run on this state stopped. */
+  private async plan(restore: CheckpointMetadata | undefined): Promise<SplitAssignment[][]> {
+    const { workers } = this.options;
+    const assignments: SplitAssignment[][] = Array.from({ length: workers }, () => []);
     let next = 0;
-    for (let ingress = 0; ingress < job.ingresses.length; ingress++) {
-      const source = job.ingresses[ingress]!;
+    for (let ingress = 0; ingress < this.spec.ingresses.length; ingress++) {
+      const source = this.spec.ingresses[ingress]!;
       const splits = await source.planSplits(this.options.inputs[source.name]);
       const stored = this.stateDir.manifest.positions[source.name] ?? {};
+      const restored = restore?.positions[source.name] ?? {};
       splits.forEach((description, split) => {
-        const previous = stored[String(split)];
-        const resume = source.resumable && previous !== undefined && previous.description === JSON.stringify(description);
-        this.assignments[next++ % workers]!.push({ ingress, split, description, position: resume ? previous.position : undefined });
+        let position: unknown;
+        if (restore !== undefined) position = restored[String(split)];
+        else {
+          const previous = stored[String(split)];
+          if (source.resumable && previous !== undefined && previous.description === JSON.stringify(description)) position = previous.position;
+        }
+        assignments[next++ % workers]!.push({ ingress, split, description, position });
       });
     }
-    this.sinks = [];
-    for (const egress of job.egresses) this.sinks.push(await egress.openSink());
-    this.sinkWrites = this.sinks.map(() => Promise.resolve());
-
-    this.pool = new Piscina({
-      filename: fileURLToPath(new URL('./worker-bootstrap.mjs', import.meta.url)),
-      minThreads: workers,
-      maxThreads: workers,
-      concurrentTasksPerWorker: 1,
-      idleTimeout: 60_000,
-      atomics: 'disabled',
-    });
-    const peers: Array<Array<MessagePort | undefined>> = Array.from({ length: workers }, () => Array.from({ length: workers }, () => undefined));
-    for (let a = 0; a < workers; a++) {
-      for (let b = a + 1; b < workers; b++) {
-        const { port1, port2 } = new MessageChannel();
-        peers[a]![b] = port1;
-        peers[b]![a] = port2;
-      }
-    }
-    const attempt = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-    const ready: Array<Promise<void>> = [];
-    const { log: _log, inputs: _inputs, stateDir: _stateDir, ...workerOptions } = this.options;
-    this.egressBatchesReceived = Array.from({ length: workers }, () => 0);
-    for (let worker = 0; worker < workers; worker++) {
-      const { port1: control, port2: workerControl } = new MessageChannel();
-      this.controls.push(control);
-      ready.push(new Promise((resolve) => this.listen(worker, control, resolve)));
-      const init: WorkerInit = {
-        worker,
-        workers,
-        jobModule: job.module,
-        jobName: job.name,
-        attempt,
-        stateLocation: this.stateDir.location(worker),
-        options: workerOptions,
-        splits: this.assignments[worker]!,
-        control: workerControl,
-        peers: peers[worker]!,
-      };
-      const transfer = [workerControl, ...peers[worker]!.filter((p): p is MessagePort => p !== undefined)];
-      const run = this.pool.run(init, { transferList: transfer }) as Promise<WorkerResult>;
-      this.runs.push(run);
-      run.catch((error: unknown) => this.fail(new EddyError('EDDY_WORKER_FAILED', `worker ${worker} failed: ${describeError(error)}`, { cause: error })));
-    }
-    await Promise.all(ready);
-    if (this.failed) return;
-    // stop() before the workers were up may not have reached them: they stay unstarted (nothing read,
-    // parked work and timers stay in state) and close at the first quiet status wave.
-    if (!this.stopRequested) this.broadcast({ type: 'start' });
-    this.schedulePoll();
+    return assignments;
   }
 
-  private listen(worker: number, control: MessagePort, ready: () => void): void {
-    control.on('message', (message: FromWorker) => {
-      switch (message.type) {
-        case 'ready':
-          ready();
-          break;
-        case 'egress':
-          this.egressBatchesReceived[worker]!++;
-          this.receiveEgress(message.buffer);
-          break;
-        case 'status':
-          if (message.wave === this.wave) {
-            this.statuses[worker] = message.status;
-            if (this.statuses.every((s) => s !== undefined)) this.evaluateWave();
-          }
-          break;
-        case 'metrics': {
-          const request = this.metricsRequests.get(message.id);
-          if (request === undefined) break;
-          request.results[worker] = message.metrics;
-          if (--request.pending === 0) {
-            this.metricsRequests.delete(message.id);
-            request.resolve(request.results);
-          }
-          break;
+  private async runAttempt(restore: CheckpointMetadata | undefined): Promise<void> {
+    if (restore !== undefined) this.stateDir.wipe();
+    this.assignments = await this.plan(restore);
+    const set = new WorkerSet({
+      job: this.spec,
+      options: this.options,
+      stateLocation: (worker) => this.stateDir.location(worker),
+      assignments: this.assignments,
+      restore: restore === undefined ? undefined : { directory: checkpointPath(this.options.checkpointDir!, restore.id), parts: restore.parts },
+      onEgress: (buffer) => {
+        if (this.set === set) this.sinks.receive(buffer);
+      },
+      onAck: (id, part, positions) => this.coordinator?.onAck(id, part, positions),
+      onFailure: (error) => this.workerFailed(set, error),
+    });
+    this.set = set;
+    await set.start();
+    if (set.failed || this.set !== set) return;
+    // stop() before the workers were up: they stay unstarted (nothing read, parked work and timers
+    // stay in state) and close at the first quiet status wave.
+    if (!this.stopRequested) set.broadcast({ type: 'start' });
+    else set.broadcast({ type: 'stop-sources' });
+    this.setRunning();
+    void this.watch(set);
+  }
+
+  /** Status waves until the job has ended (or this set was replaced after a failure). */
+  private async watch(set: WorkerSet): Promise<void> {
+    let previous: string | undefined;
+    let pauseSent = false;
+    let deadline = Infinity;
+    while (this.set === set && !set.failed && this.ending === undefined) {
+      await sleep(POLL_MS);
+      if (this.stopRequested && deadline === Infinity) deadline = Date.now() + this.options.stopTimeoutMs;
+      const statuses = await set.status();
+      if (this.set !== set || set.failed) return;
+      // Ended when, in two consecutive waves with the same counters, every worker is idle, every
+      // envelope sent was taken in (per worker pair) and every egress batch arrived.
+      const delivered = statuses.every((status, to) => statuses.every((from, f) => from.sent[to] === status.accepted[f]));
+      const egressArrived = statuses.every((status, w) => status.egressBatchesSent === set.egressBatchesReceived[w]);
+      const fingerprint = JSON.stringify(statuses.map((s) => [s.sent, s.accepted, s.egressBatchesSent]));
+      const stable = delivered && egressArrived && fingerprint === previous;
+      previous = fingerprint;
+      const allIdle = statuses.every((s) => s.idle);
+      if (this.stopRequested) {
+        if (!pauseSent && Date.now() > deadline) {
+          pauseSent = true;
+          deadline = Date.now() + this.options.stopTimeoutMs;
+          this.options.log(`job ${this.job}: work still running ${this.options.stopTimeoutMs} ms after stop; parking the rest in state`);
+          set.broadcast({ type: 'pause' });
         }
-        case 'log':
-          this.options.log(message.line);
-          break;
-        case 'closed':
-          break;
+        // Paused: close once running handlers finished, or after another stopTimeoutMs (a handler
+        // that never settles is parked with its envelope and runs again on the next start).
+        const handlersDone = statuses.every((s: WorkerStatus) => s.noneRunning) || Date.now() > deadline;
+        if (stable && (allIdle || (pauseSent && handlersDone))) return this.finish('stop');
+      } else if (stable && allIdle && statuses.every((s) => s.sourcesDone && s.timersPending === 0)) {
+        return this.finish('end-of-input');
       }
-    });
-  }
-
-  private receiveEgress(buffer: ArrayBuffer): void {
-    const now = performance.timeOrigin + performance.now();
-    const byEgress = new Map<number, unknown[]>();
-    for (const record of decodeEgressBatch(buffer)) {
-      const egress = this.spec.egresses[record.egress];
-      if (egress === undefined) continue;
-      let value: unknown;
-      try {
-        value = egress.codec.decode(record.payload);
-      } catch (error) {
-        this.options.log(`egress ${egress.name}: a record is not valid ${egress.codec.name}: ${describeError(error)}`);
-        continue;
-      }
-      let list = byEgress.get(record.egress);
-      if (list === undefined) byEgress.set(record.egress, (list = []));
-      list.push(value);
-      this.egressCounts[record.egress]!++;
-      if (record.ingressTime > 0) this.latency.recordValue(Math.max(1, Math.round((now - record.ingressTime) * 1000)));
-    }
-    for (const [index, records] of byEgress) {
-      const sink = this.sinks[index]!;
-      this.sinkWrites[index] = this.sinkWrites[index]!.then(() => sink.write(records)).catch((error: unknown) =>
-        this.fail(new EddyError('EDDY_SINK_FAILED', `egress ${this.spec.egresses[index]!.name}: ${describeError(error)}`, { cause: error })),
-      );
     }
   }
 
-  private broadcast(message: ToWorker): void {
-    for (const control of this.controls) control.postMessage(message);
-  }
-
-  private schedulePoll(): void {
-    if (this.failed || this.ending !== undefined) return;
-    this.pollTimer = setTimeout(() => {
-      this.wave++;
-      this.statuses = this.controls.map(() => undefined);
-      this.broadcast({ type: 'status', wave: this.wave });
-    }, POLL_MS);
-  }
-
-  /**
-   * The job has ended when, in two consecutive status waves with the same counters, every worker is
-   * idle and every envelope sent has been taken in (per worker pair) and every egress batch arrived.
-   */
-  private evaluateWave(): void {
-    const statuses = this.statuses as WorkerStatus[];
-    const delivered = statuses.every((status, to) => statuses.every((from, f) => from.sent[to] === status.accepted[f]));
-    const egressArrived = statuses.every((status, w) => status.egressBatchesSent === this.egressBatchesReceived[w]);
-    const fingerprint = JSON.stringify(statuses.map((s) => [s.sent, s.accepted, s.egressBatchesSent]));
-    const stable = delivered && egressArrived && fingerprint === this.previousWave;
-    this.previousWave = fingerprint;
-    const allIdle = statuses.every((s) => s.idle);
-    if (this.stopRequested) {
-      if (!this.pauseSent && Date.now() > this.stopDeadline) {
-        this.pauseSent = true;
-        this.stopDeadline = Date.now() + this.options.stopTimeoutMs;
-        this.options.log(`job ${this.job}: work still running ${this.options.stopTimeoutMs} ms after stop; parking the rest in state`);
-        this.broadcast({ type: 'pause' });
-      }
-      // Paused: close once running handlers finished, or after another stopTimeoutMs (a handler
-      // that never settles is parked with its envelope and runs again on the next start).
-      const handlersDone = statuses.every((s) => s.noneRunning) || Date.now() > this.stopDeadline;
-      if (stable && (allIdle || (this.pauseSent && handlersDone))) {
-        void this.finish('stop');
-        return;
-      }
-    } else if (stable && allIdle && statuses.every((s) => s.sourcesDone && s.timersPending === 0)) {
-      void this.finish('end-of-input');
+  /** A worker died or threw: restore the last completed checkpoint on new workers, or fail. */
+  private workerFailed(set: WorkerSet, error: EddyError): void {
+    if (this.set !== set || this.failed || this.ending !== undefined) return;
+    const latest = this.options.checkpointDir === undefined ? undefined : listCheckpoints(this.options.checkpointDir).at(-1);
+    if (latest === undefined || this.restarts >= this.options.maxRestarts || this.stopRequested) {
+      this.fail(error);
       return;
     }
-    this.schedulePoll();
+    this.restarts++;
+    const backoffMs = Math.min(5_000, 100 * 2 ** (this.restarts - 1));
+    this.options.log(`job ${this.job}: ${describeError(error)}; restoring checkpoint ${latest} in ${backoffMs} ms (restart ${this.restarts} of at most ${this.options.maxRestarts})`);
+    this.set = undefined;
+    this.running = new Promise((resolve) => (this.setRunning = resolve));
+    this.coordinator?.abortRunning('a worker failed');
+    this.sinks.discardUnpublished();
+    void (async () => {
+      await set.destroy();
+      await sleep(backoffMs);
+      if (this.failed || this.ending !== undefined) return;
+      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, latest));
+    })().catch((restoreError: unknown) => this.fail(restoreError));
+  }
+
+  private scheduleCheckpoint(): void {
+    this.checkpointTimer = setTimeout(() => {
+      if (this.ending !== undefined || this.failed) return;
+      if (this.set === undefined) {
+        this.scheduleCheckpoint();
+        return;
+      }
+      this.checkpoint()
+        .catch((error: unknown) => this.options.log(`periodic checkpoint: ${describeError(error)}`))
+        .finally(() => {
+          if (this.ending === undefined && !this.failed) this.scheduleCheckpoint();
+        });
+    }, this.options.checkpointIntervalMs);
+  }
+
+  checkpoint(): Promise<CheckpointInfo> {
+    if (this.coordinator === undefined) {
+      return Promise.reject(new EddyError('EDDY_INVALID_OPTION', 'checkpoint(): the job has no checkpointDir; submit it with options.checkpointDir'));
+    }
+    const coordinator = this.coordinator;
+    return Promise.race([this.running, this.done.then(() => undefined)]).then(() => coordinator.trigger());
+  }
+
+  checkpoints(): number[] {
+    return this.options.checkpointDir === undefined ? [] : listCheckpoints(this.options.checkpointDir);
   }
 
   stop(): Promise<JobSummary> {
     if (!this.stopRequested && this.ending === undefined) {
       this.stopRequested = true;
-      this.stopDeadline = Date.now() + this.options.stopTimeoutMs;
-      this.broadcast({ type: 'stop-sources' });
+      this.set?.broadcast({ type: 'stop-sources' });
     }
     return this.done;
   }
 
   async metrics(): Promise<JobMetrics> {
-    if (this.ending === undefined && !this.failed && this.controls.length > 0) {
-      const id = this.nextMetricsId++;
-      this.lastMetrics = await new Promise<WorkerMetrics[]>((resolve) => {
-        this.metricsRequests.set(id, { pending: this.controls.length, results: [], resolve });
-        this.broadcast({ type: 'metrics', id });
-      });
+    const set = this.set;
+    if (this.ending === undefined && !this.failed && set !== undefined) {
+      const metrics = await set.metrics();
+      if (metrics.length === set.workers) this.lastMetrics = metrics;
     }
     return this.snapshot(this.lastMetrics);
   }
 
   resetLatency(): void {
-    this.latency.reset();
+    this.sinks.resetLatency();
   }
 
   output<R = unknown>(egress: string): readonly R[] {
-    const index = this.spec.egresses.findIndex((e) => e.name === egress);
-    const sink = this.sinks[index];
-    if (index < 0) {
-      throw new EddyError('EDDY_UNKNOWN_EGRESS', `job ${this.job} has no egress ${egress}; its egresses: ${this.spec.egresses.map((e) => e.name).join(', ')}`);
-    }
-    // Sinks open asynchronously after submit: until then, no egress has received anything.
-    if (sink === undefined) return [];
-    if (sink.records === undefined) {
-      throw new EddyError('EDDY_UNKNOWN_EGRESS', `egress ${egress} does not keep records in memory (it is a ${this.spec.egresses[index]!.kind} egress)`);
-    }
-    return sink.records as readonly R[];
+    return this.sinks.output(egress) as readonly R[];
   }
 
   private snapshot(perWorker: WorkerMetrics[]): JobMetrics {
@@ -330,39 +300,46 @@ class JobRun implements JobHandle {
       egressRecords: 0, messagesSent: 0, delayedScheduled: 0, delayedFired: 0, mailboxDepth: 0, feedbackBacklog: 0, stateCacheDirty: 0,
     };
     for (const m of perWorker) for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += m[key];
-    const q = (p: number): number => this.latency.getValueAtPercentile(p) / 1000;
     return {
       job: this.job,
       workers: this.options.workers,
       uptimeMs: Date.now() - this.started,
       perWorker,
       totals,
-      egress: Object.fromEntries(this.spec.egresses.map((e, i) => [e.name, this.egressCounts[i]!])),
-      latency: { count: this.latency.totalCount, p50Ms: q(50), p95Ms: q(95), p99Ms: q(99), maxMs: this.latency.maxValue / 1000 },
+      egress: Object.fromEntries(this.spec.egresses.map((e, i) => [e.name, this.sinks.counts[i]!])),
+      latency: this.sinks.latencySummary(),
     };
   }
 
   private async finish(endedBy: 'end-of-input' | 'stop'): Promise<void> {
     this.ending = endedBy;
+    if (this.checkpointTimer !== undefined) clearTimeout(this.checkpointTimer);
+    this.coordinator?.close('the job is ending');
+    const set = this.set!;
     try {
-      this.broadcast({ type: 'close' });
-      this.results = await Promise.all(this.runs);
-      await Promise.all(this.sinkWrites);
-      for (const sink of this.sinks) await sink.close();
-      await this.pool?.destroy();
-      this.savePositions();
+      const results = await set.close();
+      // The state is flushed and matches everything produced: publish what was held back.
+      this.sinks.publishAll();
+      await this.sinks.close();
+      await set.destroy();
+      this.savePositions(results);
       if (this.stateDir.temporary) this.stateDir.remove();
-      const perWorker = this.results.sort((a, b) => a.worker - b.worker).map((r) => r.metrics);
-      this.resolveDone({ ...this.snapshot(perWorker), endedBy, stateDir: this.stateDir.temporary ? undefined : this.stateDir.path });
+      this.resolveDone({
+        ...this.snapshot(results.map((r) => r.metrics)),
+        endedBy,
+        stateDir: this.stateDir.temporary ? undefined : this.stateDir.path,
+        restarts: this.restarts,
+        checkpoints: this.coordinator?.completed ?? [],
+      });
     } catch (error) {
       this.fail(error);
     }
   }
 
-  private savePositions(): void {
-    const manifest = { ...this.stateDir.manifest, positions: { ...this.stateDir.manifest.positions } };
+  private savePositions(results: WorkerResult[]): void {
+    const manifest = { ...this.stateDir.manifest, workers: this.options.workers, positions: { ...this.stateDir.manifest.positions } };
     const descriptions = new Map(this.assignments.flat().map((a) => [`${a.ingress}/${a.split}`, a.description]));
-    for (const result of this.results) {
+    for (const result of results) {
       for (const { ingress, split, position } of result.positions) {
         const name = this.spec.ingresses[ingress]!.name;
         manifest.positions[name] = { ...manifest.positions[name], [String(split)]: { description: JSON.stringify(descriptions.get(`${ingress}/${split}`)), position } };
@@ -374,17 +351,29 @@ class JobRun implements JobHandle {
   private fail(error: unknown): void {
     if (this.failed) return;
     this.failed = true;
-    if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
-    for (const request of this.metricsRequests.values()) request.resolve(this.lastMetrics);
-    this.metricsRequests.clear();
+    if (this.checkpointTimer !== undefined) clearTimeout(this.checkpointTimer);
+    this.coordinator?.close('the job failed');
     this.options.log(`job ${this.job} failed: ${describeError(error)}`);
-    const pool = this.pool;
+    const set = this.set;
     void (async () => {
-      await pool?.destroy().catch(() => {});
-      await Promise.all(this.sinks.map(async (sink) => sink.close())).catch(() => {});
+      await set?.destroy();
+      await this.sinks.close().catch(() => {});
       if (this.stateDir.temporary) this.stateDir.remove();
       this.rejectDone(error);
     })();
+  }
+}
+
+/** A checkpoint can be restored by this job only with the same job name and key groups. */
+function checkRestorable(metadata: CheckpointMetadata, job: Job, options: ResolvedOptions): void {
+  if (metadata.job !== job.name) {
+    throw new EddyError('EDDY_CHECKPOINT_NOT_FOUND', `checkpoint ${metadata.id} belongs to job ${metadata.job}, not ${job.name}; pick another checkpointDir`);
+  }
+  if (metadata.maxParallelism !== options.maxParallelism) {
+    throw new EddyError(
+      'EDDY_INVALID_OPTION',
+      `options.maxParallelism is ${options.maxParallelism} but checkpoint ${metadata.id} was taken with ${metadata.maxParallelism}: it may not change; submit with maxParallelism ${metadata.maxParallelism}`,
+    );
   }
 }
 

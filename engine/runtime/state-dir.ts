@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EddyError } from '../errors.js';
@@ -20,6 +20,8 @@ export interface StateDir {
   readonly manifest: StateManifest;
   location(worker: number): string | undefined;
   save(manifest: StateManifest): void;
+  /** Removes every worker's state (before a restore writes it anew). */
+  wipe(): void;
   remove(): void;
 }
 
@@ -35,10 +37,13 @@ export function openStateDir(
   job: string,
   workers: number,
   maxParallelism: number,
+  /** A checkpoint restore replaces the state: another worker count is fine then. */
+  restoring = false,
 ): StateDir {
   const fresh: StateManifest = { version: 1, job, workers, maxParallelism, positions: {} };
+  // (A restore wipes the workers' folders first; see wipe().)
   if (backend === 'memory') {
-    return { path: undefined, temporary: true, manifest: fresh, location: () => undefined, save: () => {}, remove: () => {} };
+    return { path: undefined, temporary: true, manifest: fresh, location: () => undefined, save: () => {}, wipe: () => {}, remove: () => {} };
   }
   const temporary = requested === undefined;
   const path = requested ?? mkdtempSync(join(tmpdir(), `eddy-${job.replace(/[^A-Za-z0-9_-]/g, '_')}-`));
@@ -61,14 +66,14 @@ export function openStateDir(
     if (stored.job !== job) {
       throw new EddyError('EDDY_STATE_DIR_MISMATCH', `stateDir ${path} holds the state of job ${stored.job}, not ${job}; use another stateDir`);
     }
-    if (stored.maxParallelism !== maxParallelism || stored.workers !== workers) {
+    if (!restoring && (stored.maxParallelism !== maxParallelism || stored.workers !== workers)) {
       throw new EddyError(
         'EDDY_STATE_DIR_MISMATCH',
         `stateDir ${path} was written with workers=${stored.workers} and maxParallelism=${stored.maxParallelism}; ` +
           `run with those (got workers=${workers}, maxParallelism=${maxParallelism})`,
       );
     }
-    manifest = stored;
+    manifest = restoring ? { ...fresh, positions: {} } : stored;
   }
   const save = (next: StateManifest): void => {
     writeFileSync(`${file}.tmp`, JSON.stringify(next, null, 2));
@@ -81,6 +86,9 @@ export function openStateDir(
     manifest,
     location: (worker) => join(path, `worker-${worker}`),
     save,
+    wipe: () => {
+      for (const name of readdirSync(path)) if (/^worker-\d+$/.test(name)) rmSync(join(path, name), { recursive: true, force: true });
+    },
     remove: () => rmSync(path, { recursive: true, force: true }),
   };
 }

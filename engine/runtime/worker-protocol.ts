@@ -3,6 +3,7 @@
  * workers does not pass through here: it flows over the worker mesh as encoded batches.
  */
 import type { MessagePort } from 'node:worker_threads';
+import type { WorkerCheckpoint } from '../checkpoint/metadata.js';
 import type { ResolvedOptions } from '../options.js';
 
 /** One split of an ingress, assigned to one worker's ingress-router. */
@@ -19,12 +20,14 @@ export interface WorkerInit {
   workers: number;
   jobModule: string;
   jobName: string;
-  /** Unique per job run, so a restarted job never talks to a channel of an earlier one. */
-  attempt: string;
   stateLocation: string | undefined;
-  options: Omit<ResolvedOptions, 'log' | 'inputs' | 'stateDir'>;
+  options: Omit<ResolvedOptions, 'log' | 'inputs' | 'stateDir' | 'checkpointDir' | 'restoreFrom'>;
   splits: SplitAssignment[];
   control: MessagePort;
+  /** Where checkpoints go; undefined when the job takes none. */
+  checkpointDir: string | undefined;
+  /** The checkpoint to restore the owned key groups from. */
+  restore: { directory: string; parts: WorkerCheckpoint[] } | undefined;
   /** peers[w] is the port to worker w; undefined at this worker's own index (self-channel is local). */
   peers: Array<MessagePort | undefined>;
 }
@@ -68,6 +71,8 @@ export type ToWorker =
   | { type: 'metrics'; id: number }
   | { type: 'stop-sources' }
   | { type: 'pause' }
+  | { type: 'checkpoint'; id: number }
+  | { type: 'checkpoint-abort'; id: number }
   | { type: 'close' };
 
 export type FromWorker =
@@ -76,7 +81,8 @@ export type FromWorker =
   | { type: 'status'; wave: number; status: WorkerStatus }
   | { type: 'metrics'; id: number; metrics: WorkerMetrics }
   | { type: 'log'; line: string }
-  | { type: 'closed' };
+  | { type: 'closed' }
+  | { type: 'checkpoint-ack'; id: number; part: WorkerCheckpoint; positions: SplitPosition[] };
 
 export interface SplitPosition {
   ingress: number;

@@ -15,6 +15,7 @@ import { LevelDbBackend } from '../state/leveldb-backend.js';
 import { MemoryBackend } from '../state/memory-backend.js';
 import { StateStore } from '../state/state-store.js';
 import { Channel } from '../wire/envelope.js';
+import { restoreKeyGroups, WorkerCheckpoints } from './worker-checkpoints.js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
 
 /** Stable ids of the operators of a worker's graph; checkpoint metadata records them. */
@@ -39,7 +40,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   const mesh = new Mesh(worker, init.peers, options.batchSize, (from, batch) => {
     if (batch.channel === Channel.ACK) router.onAck(from, batch.credits, batch.feedbackAcks);
     else if (batch.channel === Channel.FEEDBACK) feedback.onBatch(from, batch.envelopes);
-    else dispatcher.acceptBatch(from, Channel.ROUTER, batch.envelopes);
+    else dispatcher.acceptRouterBatch(from, batch.envelopes);
   });
   const dispatcher = new FunctionDispatcher({
     worker,
@@ -54,8 +55,9 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     log,
     onBacklogDrained: () => router.kick(),
     lowWaterMark: options.feedbackHighWaterMark / 2,
+    onCut: (id, snapshot) => checkpoints.cut(id, snapshot, feedback.onOwnSnapshot(id)),
   });
-  const feedback = new Feedback(dispatcher);
+  const feedback = new Feedback(dispatcher, workers, options.maxParallelism);
   const router = new IngressRouter({
     worker,
     workers,
@@ -67,6 +69,10 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     channelCapacity: options.channelCapacity,
     feedbackHighWaterMark: options.feedbackHighWaterMark,
   });
+  const checkpoints = new WorkerCheckpoints({ worker, keyGroups, directory: init.checkpointDir, post, log });
+  // A restore loads the key groups this worker now owns from every part of the checkpoint that has
+  // them, before anything reads state; the feedback in flight at the cut is replayed at start.
+  const logged = init.restore === undefined ? [] : await restoreKeyGroups(init.restore, keyGroups, backend);
   await router.open();
   await dispatcher.delayed.load(keyGroups);
 
@@ -88,6 +94,8 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     stateCacheDirty: store.pendingWrites,
   });
 
+  let starting = false;
+  let stopping = false;
   return new Promise<WorkerResult>((resolve, reject) => {
     const close = async (): Promise<void> => {
       await router.stop();
@@ -108,14 +116,30 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     control.on('message', (message: ToWorker) => {
       switch (message.type) {
         case 'start':
+          starting = true;
           void dispatcher
-            .replayParked()
+            .replayParked(logged)
             .then((replayed) => {
-              if (replayed > 0) log(`worker ${worker}: replaying ${replayed} envelopes parked by the last stop`);
-              dispatcher.delayed.start();
-              router.start();
+              if (replayed > 0) log(`worker ${worker}: replaying ${replayed} envelopes (parked by the last stop, or in flight at the restored checkpoint)`);
+              dispatcher.resume();
+              if (!stopping) {
+                dispatcher.delayed.start();
+                router.start();
+              }
+              starting = false;
             })
             .catch(reject);
+          break;
+        case 'checkpoint':
+          router
+            .checkpoint(message.id)
+            .then((positions) => checkpoints.positions(message.id, positions))
+            .catch(reject);
+          break;
+        case 'checkpoint-abort':
+          dispatcher.abortAlignment(message.id);
+          feedback.abort(message.id);
+          checkpoints.abort(message.id);
           break;
         case 'status':
           post({
@@ -124,8 +148,8 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
             status: {
               sent: [...mesh.sent],
               accepted: [...dispatcher.accepted],
-              idle: dispatcher.idle && egress.idle && !router.reading,
-              noneRunning: dispatcher.noneRunning && !router.reading,
+              idle: !starting && dispatcher.idle && egress.idle && !router.reading,
+              noneRunning: !starting && dispatcher.noneRunning && !router.reading,
               sourcesDone: router.sourcesDone,
               timersPending: dispatcher.delayed.pending,
               egressBatchesSent: egress.batchesSent,
@@ -138,6 +162,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
         case 'stop-sources':
           // Timers stay in state from now on and fire after the next start: a timer firing while
           // the job manager decides the job is done would send an envelope nobody takes in.
+          stopping = true;
           dispatcher.delayed.stop();
           void router.stop().catch(reject);
           break;

@@ -4,7 +4,7 @@ import protobuf from 'protobufjs';
 /** Version of envelope.proto; bump with any incompatible change and keep a reader for the old one. */
 export const WIRE_VERSION = 1;
 
-export const Kind = { INVOKE: 1 } as const;
+export const Kind = { INVOKE: 1, BARRIER: 2 } as const;
 export const Channel = { ROUTER: 1, FEEDBACK: 2, ACK: 3 } as const;
 export type ChannelId = (typeof Channel)[keyof typeof Channel];
 
@@ -19,6 +19,8 @@ export interface Envelope {
   ingressTime: number;
   origin: number;
   seq: number;
+  /** BARRIER envelopes only (0 otherwise; protobufjs may leave it undefined on decode). */
+  checkpointId?: number;
 }
 
 export interface Batch {
@@ -78,12 +80,19 @@ export function decodeBatch(buffer: ArrayBuffer): Batch {
   return batch;
 }
 
-export function encodeEgressBatch(records: EgressRecord[]): ArrayBuffer {
-  return ownBuffer(EgressBatchType.encode({ records }).finish());
+export function encodeEgressBatch(records: EgressRecord[], epoch: number): ArrayBuffer {
+  return ownBuffer(EgressBatchType.encode({ records, epoch }).finish());
 }
 
-export function decodeEgressBatch(buffer: ArrayBuffer): EgressRecord[] {
-  return (EgressBatchType.decode(new Uint8Array(buffer)) as unknown as { records: EgressRecord[] }).records.map(withPayload);
+export function decodeEgressBatch(buffer: ArrayBuffer): { records: EgressRecord[]; epoch: number } {
+  const batch = EgressBatchType.decode(new Uint8Array(buffer)) as unknown as { records: EgressRecord[]; epoch: number };
+  batch.records.forEach(withPayload);
+  return batch;
+}
+
+/** A checkpoint barrier for one channel. */
+export function barrier(checkpointId: number, origin: number): Envelope {
+  return { kind: Kind.BARRIER, targetType: '', targetId: '', sourceType: '', sourceId: '', payload: new Uint8Array(0), ingressTime: 0, origin, seq: 0, checkpointId };
 }
 
 export function encodeEnvelope(envelope: Envelope): Uint8Array {

@@ -68,6 +68,12 @@ void t.test('absent options take their defaults', async (t) => {
       stateCacheEntries: 200_000,
       stopTimeoutMs: 10_000,
       log: undefined,
+      checkpointDir: undefined,
+      checkpointIntervalMs: undefined,
+      checkpointsRetained: 3,
+      checkpointTimeoutMs: 60_000,
+      restoreFrom: undefined,
+      maxRestarts: 3,
     },
   );
   t.type(resolved.log, 'function');
@@ -90,6 +96,12 @@ void t.test('valid options are kept as given, including the boundaries', async (
     stateCacheEntries: 1,
     stopTimeoutMs: 0,
     log,
+    checkpointDir: '/tmp/eddy-checkpoints',
+    checkpointIntervalMs: 10,
+    checkpointsRetained: 1,
+    checkpointTimeoutMs: 100,
+    restoreFrom: 'latest',
+    maxRestarts: 0,
   });
   t.same(resolved, {
     workers: 4,
@@ -103,6 +115,12 @@ void t.test('valid options are kept as given, including the boundaries', async (
     stateCacheEntries: 1,
     stopTimeoutMs: 0,
     log,
+    checkpointDir: '/tmp/eddy-checkpoints',
+    checkpointIntervalMs: 10,
+    checkpointsRetained: 1,
+    checkpointTimeoutMs: 100,
+    restoreFrom: 'latest',
+    maxRestarts: 0,
   });
   t.equal(resolved.log, log);
   t.equal(resolveOptions({ workers: 256, maxParallelism: 32768 }).workers, 256, 'the largest worker count');

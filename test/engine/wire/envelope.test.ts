@@ -114,13 +114,14 @@ void t.test('envelopes, egress batches and timers round-trip on their own', asyn
     { egress: 0, payload: new Uint8Array(0), ingressTime: 0 },
     { egress: 3, payload: Uint8Array.of(1, 2, 255), ingressTime: 1_700_000_000_000.5 },
   ];
-  const egressBuffer = encodeEgressBatch(records);
+  const egressBuffer = encodeEgressBatch(records, 7);
   t.type(egressBuffer, ArrayBuffer);
   t.same(
-    decodeEgressBatch(egressBuffer).map((r) => ({ egress: r.egress, payload: bytesOf(r.payload), ingressTime: r.ingressTime })),
+    decodeEgressBatch(egressBuffer).records.map((r) => ({ egress: r.egress, payload: bytesOf(r.payload), ingressTime: r.ingressTime })),
     records.map((r) => ({ ...r, payload: bytesOf(r.payload) })),
     'egress records, in order',
   );
+  t.equal(decodeEgressBatch(egressBuffer).epoch, 7, 'the epoch of the batch');
 
   const timer = decodeTimer(encodeTimer({ envelope: e, token: 'tok-\u00e9', fireAt: 1_700_000_123_456 }));
   t.equal(timer.token, 'tok-\u00e9');

@@ -1,0 +1,151 @@
+import { describeError, EddyError } from '../errors.js';
+import type { SplitPosition, ToWorker } from '../runtime/worker-protocol.js';
+import {
+  CHECKPOINT_FORMAT_VERSION,
+  type CheckpointMetadata,
+  highestCheckpointId,
+  pruneCheckpoints,
+  type WorkerCheckpoint,
+  writeMetadata,
+} from './metadata.js';
+
+export interface CheckpointInfo {
+  id: number;
+  durationMs: number;
+  bytes: number;
+}
+
+interface Running {
+  id: number;
+  startedAt: number;
+  parts: Map<number, WorkerCheckpoint>;
+  positions: SplitPosition[];
+  resolve: (info: CheckpointInfo) => void;
+  reject: (error: unknown) => void;
+  timer: NodeJS.Timeout;
+}
+
+export interface CoordinatorConfig {
+  directory: string;
+  job: string;
+  workers: number;
+  maxParallelism: number;
+  retained: number;
+  timeoutMs: number;
+  ingressNames: readonly string[];
+  operators: Record<string, string>;
+  broadcast: (message: ToWorker) => void;
+  /** Checkpoint `id` is complete (its _metadata is written): sinks may publish its epoch. */
+  onComplete: (id: number) => void;
+  log: (line: string) => void;
+}
+
+/**
+ * The checkpoint coordinator (main thread): assigns ids, tells every router, collects one ack per
+ * worker, and writes `chk-<id>/_metadata` atomically when all have acknowledged; only then is the
+ * checkpoint complete. One checkpoint at a time: a trigger while one runs waits for it. A checkpoint
+ * that does not complete in time is aborted and never used for a restore.
+ */
+export class CheckpointCoordinator {
+  private nextId: number;
+  private running: Running | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  completed: CheckpointInfo[] = [];
+
+  constructor(private readonly config: CoordinatorConfig) {
+    this.nextId = highestCheckpointId(config.directory) + 1;
+  }
+
+  /** Takes a checkpoint after any running one; resolves when it is complete. */
+  trigger(): Promise<CheckpointInfo> {
+    const next = this.queue.then(
+      () => this.run(),
+      () => this.run(),
+    );
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  private run(): Promise<CheckpointInfo> {
+    if (this.closed) return Promise.reject(new EddyError('EDDY_JOB_STOPPED', 'the job is ending: no more checkpoints'));
+    const id = this.nextId++;
+    return new Promise<CheckpointInfo>((resolve, reject) => {
+      const timer = setTimeout(() => this.abort(id, `not complete after ${this.config.timeoutMs} ms`), this.config.timeoutMs);
+      this.running = { id, startedAt: Date.now(), parts: new Map(), positions: [], resolve, reject, timer };
+      this.config.broadcast({ type: 'checkpoint', id });
+    });
+  }
+
+  onAck(id: number, part: WorkerCheckpoint, positions: SplitPosition[]): void {
+    const running = this.running;
+    if (running?.id !== id) return;
+    running.parts.set(part.worker, part);
+    running.positions.push(...positions);
+    if (running.parts.size === this.config.workers) void this.complete(running);
+  }
+
+  private async complete(running: Running): Promise<void> {
+    const { config } = this;
+    const parts = [...running.parts.values()].sort((a, b) => a.worker - b.worker);
+    const positions: CheckpointMetadata['positions'] = {};
+    for (const { ingress, split, position } of running.positions) {
+      const name = config.ingressNames[ingress]!;
+      (positions[name] ??= {})[String(split)] = position;
+    }
+    const bytes = parts.reduce((sum, part) => sum + part.bytes, 0);
+    const durationMs = Date.now() - running.startedAt;
+    const metadata: CheckpointMetadata = {
+      version: CHECKPOINT_FORMAT_VERSION,
+      id: running.id,
+      job: config.job,
+      workers: config.workers,
+      maxParallelism: config.maxParallelism,
+      completedAt: Date.now(),
+      durationMs,
+      bytes,
+      operators: config.operators,
+      positions,
+      parts,
+    };
+    try {
+      await writeMetadata(config.directory, metadata);
+    } catch (error) {
+      this.abort(running.id, `its _metadata could not be written: ${describeError(error)}`);
+      return;
+    }
+    clearTimeout(running.timer);
+    this.running = undefined;
+    const info = { id: running.id, durationMs, bytes };
+    this.completed.push(info);
+    config.onComplete(running.id);
+    try {
+      pruneCheckpoints(config.directory, config.retained, running.id + 1);
+    } catch (error) {
+      config.log(`checkpoint ${running.id}: could not remove old checkpoints: ${describeError(error)}`);
+    }
+    running.resolve(info);
+  }
+
+  /** Aborts the running checkpoint (timeout, a worker failed, the job ends). */
+  abort(id: number, reason: string): void {
+    const running = this.running;
+    if (running?.id !== id) return;
+    clearTimeout(running.timer);
+    this.running = undefined;
+    this.config.broadcast({ type: 'checkpoint-abort', id });
+    this.config.log(`checkpoint ${id} aborted: ${reason}`);
+    running.reject(new EddyError('EDDY_CHECKPOINT_FAILED', `checkpoint ${id} aborted: ${reason}`, { retryable: true }));
+  }
+
+  /** The running checkpoint (if any) will not complete: its workers are gone. */
+  abortRunning(reason: string): void {
+    if (this.running !== undefined) this.abort(this.running.id, reason);
+  }
+
+  /** No more checkpoints; a running one is aborted. */
+  close(reason: string): void {
+    this.closed = true;
+    if (this.running !== undefined) this.abort(this.running.id, reason);
+  }
+}

@@ -1,0 +1,121 @@
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import relayJob, { expectedCounts, type RelayTrace } from '../fixtures/relay-job.js';
+import counterJob, { type CounterUpdate } from '../fixtures/counter-job.js';
+import { groupBy, LogLines, run, tempDir, within } from '../fixtures/harness.js';
+
+const TOKENS = 200;
+const MAX_HOP = 60;
+const tokens = Array.from({ length: TOKENS }, (_, token) => ({ token, maxHop: MAX_HOP }));
+
+/** Final counter per instance: the count of its last trace record (traces of one instance arrive in order). */
+function finalCounts(traces: readonly RelayTrace[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const trace of traces) counts.set(trace.instance, trace.count);
+  return counts;
+}
+
+/** Every token's hops in `traces` are one unbroken run ending at MAX_HOP, each hop once. */
+function checkTokens(t: { equal(a: unknown, b: unknown, m: string): void }, traces: readonly RelayTrace[], what: string): void {
+  const byToken = groupBy(traces, (trace) => String(trace.token));
+  t.equal(byToken.size, TOKENS, `${what}: every token is there`);
+  let broken = 0;
+  for (const [, list] of byToken) {
+    const hops = list.map((trace) => trace.hop).sort((a, b) => a - b);
+    const first = hops[0]!;
+    if (hops.length !== MAX_HOP - first + 1 || hops.some((hop, i) => hop !== first + i)) broken++;
+  }
+  t.equal(broken, 0, `${what}: no token has a duplicate or missing hop`);
+}
+
+void t.test('a checkpoint taken while thousands of messages circulate restores exactly: with 1, 2 and 3 workers', async (t) => {
+  const checkpointDir = tempDir(t, 'chk-relay');
+  const first = run(t, relayJob, { workers: 2, checkpointDir, inputs: { tokens } });
+  // Output is held until a checkpoint completes: watch the workers' counters to cut mid-way.
+  for (let i = 0; i < 400; i++) {
+    const metrics = await first.metrics();
+    if (metrics.totals.invocations > (TOKENS * MAX_HOP) / 4) break;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const info = await first.checkpoint();
+  t.ok(info.bytes > 0 && info.durationMs >= 0, `checkpoint ${info.id}: ${info.bytes} bytes in ${info.durationMs} ms`);
+  const whole = await first.done;
+  const all = first.output<RelayTrace>('trace');
+  t.equal(all.length, TOKENS * (MAX_HOP + 1), 'the uninterrupted run relayed every hop once');
+  t.ok(whole.checkpoints.length >= 1);
+  const expected = expectedCounts(TOKENS, MAX_HOP);
+  t.same(finalCounts(all), expected, 'and every counter is right');
+
+  for (const workers of [1, 2, 3]) {
+    const restored = run(t, relayJob, { workers, checkpointDir, restoreFrom: info.id, inputs: { tokens } });
+    await within(restored.done, 60_000, `the restore on ${workers} workers`);
+    const traces = restored.output<RelayTrace>('trace');
+    t.ok(traces.length < all.length, `restored on ${workers} workers: ${traces.length} hops after the cut (of ${all.length})`);
+    checkTokens(t, traces, `restored on ${workers} workers`);
+    const counts = finalCounts(traces);
+    let wrong = 0;
+    for (const [instance, count] of counts) if (expected.get(instance) !== count) wrong++;
+    t.equal(wrong, 0, `restored on ${workers} workers: every counter ends where the uninterrupted run's did (no message applied twice or lost)`);
+  }
+});
+
+void t.test('a worker killed in the middle of the run: the job restores the last checkpoint and the output is exactly once', async (t) => {
+  const checkpointDir = tempDir(t, 'chk-crash');
+  const marker = join(tempDir(t, 'crash-marker'), 'crashed');
+  process.env.EDDY_TEST_CRASH_MARKER = marker;
+  process.env.EDDY_TEST_CRASH_HOP = String(Math.floor(MAX_HOP * 0.6));
+  t.teardown(() => {
+    delete process.env.EDDY_TEST_CRASH_MARKER;
+    delete process.env.EDDY_TEST_CRASH_HOP;
+  });
+  const logs = new LogLines();
+  const handle = run(t, relayJob, { workers: 2, checkpointDir, checkpointIntervalMs: 40, log: logs.log, inputs: { tokens } });
+  const summary = await within(handle.done, 90_000, 'the job with a crash');
+  t.ok(existsSync(marker), 'a worker really died');
+  t.equal(summary.restarts, 1, 'the job restored once');
+  t.ok(logs.matching(/restoring checkpoint \d+/).length === 1, 'and said so');
+  const traces = handle.output<RelayTrace>('trace');
+  const keys = new Set(traces.map((trace) => `${trace.token}/${trace.hop}`));
+  t.equal(traces.length, TOKENS * (MAX_HOP + 1), 'every hop published exactly once');
+  t.equal(keys.size, TOKENS * (MAX_HOP + 1), 'no hop twice');
+  t.same(finalCounts(traces), expectedCounts(TOKENS, MAX_HOP), 'every counter is right');
+});
+
+void t.test('a restore continues state and source positions: nothing counted twice, nothing skipped', async (t) => {
+  const checkpointDir = tempDir(t, 'chk-counter');
+  const stateDir = tempDir(t, 'state-counter');
+  const events = Array.from({ length: 6000 }, (_, i) => ({ key: `k${i % 50}` }));
+  const first = run(t, counterJob, { workers: 2, stateDir, checkpointDir, inputs: { events: { records: events, ratePerSec: 6000 } } });
+  for (let i = 0; i < 400; i++) {
+    if ((await first.metrics()).totals.invocations > 1000) break;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const { id } = await first.checkpoint();
+  await first.stop();
+  const second = run(t, counterJob, { workers: 3, stateDir, checkpointDir, restoreFrom: 'latest', inputs: { events: { records: events } } });
+  t.equal(second.checkpoints().at(-1), id, 'latest is the checkpoint just taken');
+  await second.done;
+  const updates = second.output<CounterUpdate>('counts');
+  t.ok(updates.length > 0 && updates.length < events.length, `the restored run read ${updates.length} records after the cut`);
+  let broken = 0;
+  for (const [, list] of groupBy(updates, (u) => u.key)) {
+    const counts = list.map((u) => u.count);
+    if (counts.at(-1) !== 120 || counts.some((c, i) => i > 0 && c !== counts[i - 1]! + 1)) broken++;
+  }
+  t.equal(broken, 0, 'every key counts on from its checkpointed value to 120, one by one');
+});
+
+void t.test('a corrupt or missing checkpoint is refused with a clear error', async (t) => {
+  const checkpointDir = tempDir(t, 'chk-corrupt');
+  const events = Array.from({ length: 400 }, (_, i) => ({ key: `k${i % 4}` }));
+  const first = run(t, counterJob, { workers: 2, checkpointDir, inputs: { events: { records: events, ratePerSec: 200 } } });
+  const { id } = await first.checkpoint();
+  await first.stop();
+  t.throws(() => run(t, counterJob, { workers: 2, checkpointDir, restoreFrom: id + 10 }), { code: 'EDDY_CHECKPOINT_NOT_FOUND' }, 'an unknown id');
+  const folder = join(checkpointDir, `chk-${id}`);
+  writeFileSync(join(folder, '_metadata'), '{"version": 1, "id": ');
+  t.throws(() => run(t, counterJob, { workers: 2, checkpointDir, restoreFrom: id }), { code: 'EDDY_CHECKPOINT_CORRUPT' }, 'a metadata file that is not JSON');
+  t.ok(readdirSync(folder).includes('worker-0.state'));
+  t.throws(() => run(t, counterJob, { workers: 2, restoreFrom: 'latest' }), { code: 'EDDY_INVALID_OPTION' }, 'restoreFrom without checkpointDir');
+});
