@@ -33,6 +33,8 @@ export class StateStore {
     if (entry === undefined) {
       entry = { value: this.backend.getSync(toBytes(key)) ?? null, dirty: false };
       this.cache.set(key, entry);
+      // Reads fill the cache too: bound it here, not only after writes (a read-only job never flushes).
+      if (this.cache.size > this.capacity * 1.1) this.evict();
     }
     return entry.value ?? undefined;
   }
@@ -85,7 +87,14 @@ export class StateStore {
     const taken = this.takeDirty();
     const previous = this.flushing ?? Promise.resolve();
     const cut = (async (): Promise<StateSnapshot> => {
-      await previous.catch(() => {});
+      // If the running write fails, its entries are dirty again and not in `taken`: this cut would
+      // miss them, so it fails too (the checkpoint is aborted; the next one takes them).
+      try {
+        await previous;
+      } catch (error) {
+        this.markDirtyAgain(taken);
+        throw error;
+      }
       await this.write(taken, extra);
       const snapshot = this.backend.snapshot();
       // The extra entries are only for the snapshot: remove them from the live state again.
@@ -119,16 +128,20 @@ export class StateStore {
     try {
       await this.backend.write(batch);
     } catch (error) {
-      // Not written: mark dirty again (unless rewritten meanwhile) so the next flush retries.
-      for (const [key, entry] of taken.entries) {
-        if (!entry.dirty) {
-          entry.dirty = true;
-          this.dirty.set(key, entry);
-        }
-      }
+      this.markDirtyAgain(taken);
       throw error;
     }
     this.evict();
+  }
+
+  /** Not written: dirty again (unless rewritten meanwhile), so the next flush retries them. */
+  private markDirtyAgain(taken: Taken): void {
+    for (const [key, entry] of taken.entries) {
+      if (!entry.dirty) {
+        entry.dirty = true;
+        this.dirty.set(key, entry);
+      }
+    }
   }
 
   private evict(): void {

@@ -327,3 +327,12 @@ void t.test('snapshot() cuts the state as of the call: later writes are flushed 
   t.equal(backend.stored('parked'), undefined, 'the extra entries are not left in the live state');
   await snapshot.close();
 });
+
+void t.test('reads alone keep the cache within its capacity', async (t) => {
+  const backend = new ProbeBackend();
+  const entries: Array<[Uint8Array, Uint8Array]> = Array.from({ length: 1000 }, (_, i) => [toBytes(`k${i}`), v(String(i))]);
+  await backend.inner.write(entries);
+  const store = new StateStore(backend, 100);
+  for (let i = 0; i < 1000; i++) t.equal(str(store.get(`k${i}`)), String(i));
+  t.ok((store as unknown as { cache: Map<string, unknown> }).cache.size <= 110, 'no more than capacity plus a tenth cached');
+});
