@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
+import { listCheckpoints, readMetadata } from './checkpoint/metadata.js';
 import { describeError, EddyError } from './errors.js';
 import { jobFromModule } from './job.js';
 import { submit, type JobSummary } from './runtime/job-manager.js';
@@ -28,8 +29,31 @@ export function formatSummary(summary: JobSummary): string {
     ...Object.entries(summary.egress).map(([name, count]) => `  egress ${name.padEnd(13)} ${count}`),
     `  latency           p50 ${summary.latency.p50Ms.toFixed(2)} ms, p95 ${summary.latency.p95Ms.toFixed(2)} ms, p99 ${summary.latency.p99Ms.toFixed(2)} ms`,
   ];
+  if (summary.checkpoints.length > 0) {
+    const last = summary.checkpoints.at(-1)!;
+    lines.push(`  checkpoints       ${summary.checkpoints.length} (last: ${last.id}, ${last.bytes} bytes in ${last.durationMs} ms)`);
+  }
+  if (summary.restarts > 0) lines.push(`  restarts          ${summary.restarts} (restored from checkpoints after worker failures)`);
   if (summary.stateDir !== undefined) lines.push(`  state             ${summary.stateDir}`);
   return lines.join('\n');
+}
+
+interface RunFlags {
+  workers?: number;
+  stateDir?: string;
+  maxParallelism?: number;
+  checkpointDir?: string;
+  checkpointIntervalMs?: number;
+  restore?: string;
+  input: string[];
+  progress: boolean;
+}
+
+function parseRestore(value: string): 'latest' | number {
+  if (value === 'latest') return 'latest';
+  const id = Number(value);
+  if (!Number.isInteger(id) || id < 1) throw new EddyError('EDDY_INVALID_OPTION', `--restore ${value}: give 'latest' or a checkpoint id (list them with eddy checkpoints --checkpoint-dir <dir>)`);
+  return id;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -41,9 +65,12 @@ export async function main(argv: string[]): Promise<void> {
     .option('--workers <n>', 'worker threads', positiveInteger('--workers'))
     .option('--state-dir <dir>', 'folder for the state; run again with the same folder to continue')
     .option('--max-parallelism <n>', 'number of key groups (fixed for the life of the state)', positiveInteger('--max-parallelism'))
+    .option('--checkpoint-dir <dir>', 'folder for checkpoints: exactly-once output and recovery from failed workers')
+    .option('--checkpoint-interval-ms <ms>', 'take a checkpoint this often', positiveInteger('--checkpoint-interval-ms'))
+    .option('--restore <latest|id>', "start from a checkpoint of --checkpoint-dir ('latest' or an id); --workers may differ")
     .option('--input <ingress=file>', 'read a file ingress from this file (repeatable)', (value: string, all: string[]) => [...all, value], [])
     .option('--no-progress', 'no progress display')
-    .action(async (moduleArg: string, flags: { workers?: number; stateDir?: string; maxParallelism?: number; input: string[]; progress: boolean }) => {
+    .action(async (moduleArg: string, flags: RunFlags) => {
       const url = pathToFileURL(resolve(moduleArg)).href;
       let exports: Record<string, unknown>;
       try {
@@ -64,6 +91,9 @@ export async function main(argv: string[]): Promise<void> {
         ...(flags.workers !== undefined && { workers: flags.workers }),
         ...(flags.stateDir !== undefined && { stateDir: resolve(flags.stateDir) }),
         ...(flags.maxParallelism !== undefined && { maxParallelism: flags.maxParallelism }),
+        ...(flags.checkpointDir !== undefined && { checkpointDir: resolve(flags.checkpointDir) }),
+        ...(flags.checkpointIntervalMs !== undefined && { checkpointIntervalMs: flags.checkpointIntervalMs }),
+        ...(flags.restore !== undefined && { restoreFrom: parseRestore(flags.restore) }),
         inputs,
       });
       if (flags.progress) showProgress(handle);
@@ -75,6 +105,23 @@ export async function main(argv: string[]): Promise<void> {
       });
       const summary = await handle.done;
       process.stdout.write(`${formatSummary(summary)}\n`);
+    });
+  program
+    .command('checkpoints')
+    .description('list the complete checkpoints of a checkpoint folder')
+    .requiredOption('--checkpoint-dir <dir>', 'the folder given to run --checkpoint-dir')
+    .action((flags: { checkpointDir: string }) => {
+      const dir = resolve(flags.checkpointDir);
+      const ids = listCheckpoints(dir);
+      if (ids.length === 0) {
+        process.stdout.write(`no complete checkpoint in ${dir}\n`);
+        return;
+      }
+      process.stdout.write('id\tjob\tworkers\tbytes\tduration ms\tcompleted\n');
+      for (const id of ids) {
+        const m = readMetadata(dir, id);
+        process.stdout.write(`${id}\t${m.job}\t${m.workers}\t${m.bytes}\t${m.durationMs}\t${new Date(m.completedAt).toISOString()}\n`);
+      }
     });
   await program.parseAsync(argv);
 }

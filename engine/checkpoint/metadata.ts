@@ -61,7 +61,7 @@ export function readMetadata(dir: string, id: number): CheckpointMetadata {
   try {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new EddyError('EDDY_CHECKPOINT_NOT_FOUND', `checkpoint ${id} in ${dir} is not complete (no _metadata); list them with \`eddy checkpoints\``, { cause });
+    throw new EddyError('EDDY_CHECKPOINT_NOT_FOUND', `checkpoint ${id} in ${dir} is not complete (no _metadata); list them with \`eddy checkpoints --checkpoint-dir ${dir}\``, { cause });
   }
   let metadata: CheckpointMetadata;
   try {
