@@ -12,6 +12,8 @@ const layer = (files, patterns) => ({
 
 export default tseslint.config(
   { ignores: ['node_modules/**', '.tap/**', 'engine/runtime/worker-bootstrap.mjs', 'bin/**', 'eslint.config.js'] },
+  // Only the project's TypeScript (what tsconfig.json includes): a user's own files elsewhere in the tree are not ours to lint.
+  { ignores: ['**/*', '!index.ts', '!engine/', '!engine/**', '!operators/', '!operators/**', '!connectors/', '!connectors/**', '!examples/', '!examples/**', '!bench/', '!bench/**', '!test/', '!test/**', '**/*.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

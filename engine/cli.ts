@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { listCheckpoints, readMetadata } from './checkpoint/metadata.js';
 import { describeError, EddyError } from './errors.js';
-import { jobFromModule } from './job.js';
+import { DEAD_LETTERS, jobFromModule } from './job.js';
 import { submit, type JobSummary } from './runtime/job-manager.js';
 import { showProgress } from './runtime/progress.js';
 
@@ -46,6 +46,7 @@ interface RunFlags {
   checkpointIntervalMs?: number;
   restore?: string;
   input: string[];
+  show: number;
   progress: boolean;
 }
 
@@ -69,6 +70,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--checkpoint-interval-ms <ms>', 'take a checkpoint this often', positiveInteger('--checkpoint-interval-ms'))
     .option('--restore <latest|id>', "start from a checkpoint of --checkpoint-dir ('latest' or an id); --workers may differ")
     .option('--input <ingress=file>', 'read a file ingress from this file (repeatable)', (value: string, all: string[]) => [...all, value], [])
+    .option('--show <n>', 'at the end, print the first n records of each memory egress (dead letters always)', (v: string) => Number(v), 3)
     .option('--no-progress', 'no progress display')
     .action(async (moduleArg: string, flags: RunFlags) => {
       const url = pathToFileURL(resolve(moduleArg)).href;
@@ -105,6 +107,14 @@ export async function main(argv: string[]): Promise<void> {
       });
       const summary = await handle.done;
       process.stdout.write(`${formatSummary(summary)}\n`);
+      for (const egress of job.egresses) {
+        if (egress.kind !== 'memory') continue;
+        const records = handle.output(egress.name);
+        const show = egress.name === DEAD_LETTERS ? Math.max(flags.show, 10) : flags.show;
+        if (records.length === 0 || show <= 0) continue;
+        process.stdout.write(`${egress.name} (first ${Math.min(show, records.length)} of ${records.length}):\n`);
+        for (const record of records.slice(0, show)) process.stdout.write(`  ${JSON.stringify(record)}\n`);
+      }
     });
   program
     .command('checkpoints')

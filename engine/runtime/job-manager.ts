@@ -124,12 +124,6 @@ class JobRun implements JobHandle {
   }
 
   private async begin(restore: CheckpointMetadata | undefined): Promise<void> {
-    const job = this.spec;
-    for (const name of Object.keys(this.options.inputs)) {
-      if (!job.ingresses.some((ingress) => ingress.name === name)) {
-        throw new EddyError('EDDY_UNKNOWN_INGRESS', `options.inputs.${name}: the job has no ingress ${name}; its ingresses: ${job.ingresses.map((i) => i.name).join(', ') || '(none)'}`);
-      }
-    }
     await this.sinks.open();
     await this.runAttempt(restore);
     if (this.options.checkpointIntervalMs !== undefined) this.scheduleCheckpoint();
@@ -380,5 +374,11 @@ function checkRestorable(metadata: CheckpointMetadata, job: Job, options: Resolv
 /** Starts a job. Invalid options throw here; everything later settles `handle.done`. */
 export function submit(job: Job, options?: SubmitOptions): JobHandle {
   if (job?.kind !== 'eddy-job') throw new EddyError('EDDY_INVALID_JOB', 'submit(job): job must be made with defineJob()');
-  return new JobRun(job, resolveOptions(options));
+  const resolved = resolveOptions(options);
+  for (const name of Object.keys(resolved.inputs)) {
+    if (!job.ingresses.some((ingress) => ingress.name === name)) {
+      throw new EddyError('EDDY_UNKNOWN_INGRESS', `options.inputs.${name}: the job has no ingress ${name}; its ingresses: ${job.ingresses.map((i) => i.name).join(', ') || '(none)'}`);
+    }
+  }
+  return new JobRun(job, resolved);
 }

@@ -57,7 +57,7 @@ export function showProgress(handle: JobHandle, options: ProgressOptions = {}): 
   };
   handle.done.then(
     (summary) => {
-      if (!stopped) bar.update(outputCount(summary, options.egress));
+      if (!stopped) bar.update(outputCount(summary, options.egress), { read: summary.totals.recordsRead, invocations: summary.totals.invocations });
       stop();
     },
     stop,
