@@ -11,6 +11,7 @@ import type { StateStore } from '../engine/state/state-store.js';
 import { barrier, Channel, decodeEnvelope, encodeEnvelope, type Envelope, Kind } from '../engine/wire/envelope.js';
 import { DelayedMessages } from './delayed-messages.js';
 import { Invocation, type InvocationHost } from './invocation.js';
+import { isPromise } from '../engine/promises.js';
 
 /** An undeliverable envelope or bad record, as written to the dead-letter egress. */
 export interface DeadLetter {
@@ -79,6 +80,7 @@ export class FunctionDispatcher implements InvocationHost {
   /** Router envelopes that waited in a mailbox: their credit goes back when they run, not when taken in. */
   private readonly creditOwed = new WeakSet<Envelope>();
   private readonly creditsDue: number[];
+  private readonly feedbackAcksDue: number[];
   private readonly pausedQueue: Envelope[] = [];
   private seq = 0;
   private flushScheduled = false;
@@ -89,6 +91,7 @@ export class FunctionDispatcher implements InvocationHost {
     this.accepted = Array.from({ length: config.workers }, () => 0);
     this.alignmentBuffers = Array.from({ length: config.workers }, () => []);
     this.creditsDue = Array.from({ length: config.workers }, () => 0);
+    this.feedbackAcksDue = Array.from({ length: config.workers }, () => 0);
     this.egressIndexes = new Map(config.job.egresses.map((egress, index) => [egress.name, index]));
     this.delayed = new DelayedMessages(config.store, (envelope) => this.route(envelope), () => this.scheduleFlush());
   }
@@ -162,7 +165,8 @@ export class FunctionDispatcher implements InvocationHost {
   private taken(from: number, taken: number, credits: number, feedbackAcks: number): void {
     if (taken === 0) return;
     this.accepted[from]! += taken;
-    this.config.mesh.acknowledge(from, credits, feedbackAcks);
+    this.creditsDue[from]! += credits;
+    this.feedbackAcksDue[from]! += feedbackAcks;
     this.scheduleFlush();
   }
 
@@ -240,12 +244,15 @@ export class FunctionDispatcher implements InvocationHost {
     if (this.creditOwed.delete(envelope)) this.creditsDue[envelope.origin]!++;
   }
 
+  /** Acknowledgements go back once per turn and sender, not once per batch taken in. */
   private returnDueCredits(): void {
     for (let worker = 0; worker < this.creditsDue.length; worker++) {
-      const due = this.creditsDue[worker]!;
-      if (due === 0) continue;
+      const credits = this.creditsDue[worker]!;
+      const feedbackAcks = this.feedbackAcksDue[worker]!;
+      if (credits === 0 && feedbackAcks === 0) continue;
       this.creditsDue[worker] = 0;
-      this.config.mesh.acknowledge(worker, due, 0);
+      this.feedbackAcksDue[worker] = 0;
+      this.config.mesh.acknowledge(worker, credits, feedbackAcks);
     }
   }
 
@@ -492,9 +499,6 @@ function addressKey(envelope: Envelope): string {
   return `${envelope.targetType}\u0000${envelope.targetId}`;
 }
 
-function isPromise(value: unknown): value is Promise<void> {
-  return typeof (value as Promise<void> | undefined)?.then === 'function';
-}
 
 function wrapFailureHandler(fn: FunctionType<unknown, StateSpecs>, error: unknown): unknown {
   // A failure handler that fails again must not loop through itself: report it as a handler error.

@@ -4,7 +4,8 @@ import { validateAddress } from '../engine/function-type.js';
 import type { Job, ReadResult, Route, Router, SplitReader } from '../engine/job.js';
 import { keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
 import type { SplitAssignment } from '../engine/runtime/worker-protocol.js';
-import { barrier, Channel } from '../engine/wire/envelope.js';
+import { barrier, Channel, Kind } from '../engine/wire/envelope.js';
+import { isPromise } from '../engine/promises.js';
 import type { FunctionDispatcher } from './function-dispatcher.js';
 
 export interface IngressRouterConfig {
@@ -256,7 +257,7 @@ export class IngressRouter {
     this.credits[owner]!--;
     this.envelopesRouted++;
     mesh.push(owner, Channel.ROUTER, {
-      kind: 1,
+      kind: Kind.INVOKE,
       targetType: route.to.type,
       targetId: route.to.id,
       sourceType: '',
@@ -281,6 +282,3 @@ function jsonSafe(value: unknown): unknown {
   }
 }
 
-function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
-  return typeof (value as Promise<T>).then === 'function';
-}

@@ -11,7 +11,7 @@ import {
   validateAddress,
 } from '../engine/function-type.js';
 import { instancePrefix, userStateKey } from '../engine/state/state-keys.js';
-import type { EgressRecord, Envelope } from '../engine/wire/envelope.js';
+import { type EgressRecord, type Envelope, Kind } from '../engine/wire/envelope.js';
 
 /** What an invocation needs from its dispatcher: lookups and the current state. */
 export interface InvocationHost {
@@ -91,7 +91,7 @@ export class Invocation implements Context {
 
   sendAfter(delayMs: number, to: Address, message: unknown, options: SendAfterOptions = {}): string {
     if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
-      throw new EddyError('EDDY_INVALID_ADDRESS', `sendAfter: delayMs must be a finite number >= 0, got ${String(delayMs)}`);
+      throw new EddyError('EDDY_INVALID_ARGUMENT', `sendAfter: delayMs must be a finite number >= 0, got ${String(delayMs)}`);
     }
     const token = options.token ?? `${Date.now().toString(36)}.${this.host.worker}.${this.host.nextSeq()}`;
     if (
@@ -138,7 +138,7 @@ export class Invocation implements Context {
       );
     }
     return {
-      kind: 1,
+      kind: Kind.INVOKE,
       targetType: to.type,
       targetId: to.id,
       sourceType: this.self.type,

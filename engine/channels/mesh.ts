@@ -7,7 +7,8 @@ export type BatchHandler = (from: number, batch: Batch) => void;
  * This worker's end of the all-to-all mesh. Envelopes are buffered per destination worker and logical
  * channel, and leave as one encoded, transferred ArrayBuffer when a buffer is full or at the end of
  * the current event-loop turn. One port per worker pair carries every channel, so FIFO holds per
- * (sender, receiver, channel), data and control alike. The self-channel skips encoding but keeps
+ * (sender, receiver, channel), barriers included (acks carry only counts and may overtake data).
+ * The self-channel skips encoding but keeps
  * the same batching and ordering (delivery in a later turn, in order).
  */
 export class Mesh {
