@@ -1,8 +1,9 @@
 /**
  * `npm run bench -- <benchmark> [--duration s] [--workers 1,2] [--keys 100,5000] [--seed n] [--json] [--no-write]`
- * Benchmarks: ycsb.
+ * Benchmarks: ycsb, checkpoint.
  */
 import { parseFlags } from './harness.js';
+import { runCheckpointBench } from './checkpoint.js';
 import { runYcsb } from './ycsb.js';
 
 const [name, ...rest] = process.argv.slice(2);
@@ -11,7 +12,10 @@ switch (name) {
   case 'ycsb':
     await runYcsb(parseFlags(rest, { workers: [1, 2], keys: [100, 5000, 10000] }), command);
     break;
+  case 'checkpoint':
+    await runCheckpointBench(parseFlags(rest, { workers: [2], keys: [10000, 100000] }), command);
+    break;
   default:
-    console.error(`usage: npm run bench -- ycsb [--duration s] [--workers 1,2] [--keys 100,5000,10000] [--seed n] [--json] [--no-write]`);
+    console.error(`usage: npm run bench -- ycsb|checkpoint [--duration s] [--workers 1,2] [--keys 100,5000,10000] [--seed n] [--json] [--no-write]`);
     process.exitCode = 2;
 }
