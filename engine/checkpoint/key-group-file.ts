@@ -16,49 +16,81 @@ const HEADER_BYTES = MAGIC.length + 2;
 
 export type KeyGroupIndex = Array<[keyGroup: number, offset: number, length: number]>;
 
-/** Writes one section per key group of `keyGroups` (an empty one too), fsyncs, and returns the index. */
+/**
+ * Writes one section per key group of `keyGroups` (an empty one too) from `entries`, which come in
+ * key order with the key group in their first two key bytes (as every state key has), fsyncs, and
+ * returns the index. One pass over one ordered stream: a checkpoint of a busy worker must not pay an
+ * event-loop turn per key group.
+ */
 export async function writeKeyGroupFile(
   path: string,
   keyGroups: readonly number[],
-  entriesOf: (keyGroup: number) => AsyncIterable<readonly [Uint8Array, Uint8Array]> | Iterable<readonly [Uint8Array, Uint8Array]>,
+  entries: AsyncIterable<readonly [Uint8Array, Uint8Array]> | Iterable<readonly [Uint8Array, Uint8Array]>,
 ): Promise<{ index: KeyGroupIndex; bytes: number }> {
   const file = await open(path, 'w');
   try {
     const header = Buffer.alloc(HEADER_BYTES);
     MAGIC.copy(header);
     header.writeUInt16BE(KEY_GROUP_FILE_VERSION, MAGIC.length);
-    let offset = 0;
-    const chunks: Buffer[] = [header];
+    const index: KeyGroupIndex = [];
+    let chunks: Buffer[] = [header];
+    let offset = header.length;
     let pending = header.length;
     const flush = async (): Promise<void> => {
       if (chunks.length === 0) return;
-      await file.writev(chunks.splice(0));
+      const out = chunks;
+      chunks = [];
       pending = 0;
+      await file.writev(out);
     };
-    offset = header.length;
-    const index: KeyGroupIndex = [];
-    for (const kg of keyGroups) {
-      const start = offset;
-      const parts: Buffer[] = [];
-      let count = 0;
-      for await (const [key, value] of entriesOf(kg)) {
-        const lengths = Buffer.allocUnsafe(4);
-        lengths.writeUInt32BE(key.byteLength);
-        const valueLength = Buffer.allocUnsafe(4);
-        valueLength.writeUInt32BE(value.byteLength);
-        parts.push(lengths, Buffer.from(key.buffer, key.byteOffset, key.byteLength), valueLength, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
-        count++;
-      }
+    // The section being written: its head is filled in when it ends.
+    let position = 0;
+    let section: { kg: number; head: Buffer; start: number; count: number } | undefined;
+    const open_ = (kg: number): void => {
       const head = Buffer.allocUnsafe(6);
-      head.writeUInt16BE(kg);
-      head.writeUInt32BE(count, 2);
-      chunks.push(head, ...parts);
-      const length = head.length + parts.reduce((n, p) => n + p.length, 0);
+      section = { kg, head, start: offset, count: 0 };
+      chunks.push(head);
+      offset += 6;
+      pending += 6;
+    };
+    const close_ = (): void => {
+      if (section === undefined) return;
+      section.head.writeUInt16BE(section.kg);
+      section.head.writeUInt32BE(section.count, 2);
+      index.push([section.kg, section.start, offset - section.start]);
+      section = undefined;
+    };
+    /** Opens (empty) sections up to key group `kg`, and `kg`'s own. */
+    const advanceTo = (kg: number): void => {
+      while (position < keyGroups.length && keyGroups[position]! <= kg) {
+        close_();
+        open_(keyGroups[position]!);
+        position++;
+      }
+    };
+    for await (const [key, value] of entries) {
+      const kg = (key[0]! << 8) | key[1]!;
+      if (section?.kg !== kg) {
+        // Written out only between sections: a section's head is filled in when it ends.
+        if (pending > 1 << 20) {
+          close_();
+          await flush();
+        }
+        advanceTo(kg);
+      }
+      if (section?.kg !== kg) throw new RangeError(`entry of key group ${kg} is not among the key groups written or out of order`);
+      const lengths = Buffer.allocUnsafe(4);
+      lengths.writeUInt32BE(key.byteLength);
+      const valueLength = Buffer.allocUnsafe(4);
+      valueLength.writeUInt32BE(value.byteLength);
+      chunks.push(lengths, Buffer.from(key.buffer, key.byteOffset, key.byteLength), valueLength, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+      const length = 8 + key.byteLength + value.byteLength;
       offset += length;
       pending += length;
-      index.push([kg, start, length]);
-      if (pending > 1 << 20) await flush();
+      section.count++;
     }
+    advanceTo(Infinity);
+    close_();
     await flush();
     await file.sync();
     return { index, bytes: offset };

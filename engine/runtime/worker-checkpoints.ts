@@ -8,7 +8,13 @@ import type { StateBackend, StateSnapshot } from '../state/state-backend.js';
 import { decodeEnvelope, type Envelope } from '../wire/envelope.js';
 import type { FromWorker, SplitPosition } from './worker-protocol.js';
 
-const EMPTY = new Uint8Array(0);
+/** The feedback log in key-group order, each entry keyed by its key group (the file's order key). */
+function* logEntries(groups: readonly number[], log: Map<number, Uint8Array[]>): Iterable<readonly [Uint8Array, Uint8Array]> {
+  for (const kg of groups) {
+    const key = Uint8Array.of(kg >>> 8, kg & 0xff);
+    for (const bytes of log.get(kg) ?? []) yield [key, bytes];
+  }
+}
 
 function keyGroups(range: KeyGroupRange): number[] {
   return Array.from({ length: range.end - range.start + 1 }, (_, i) => range.start + i);
@@ -82,12 +88,13 @@ export class WorkerCheckpoints {
       await mkdir(folder, { recursive: true });
       const groups = keyGroups(this.config.keyGroups);
       const stateFile = `worker-${worker}.state`;
-      const state = await writeKeyGroupFile(join(folder, stateFile), groups, (kg) => snapshot.scan(...keyGroupBounds(kg)));
+      const { start, end } = this.config.keyGroups;
+      const state = await writeKeyGroupFile(join(folder, stateFile), groups, snapshot.scan(keyGroupBounds(start)[0], keyGroupBounds(end)[1]));
       await snapshot.close();
       const log = await feedbackLog;
       if (pending.aborted) return;
       const logFile = `worker-${worker}.log`;
-      const logged = await writeKeyGroupFile(join(folder, logFile), groups, (kg) => (log.get(kg) ?? []).map((bytes) => [EMPTY, bytes] as const));
+      const logged = await writeKeyGroupFile(join(folder, logFile), groups, logEntries(groups, log));
       const positions = await pending.positions;
       if (pending.aborted) return;
       const part: WorkerCheckpoint = {

@@ -40,7 +40,7 @@ export class LevelDbBackend implements StateBackend {
     const iterator = this.db.iterator({ gte, lt, ...(snapshot === undefined ? {} : { snapshot }) });
     try {
       for (;;) {
-        const entries = await iterator.nextv(1000);
+        const entries = await iterator.nextv(5000);
         if (entries.length === 0) return;
         for (const entry of entries) yield entry;
       }

@@ -67,10 +67,12 @@ export class StateStore {
     }
     if (this.dirty.size === 0) return Promise.resolve();
     const taken = this.takeDirty();
-    this.flushing = this.write(taken).finally(() => {
-      this.flushing = undefined;
+    const flushing: Promise<void> = this.write(taken).finally(() => {
+      // Only if no later write (or cut) took its place meanwhile.
+      if (this.flushing === flushing) this.flushing = undefined;
     });
-    return this.flushing;
+    this.flushing = flushing;
+    return flushing;
   }
 
   /** Resolves once nothing is dirty and no write is running. */
@@ -101,12 +103,16 @@ export class StateStore {
       if (extra.length > 0) await this.backend.write(extra.map(([key]) => [toBytes(key), null] as const));
       return snapshot;
     })();
-    this.flushing = cut.then(
-      () => {},
-      () => {},
-    ).finally(() => {
-      this.flushing = undefined;
-    });
+    // Until the snapshot is taken, every later flush waits behind this one.
+    const flushing: Promise<void> = cut
+      .then(
+        () => {},
+        () => {},
+      )
+      .finally(() => {
+        if (this.flushing === flushing) this.flushing = undefined;
+      });
+    this.flushing = flushing;
     return cut;
   }
 

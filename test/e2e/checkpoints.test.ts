@@ -54,9 +54,8 @@ void t.test('a checkpoint taken while thousands of messages circulate restores e
     t.ok(traces.length < all.length, `restored on ${workers} workers: ${traces.length} hops after the cut (of ${all.length})`);
     checkTokens(t, traces, `restored on ${workers} workers`);
     const counts = finalCounts(traces);
-    let wrong = 0;
-    for (const [instance, count] of counts) if (expected.get(instance) !== count) wrong++;
-    t.equal(wrong, 0, `restored on ${workers} workers: every counter ends where the uninterrupted run's did (no message applied twice or lost)`);
+    const wrong = [...counts].filter(([instance, count]) => expected.get(instance) !== count).map(([instance, count]) => `${instance}: ${count} != ${expected.get(instance)}`);
+    t.same(wrong, [], `restored on ${workers} workers: every counter ends where the uninterrupted run's did (no message applied twice or lost)`);
   }
 });
 

@@ -336,3 +336,26 @@ void t.test('reads alone keep the cache within its capacity', async (t) => {
   for (let i = 0; i < 1000; i++) t.equal(str(store.get(`k${i}`)), String(i));
   t.ok((store as unknown as { cache: Map<string, unknown> }).cache.size <= 110, 'no more than capacity plus a tenth cached');
 });
+
+void t.test('a flush that was running when snapshot() was called does not let later writes in before the snapshot', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100);
+  const gate = deferred();
+  backend.gates.set(0, gate.promise);
+  store.put('a', v('before-1'));
+  const running = store.flush(); // write 0, held
+  store.put('a', v('at-cut'));
+  const cut = store.snapshot(); // write 1, after write 0
+  store.put('a', v('after-cut'));
+  gate.resolve();
+  await running;
+  // Write 0 is done; a flush now must wait for the cut, not run before it.
+  const later = store.flush();
+  const snapshot = await cut;
+  await later;
+  const seen: string[] = [];
+  for await (const [, value] of snapshot.scan(toBytes('a'), toBytes('b'))) seen.push(Buffer.from(value).toString());
+  t.same(seen, ['at-cut'], 'the snapshot has the value at the cut, not the later one');
+  t.equal(backend.stored('a'), 'after-cut', 'and the later write reached the backend after it');
+  await snapshot.close();
+});
