@@ -200,20 +200,24 @@ export class FunctionDispatcher implements InvocationHost {
 
   /**
    * The cut of checkpoint `id`, at once and in one piece: egress so far belongs to epoch `id`; the
-   * state, with the invocations still running and the mailboxes (they run again after a restore), is
-   * snapshotted; then barrier `id` goes out on every feedback channel and processing goes on.
+   * state, with the invocations still running, the mailboxes and what waits while paused (they run
+   * again after a restore), is snapshotted; then barrier `id` goes out on every feedback channel and processing goes on.
    */
   private cut(id: number): void {
     this.lastCut = id;
     this.config.egress.cut(id);
     const parked: Array<[string, Uint8Array]> = [];
     let seq = 0;
+    const park = (envelope: Envelope): void => {
+      parked.push([parkedKey(keyGroupOf(envelope.targetId, this.config.maxParallelism), seq++), encodeEnvelope(envelope)]);
+    };
     for (const [key, mailbox] of this.mailboxes) {
       const running = this.inFlight.get(key);
-      for (const envelope of running === undefined ? mailbox : [running, ...mailbox]) {
-        parked.push([parkedKey(keyGroupOf(envelope.targetId, this.config.maxParallelism), seq++), encodeEnvelope(envelope)]);
-      }
+      if (running !== undefined) park(running);
+      mailbox.forEach(park);
     }
+    // Taken in before the cut but not run yet (the dispatcher is paused while it starts): part of the cut.
+    this.pausedQueue.forEach(park);
     const snapshot = this.config.store.snapshot(parked);
     for (let destination = 0; destination < this.config.workers; destination++) {
       this.feedbackSent++;

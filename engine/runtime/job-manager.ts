@@ -54,6 +54,11 @@ export interface JobHandle {
   checkpoint(): Promise<CheckpointInfo>;
   /** Ids of the complete checkpoints in checkpointDir, oldest first. */
   checkpoints(): number[];
+  /**
+   * Failure drill: terminates worker thread `worker` as a crash would. With a checkpoint to restore
+   * the job recovers (it counts in `restarts`); without one it fails.
+   */
+  killWorker(worker: number): Promise<void>;
   /** Starts a fresh latency window (e.g. after a benchmark's warm-up); `metrics().latency` covers it. */
   resetLatency(): void;
   /** The records a memory egress has received so far. */
@@ -257,6 +262,11 @@ class JobRun implements JobHandle {
     }
     const coordinator = this.coordinator;
     return Promise.race([this.running, this.done.then(() => undefined)]).then(() => coordinator.trigger());
+  }
+
+  async killWorker(worker: number): Promise<void> {
+    await this.running;
+    await this.set?.kill(worker);
   }
 
   checkpoints(): number[] {

@@ -76,7 +76,7 @@ export type ToWorker =
   | { type: 'close' };
 
 export type FromWorker =
-  | { type: 'ready' }
+  | { type: 'ready'; threadId: number }
   | { type: 'egress'; buffer: ArrayBuffer }
   | { type: 'status'; wave: number; status: WorkerStatus }
   | { type: 'metrics'; id: number; metrics: WorkerMetrics }

@@ -38,6 +38,7 @@ export class WorkerSet {
   private nextMetricsId = 0;
   private readonly metricsRequests = new Map<number, { results: WorkerMetrics[]; pending: number; resolve: (m: WorkerMetrics[]) => void }>();
   failed = false;
+  private readonly threadIds: number[] = [];
 
   constructor(private readonly config: WorkerSetConfig) {
     this.workers = config.options.workers;
@@ -105,6 +106,7 @@ export class WorkerSet {
     control.on('message', (message: FromWorker) => {
       switch (message.type) {
         case 'ready':
+          this.threadIds[worker] = message.threadId;
           ready();
           break;
         case 'egress':
@@ -171,6 +173,13 @@ export class WorkerSet {
     const results = await Promise.all(this.runs);
     await Promise.all(this.closed);
     return results.sort((a, b) => a.worker - b.worker);
+  }
+
+  /** Terminates the thread of `worker` as a crash would. */
+  async kill(worker: number): Promise<void> {
+    const thread = this.pool.threads.find((candidate) => candidate.threadId === this.threadIds[worker]);
+    if (thread === undefined) throw new EddyError('EDDY_INVALID_ARGUMENT', `killWorker(${worker}): no such running worker (0..${this.workers - 1})`);
+    await thread.terminate();
   }
 
   async destroy(): Promise<void> {

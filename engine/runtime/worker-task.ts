@@ -16,6 +16,7 @@ import { MemoryBackend } from '../state/memory-backend.js';
 import { StateStore } from '../state/state-store.js';
 import { Channel } from '../wire/envelope.js';
 import { restoreKeyGroups, WorkerCheckpoints } from './worker-checkpoints.js';
+import { threadId } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
 
 /** Stable ids of the operators of a worker's graph; checkpoint metadata records them. */
@@ -174,6 +175,6 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
           break;
       }
     });
-    post({ type: 'ready' });
+    post({ type: 'ready', threadId });
   });
 }

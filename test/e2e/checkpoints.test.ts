@@ -29,9 +29,9 @@ function checkTokens(t: { equal(a: unknown, b: unknown, m: string): void }, trac
   t.equal(broken, 0, `${what}: no token has a duplicate or missing hop`);
 }
 
-void t.test('a checkpoint taken while thousands of messages circulate restores exactly: with 1, 2 and 3 workers', async (t) => {
+void t.test('a checkpoint taken on 4 workers while thousands of messages circulate restores exactly on 1, 2 and 3 workers', async (t) => {
   const checkpointDir = tempDir(t, 'chk-relay');
-  const first = run(t, relayJob, { workers: 2, checkpointDir, inputs: { tokens } });
+  const first = run(t, relayJob, { workers: 4, checkpointDir, inputs: { tokens } });
   // Output is held until a checkpoint completes: watch the workers' counters to cut mid-way.
   for (let i = 0; i < 400; i++) {
     const metrics = await first.metrics();
@@ -85,6 +85,15 @@ void t.test('a worker killed in the middle of the run: the job restores the last
   t.equal(traces.length, TOKENS * (maxHop + 1), 'every hop published exactly once');
   t.equal(keys.size, TOKENS * (maxHop + 1), 'no hop twice');
   t.same(finalCounts(traces), expectedCounts(TOKENS, maxHop), 'every counter is right');
+});
+
+void t.test('killWorker really ends a worker thread: without a checkpoint to restore, the job fails', async (t) => {
+  const logs = new LogLines();
+  const handle = run(t, relayJob, { workers: 2, log: logs.log, inputs: { tokens: tokens.map((token) => ({ ...token, maxHop: 100_000 })) } });
+  await handle.killWorker(1);
+  await t.rejects(within(handle.done, 30_000, 'the job after a kill'), { code: 'EDDY_WORKER_FAILED' });
+  t.ok(logs.matching(/worker 1 failed/).length >= 1, 'the log names the worker');
+  await t.rejects(handle.killWorker(7), 'no such worker once the job has failed');
 });
 
 void t.test('a restore continues state and source positions: nothing counted twice, nothing skipped', async (t) => {
