@@ -5,7 +5,7 @@ import { describeError, EddyError, type ErrorCode, isInvocationFailed } from '..
 import type { Address, FunctionType, StateSpecs } from '../engine/function-type.js';
 import type { Job } from '../engine/job.js';
 import { type KeyGroupRange, keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
-import { keyGroupPrefix, parkedKey, Space } from '../engine/state/state-keys.js';
+import { decodeF64, keyGroupPrefix, parkedKey, Space, toBytes } from '../engine/state/state-keys.js';
 import type { StateSnapshot } from '../engine/state/state-backend.js';
 import type { StateStore } from '../engine/state/state-store.js';
 import { barrier, Channel, decodeEnvelope, encodeEnvelope, type Envelope, Kind } from '../engine/wire/envelope.js';
@@ -83,6 +83,11 @@ export class FunctionDispatcher implements InvocationHost {
   private readonly feedbackAcksDue: number[];
   private readonly pausedQueue: Envelope[] = [];
   private seq = 0;
+  /**
+   * Parked entries (at a stop or a cut) are keyed by this ever-growing number: later ones sort after
+   * earlier ones (replay order) and never reuse the key of one still waiting to be replayed.
+   */
+  private parkSeq = Date.now() * 1000;
   private flushScheduled = false;
   private readonly egressIndexes: Map<string, number>;
 
@@ -116,6 +121,10 @@ export class FunctionDispatcher implements InvocationHost {
 
   encodeEgress(index: number, record: unknown): Uint8Array {
     return this.config.job.egresses[index]!.codec.encode(record);
+  }
+
+  private nextParkSeq(): number {
+    return ++this.parkSeq;
   }
 
   nextSeq(): number {
@@ -207,9 +216,8 @@ export class FunctionDispatcher implements InvocationHost {
     this.lastCut = id;
     this.config.egress.cut(id);
     const parked: Array<[string, Uint8Array]> = [];
-    let seq = 0;
     const park = (envelope: Envelope): void => {
-      parked.push([parkedKey(keyGroupOf(envelope.targetId, this.config.maxParallelism), seq++), encodeEnvelope(envelope)]);
+      parked.push([parkedKey(keyGroupOf(envelope.targetId, this.config.maxParallelism), this.nextParkSeq()), encodeEnvelope(envelope)]);
     };
     for (const [key, mailbox] of this.mailboxes) {
       const running = this.inFlight.get(key);
@@ -463,10 +471,9 @@ export class FunctionDispatcher implements InvocationHost {
       waiting.push(...mailbox);
     }
     waiting.push(...this.pausedQueue);
-    let seq = Date.now() * 1000;
     for (const envelope of waiting) {
       const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
-      this.config.store.put(parkedKey(kg, seq++), encodeEnvelope(envelope));
+      this.config.store.put(parkedKey(kg, this.nextParkSeq()), encodeEnvelope(envelope));
     }
     const running = this.inFlight.size;
     this.mailboxes.clear();
@@ -489,6 +496,7 @@ export class FunctionDispatcher implements InvocationHost {
       for await (const [key, value] of this.config.store.scanPrefix(keyGroupPrefix(kg, Space.PARKED))) {
         parked.push(decodeEnvelope(value));
         keys.push(key);
+        this.parkSeq = Math.max(this.parkSeq, parkedSeqOf(key));
       }
     }
     const replay = [...parked, ...logged];
@@ -497,6 +505,10 @@ export class FunctionDispatcher implements InvocationHost {
     for (const key of keys) this.config.store.put(key, null);
     return replay.length;
   }
+}
+
+function parkedSeqOf(key: string): number {
+  return decodeF64(toBytes(key.slice(3, 11)));
 }
 
 function addressKey(envelope: Envelope): string {
