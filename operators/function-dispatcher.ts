@@ -484,11 +484,11 @@ export class FunctionDispatcher implements InvocationHost {
   }
 
   /**
-   * Queues the work parked by an earlier stop (or at a checkpoint's cut) and, after a restore, the
-   * feedback that was in flight at the cut, ahead of anything that arrived meanwhile: call it while
-   * paused, then `resume()`. The parked entries are deleted only once all of them are queued.
+   * Queues the work parked by an earlier stop or by a restored checkpoint (its running invocations,
+   * mailboxes, and the feedback in flight at its cut), ahead of anything that arrived meanwhile: call
+   * it while paused, then `resume()`. The parked entries are deleted only once all of them are queued.
    */
-  async replayParked(logged: readonly Envelope[] = []): Promise<number> {
+  async replayParked(): Promise<number> {
     const parked: Envelope[] = [];
     const keys: string[] = [];
     const { start, end } = this.config.keyGroups;
@@ -499,11 +499,10 @@ export class FunctionDispatcher implements InvocationHost {
         this.parkSeq = Math.max(this.parkSeq, parkedSeqOf(key));
       }
     }
-    const replay = [...parked, ...logged];
-    this.pausedQueue.unshift(...replay);
-    this.waiting += replay.length;
+    this.pausedQueue.unshift(...parked);
+    this.waiting += parked.length;
     for (const key of keys) this.config.store.put(key, null);
-    return replay.length;
+    return parked.length;
   }
 }
 

@@ -5,7 +5,7 @@ import { checkpointPath, type WorkerCheckpoint } from '../checkpoint/metadata.js
 import { describeError } from '../errors.js';
 import type { KeyGroupRange } from '../key-groups.js';
 import type { StateBackend, StateSnapshot } from '../state/state-backend.js';
-import { decodeEnvelope, type Envelope } from '../wire/envelope.js';
+import { decodeF64, parkedKey, Space, toBytes } from '../state/state-keys.js';
 import type { FromWorker, SplitPosition } from './worker-protocol.js';
 
 /** The feedback log in key-group order, each entry keyed by its key group (the file's order key). */
@@ -116,21 +116,26 @@ export class WorkerCheckpoints {
 
 /**
  * Loads the key groups of `range` from the checkpoint parts that hold them (any worker count may
- * have written it) into an empty backend; returns the feedback envelopes that were in flight at the
- * cut for those key groups, to be replayed before any new input.
+ * have written it) into an empty backend. The feedback envelopes that were in flight at the cut are
+ * stored as parked work behind the checkpoint's own parked envelopes (so they run first, in that
+ * order, and a checkpoint taken before they have run still holds them). Returns how many.
  */
 export async function restoreKeyGroups(
   restore: { directory: string; parts: WorkerCheckpoint[] },
   range: KeyGroupRange,
   backend: StateBackend,
-): Promise<Envelope[]> {
-  const logged: Envelope[] = [];
+): Promise<number> {
+  const logged: Array<[number, Uint8Array]> = [];
+  let lastParked = 0;
   for (const kg of keyGroups(range)) {
     const part = restore.parts.find((p) => p.keyGroups.start <= kg && kg <= p.keyGroups.end);
     if (part === undefined) continue;
     const entries = await readKeyGroup(join(restore.directory, part.stateFile), part.stateIndex, kg);
+    for (const [key] of entries) if (key[2] === Space.PARKED) lastParked = Math.max(lastParked, decodeF64(key.subarray(3, 11)));
     if (entries.length > 0) await backend.write(entries);
-    for (const [, bytes] of await readKeyGroup(join(restore.directory, part.logFile), part.logIndex, kg)) logged.push(decodeEnvelope(bytes));
+    for (const [, bytes] of await readKeyGroup(join(restore.directory, part.logFile), part.logIndex, kg)) logged.push([kg, bytes]);
   }
-  return logged;
+  let seq = Math.max(lastParked, Date.now() * 1000);
+  if (logged.length > 0) await backend.write(logged.map(([kg, bytes]) => [toBytes(parkedKey(kg, ++seq)), bytes] as const));
+  return logged.length;
 }

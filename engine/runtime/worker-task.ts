@@ -73,7 +73,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   const checkpoints = new WorkerCheckpoints({ worker, keyGroups, directory: init.checkpointDir, post, log });
   // A restore loads the key groups this worker now owns from every part of the checkpoint that has
   // them, before anything reads state; the feedback in flight at the cut is replayed at start.
-  const logged = init.restore === undefined ? [] : await restoreKeyGroups(init.restore, keyGroups, backend);
+  if (init.restore !== undefined) await restoreKeyGroups(init.restore, keyGroups, backend);
   await router.open();
   await dispatcher.delayed.load(keyGroups);
 
@@ -119,7 +119,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
         case 'start':
           starting = true;
           void dispatcher
-            .replayParked(logged)
+            .replayParked()
             .then((replayed) => {
               if (replayed > 0) log(`worker ${worker}: replaying ${replayed} envelopes (parked by the last stop, or in flight at the restored checkpoint)`);
               dispatcher.resume();
