@@ -76,10 +76,15 @@ function kafkaFor(t: Test) {
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
       const received: Received[] = [];
+      const seen = new Set<string>();
       let finish = () => {};
       const finished = new Promise<void>((resolve) => (finish = resolve));
       await consumer.run({
         eachMessage: async ({ message, partition }: EachMessagePayload) => {
+          // A consumer group is at-least-once: a rebalance in a fresh group can deliver a record again.
+          // A record is its (partition, offset); keep each once.
+          if (seen.has(`${partition}:${message.offset}`)) return;
+          seen.add(`${partition}:${message.offset}`);
           received.push({
             key: message.key?.toString('utf8') ?? null,
             value: message.value?.toString('utf8') ?? null,
