@@ -37,7 +37,7 @@ export class Mesh {
     const buffer = this.buffers[destination]![channel]!;
     buffer.push(envelope);
     this.sent[destination]!++;
-    if (buffer.length >= this.batchSize) this.send(destination, channel, buffer.splice(0));
+    if (buffer.length >= this.batchSize) this.send(destination, channel, this.take(destination, channel));
     else this.scheduleFlush();
   }
 
@@ -60,11 +60,17 @@ export class Mesh {
     this.flushScheduled = false;
     for (let destination = 0; destination < this.buffers.length; destination++) {
       const channels = this.buffers[destination]!;
-      for (const channel of [Channel.ROUTER, Channel.FEEDBACK]) {
-        const buffer = channels[channel]!;
-        if (buffer.length > 0) this.send(destination, channel, buffer.splice(0));
-      }
+      if (channels[Channel.ROUTER]!.length > 0) this.send(destination, Channel.ROUTER, this.take(destination, Channel.ROUTER));
+      if (channels[Channel.FEEDBACK]!.length > 0) this.send(destination, Channel.FEEDBACK, this.take(destination, Channel.FEEDBACK));
     }
+  }
+
+  /** Hands over a channel's buffer and starts a fresh one (no copy). */
+  private take(destination: number, channel: number): Envelope[] {
+    const channels = this.buffers[destination]!;
+    const buffer = channels[channel]!;
+    channels[channel] = [];
+    return buffer;
   }
 
   close(): void {

@@ -6,7 +6,7 @@ import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../opt
 import { EgressSinks } from './egress-sinks.js';
 import { openStateDir, type StateDir } from './state-dir.js';
 import { WorkerSet } from './worker-set.js';
-import type { SplitAssignment, WorkerMetrics, WorkerResult, WorkerStatus } from './worker-protocol.js';
+import { OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
 
 export type { CheckpointInfo } from '../checkpoint/coordinator.js';
 
@@ -119,7 +119,7 @@ class JobRun implements JobHandle {
         retained: options.checkpointsRetained,
         timeoutMs: options.checkpointTimeoutMs,
         ingressNames: spec.ingresses.map((ingress) => ingress.name),
-        operators: { ingressRouter: 'ingress-router', functionDispatcher: 'function-dispatcher', feedback: 'feedback' },
+        operators: { ...OperatorIds },
         broadcast: (message) => this.set?.broadcast(message),
         onComplete: (id) => this.sinks.publishUpTo(id),
         log: options.log,

@@ -41,7 +41,6 @@ export function openStateDir(
   restoring = false,
 ): StateDir {
   const fresh: StateManifest = { version: 1, job, workers, maxParallelism, positions: {} };
-  // (A restore wipes the workers' folders first; see wipe().)
   if (backend === 'memory') {
     return { path: undefined, temporary: true, manifest: fresh, location: () => undefined, save: () => {}, wipe: () => {}, remove: () => {} };
   }

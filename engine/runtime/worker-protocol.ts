@@ -96,3 +96,6 @@ export interface WorkerResult {
   /** Where each split assigned to this worker stopped reading. */
   positions: SplitPosition[];
 }
+
+/** Stable ids of the operators of a worker's graph; checkpoint metadata records them. */
+export const OperatorIds = { ingressRouter: 'ingress-router', functionDispatcher: 'function-dispatcher', feedback: 'feedback' } as const;

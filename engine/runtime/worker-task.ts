@@ -19,9 +19,6 @@ import { restoreKeyGroups, WorkerCheckpoints } from './worker-checkpoints.js';
 import { threadId } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
 
-/** Stable ids of the operators of a worker's graph; checkpoint metadata records them. */
-export const OperatorIds = { ingressRouter: 'ingress-router', functionDispatcher: 'function-dispatcher', feedback: 'feedback' } as const;
-
 export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   const { worker, workers, options, control } = init;
   const post = (message: FromWorker): void => control.postMessage(message);
