@@ -55,9 +55,38 @@ export interface Ingress<R = unknown> {
   openSplit(split: unknown, position: unknown): SplitReader<R> | Promise<SplitReader<R>>;
 }
 
+/** What a sink learns about the job when it opens. */
+export interface SinkContext {
+  readonly job: string;
+  /** The egress's name. */
+  readonly egress: string;
+  /**
+   * Whether the job takes checkpoints. Then the engine publishes output with `publishEpoch` (when
+   * the sink has it) once the checkpoint that ends an epoch is complete; otherwise with `write`.
+   */
+  readonly exactlyOnce: boolean;
+  /**
+   * Names one sequence of epochs: the checkpoint directory's lineage, made when the directory is first
+   * used. Epoch numbers only grow within one scope, so a marker of another scope means nothing
+   * (a fresh checkpoint directory starts at epoch 1 again).
+   */
+  readonly epochScope: string;
+  log(line: string): void;
+}
+
 /** Receives the records of one egress, on the job manager's thread. */
 export interface Sink<R> {
+  /** Publishes records at once: the path without checkpoints (at-least-once across crashes). */
   write(records: readonly R[]): void | Promise<void>;
+  /**
+   * Exactly-once path: publishes the records of epoch `epoch` (everything produced up to the cut of
+   * checkpoint `epoch`, which is complete and holds a copy of them) atomically together with a durable
+   * marker saying `epoch` is published. Called in increasing epoch order, also with no records. After
+   * a crash the engine calls it again for every completed epoch above `publishedEpoch()`.
+   */
+  publishEpoch?(epoch: number, records: readonly R[]): Promise<void>;
+  /** The highest epoch of `context.epochScope` whose publication is durable; 0 if none. Called once after open. */
+  publishedEpoch?(): Promise<number>;
   close(): void | Promise<void>;
   /** For sinks that keep their records in memory: what they received, in order. */
   readonly records?: readonly R[];
@@ -67,7 +96,7 @@ export interface Egress<R = unknown> {
   readonly name: string;
   readonly kind: string;
   readonly codec: Codec<R>;
-  openSink(): Sink<R> | Promise<Sink<R>>;
+  openSink(context: SinkContext): Sink<R> | Promise<Sink<R>>;
 }
 
 export interface JobSpec {

@@ -28,7 +28,9 @@ export class EgressSinks {
   }
 
   async open(): Promise<void> {
-    for (const egress of this.job.egresses) this.sinks.push(await egress.openSink());
+    for (const egress of this.job.egresses) {
+      this.sinks.push(await egress.openSink({ job: this.job.name, egress: egress.name, exactlyOnce: this.exactlyOnce, epochScope: '', log: this.log }));
+    }
     this.writes = this.sinks.map(() => Promise.resolve());
   }
 
