@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { describeError, EddyError } from '../errors.js';
 import type { SplitPosition, ToWorker } from '../runtime/worker-protocol.js';
 import {
@@ -124,6 +125,12 @@ export class CheckpointCoordinator {
       await writeMetadata(config.directory, metadata);
     } catch (error) {
       this.abort(running.id, `its _metadata could not be written: ${describeError(error)}`);
+      return;
+    }
+    if (this.running !== running) {
+      // Aborted while its _metadata was being written (a worker failed): the job restores an
+      // earlier checkpoint and goes on from there, so this one must never be restored either.
+      rmSync(checkpointPath(config.directory, running.id), { recursive: true, force: true });
       return;
     }
     clearTimeout(running.timer);

@@ -105,6 +105,8 @@ class JobRun implements JobHandle {
   private ending: 'end-of-input' | 'stop' | undefined;
   private failed = false;
   private ended = false;
+  /** The checkpoint a failure restores: the last one completed by this run, or the one it started from. */
+  private lastCompleted: number | undefined;
   private readonly admin: Promise<AdminServer | undefined>;
   private restarts = 0;
   private lastMetrics: WorkerMetrics[] = [];
@@ -127,6 +129,7 @@ class JobRun implements JobHandle {
     this.running = new Promise((resolve) => (this.setRunning = resolve));
     const restore = options.restoreFrom === undefined ? undefined : resolveCheckpoint(options.checkpointDir!, options.restoreFrom);
     if (restore !== undefined) checkRestorable(restore, spec, options);
+    this.lastCompleted = restore?.id;
     this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism, restore !== undefined);
     const exactlyOnce = options.checkpointDir === undefined ? undefined : { epochScope: checkpointLineage(options.checkpointDir) };
     this.sinks = new EgressSinks(spec, exactlyOnce, options.log, (error) => this.fail(error));
@@ -142,7 +145,10 @@ class JobRun implements JobHandle {
         operators: { ...OperatorIds },
         broadcast: (message) => this.set?.broadcast(message),
         stageOutput: (id, folder) => this.sinks.stage(id, folder),
-        onComplete: (id) => this.sinks.publishUpTo(id),
+        onComplete: (id) => {
+          this.lastCompleted = id;
+          this.sinks.publishUpTo(id);
+        },
         unpublishedFrom: () => this.sinks.unpublishedFrom(),
         log: options.log,
       });
@@ -276,7 +282,9 @@ class JobRun implements JobHandle {
   /** A worker died or threw: restore the last completed checkpoint on new workers, or fail. */
   private workerFailed(set: WorkerSet, error: EddyError): void {
     if (this.set !== set || this.failed || this.ending !== undefined) return;
-    const latest = this.options.checkpointDir === undefined ? undefined : listCheckpoints(this.options.checkpointDir).at(-1);
+    // The last checkpoint this run completed (or restored), not the newest on disk: one whose
+    // completion raced with this failure is discarded, and older runs' checkpoints are not ours.
+    const latest = this.lastCompleted;
     if (latest === undefined || this.restarts >= this.options.maxRestarts || this.stopRequested) {
       this.fail(error);
       return;
