@@ -52,6 +52,17 @@ export interface SubmitOptions {
    * port; 0 picks a free one (`handle.adminUrl()` tells which). Default: no admin endpoint.
    */
   adminPort?: number;
+  /** Failure drills, for testing how a job behaves under adverse timing. Default: none. */
+  faultInjection?: FaultInjection;
+}
+
+export interface FaultInjection {
+  /**
+   * What the ingress-router of worker `from` sends to the dispatcher of worker `to` (records and
+   * checkpoint barriers) arrives `ms` later, in order: e.g. to make one router's barrier reach a
+   * dispatcher long after the others', while function-to-function messages flow as usual.
+   */
+  delayRouterChannels?: ReadonlyArray<{ from: number; to: number; ms: number }>;
 }
 
 export interface ResolvedOptions {
@@ -73,6 +84,7 @@ export interface ResolvedOptions {
   restoreFrom: 'latest' | number | undefined;
   maxRestarts: number;
   adminPort: number | undefined;
+  faultInjection: FaultInjection;
 }
 
 export const defaultOptions = {
@@ -92,6 +104,7 @@ const KNOWN = new Set([
   'workers', 'stateDir', 'stateBackend', 'maxParallelism', 'inputs', 'channelCapacity', 'batchSize',
   'feedbackHighWaterMark', 'stateCacheEntries', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
   'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'maxRestarts', 'adminPort',
+  'faultInjection',
 ]);
 
 function integer(name: string, value: unknown, min: number, max: number): number {
@@ -154,5 +167,21 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
     restoreFrom: options.restoreFrom,
     maxRestarts: integer('maxRestarts', options.maxRestarts ?? defaultOptions.maxRestarts, 0, 1000),
     adminPort: options.adminPort === undefined ? undefined : integer('adminPort', options.adminPort, 0, 65535),
+    faultInjection: resolveFaults(options.faultInjection, workers),
+  };
+}
+
+function resolveFaults(faults: FaultInjection | undefined, workers: number): FaultInjection {
+  if (faults === undefined) return {};
+  if (typeof faults !== 'object' || faults === null) throw invalidOption('faultInjection', 'is not an object', 'pass { delayRouterChannels: [{ from, to, ms }] }');
+  const delays = faults.delayRouterChannels ?? [];
+  if (!Array.isArray(delays)) throw invalidOption('faultInjection.delayRouterChannels', 'is not an array', 'pass [{ from, to, ms }]');
+  return {
+    delayRouterChannels: delays.map((delay: { from: number; to: number; ms: number }, i) => {
+      const from = integer(`faultInjection.delayRouterChannels[${i}].from`, delay?.from, 0, workers - 1);
+      const to = integer(`faultInjection.delayRouterChannels[${i}].to`, delay?.to, 0, workers - 1);
+      if (from === to) throw invalidOption(`faultInjection.delayRouterChannels[${i}]`, `delays worker ${from}'s channel to itself`, 'pick two different workers');
+      return { from, to, ms: integer(`faultInjection.delayRouterChannels[${i}].ms`, delay?.ms, 0, 600_000) };
+    }),
   };
 }

@@ -64,20 +64,20 @@ export class CheckpointCoordinator {
   }
 
   /** Takes a checkpoint after any running one; resolves when it is complete. */
-  trigger(): Promise<CheckpointInfo> {
+  trigger(timeoutMs = this.config.timeoutMs): Promise<CheckpointInfo> {
     const next = this.queue.then(
-      () => this.run(),
-      () => this.run(),
+      () => this.run(timeoutMs),
+      () => this.run(timeoutMs),
     );
     this.queue = next.catch(() => {});
     return next;
   }
 
-  private run(): Promise<CheckpointInfo> {
+  private run(timeoutMs: number): Promise<CheckpointInfo> {
     if (this.closed) return Promise.reject(new EddyError('EDDY_JOB_STOPPED', 'the job is ending: no more checkpoints'));
     const id = this.nextId++;
     return new Promise<CheckpointInfo>((resolve, reject) => {
-      const timer = setTimeout(() => this.abort(id, `not complete after ${this.config.timeoutMs} ms`), this.config.timeoutMs);
+      const timer = setTimeout(() => this.abort(id, `not complete after ${timeoutMs} ms`), timeoutMs);
       this.running = { id, startedAt: Date.now(), parts: new Map(), positions: [], resolve, reject, timer };
       this.config.broadcast({ type: 'checkpoint', id });
     });

@@ -100,6 +100,7 @@ const COUNTERS: ReadonlyArray<[keyof Totals, string]> = [
   ['messagesSent', 'messages sent between functions'],
   ['delayedScheduled', 'delayed messages scheduled'],
   ['delayedFired', 'delayed messages delivered'],
+  ['feedbackHeldForCheckpoint', 'feedback envelopes held because their checkpoint barrier came before this worker\'s snapshot'],
 ];
 const GAUGES: ReadonlyArray<[keyof Totals, string]> = [
   ['mailboxDepth', 'envelopes waiting behind a running invocation of their address'],

@@ -67,8 +67,11 @@ export interface JobHandle {
   status(): JobStatus;
   /** The admin endpoint's base URL (`http://127.0.0.1:PORT`), once it listens; undefined without options.adminPort. */
   adminUrl(): Promise<string | undefined>;
-  /** Takes a checkpoint now (after a running one); resolves with its id, duration and size. Needs checkpointDir. */
-  checkpoint(): Promise<CheckpointInfo>;
+  /**
+   * Takes a checkpoint now (after a running one); resolves with its id, duration and size. Needs
+   * checkpointDir. `timeoutMs` overrides options.checkpointTimeoutMs for this one.
+   */
+  checkpoint(options?: { timeoutMs?: number }): Promise<CheckpointInfo>;
   /** Ids of the complete checkpoints in checkpointDir, oldest first. */
   checkpoints(): number[];
   /**
@@ -319,12 +322,16 @@ class JobRun implements JobHandle {
     }, this.options.checkpointIntervalMs);
   }
 
-  checkpoint(): Promise<CheckpointInfo> {
+  checkpoint(options: { timeoutMs?: number } = {}): Promise<CheckpointInfo> {
+    const { timeoutMs } = options;
+    if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
+      return Promise.reject(new EddyError('EDDY_INVALID_ARGUMENT', `checkpoint({ timeoutMs }): timeoutMs is ${JSON.stringify(timeoutMs)}; give a positive integer (ms)`));
+    }
     if (this.coordinator === undefined) {
       return Promise.reject(new EddyError('EDDY_INVALID_OPTION', 'checkpoint(): the job has no checkpointDir; submit it with options.checkpointDir'));
     }
     const coordinator = this.coordinator;
-    return Promise.race([this.running, this.done.then(() => undefined)]).then(() => coordinator.trigger());
+    return Promise.race([this.running, this.done.then(() => undefined)]).then(() => coordinator.trigger(timeoutMs));
   }
 
   async killWorker(worker: number): Promise<void> {
@@ -364,7 +371,7 @@ class JobRun implements JobHandle {
   private snapshot(perWorker: WorkerMetrics[]): JobMetrics {
     const totals = {
       recordsRead: 0, envelopesRouted: 0, invocations: 0, invocationsFailed: 0, handlerErrors: 0, deadLetters: 0,
-      egressRecords: 0, messagesSent: 0, delayedScheduled: 0, delayedFired: 0, mailboxDepth: 0, feedbackBacklog: 0, stateCacheDirty: 0,
+      egressRecords: 0, messagesSent: 0, delayedScheduled: 0, delayedFired: 0, mailboxDepth: 0, feedbackBacklog: 0, feedbackHeldForCheckpoint: 0, stateCacheDirty: 0,
     };
     for (const m of perWorker) for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += m[key];
     return {

@@ -61,6 +61,8 @@ export interface WorkerMetrics {
   delayedFired: number;
   mailboxDepth: number;
   feedbackBacklog: number;
+  /** Feedback envelopes held for a checkpoint because their barrier came before this worker's snapshot. */
+  feedbackHeldForCheckpoint: number;
   routerThrottled: boolean;
   stateCacheDirty: number;
 }

@@ -35,11 +35,12 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   const egress = new EgressOutbox(control);
 
   // The operators refer to each other in a cycle; batches only arrive after all of them exist.
+  const delays = init.peers.map((_, to) => options.faultInjection.delayRouterChannels?.find((d) => d.from === worker && d.to === to)?.ms ?? 0);
   const mesh = new Mesh(worker, init.peers, options.batchSize, (from, batch) => {
     if (batch.channel === Channel.ACK) router.onAck(from, batch.credits, batch.feedbackAcks);
     else if (batch.channel === Channel.FEEDBACK) feedback.onBatch(from, batch.envelopes);
     else dispatcher.acceptRouterBatch(from, batch.envelopes);
-  });
+  }, delays);
   const dispatcher = new FunctionDispatcher({
     worker,
     workers,
@@ -88,6 +89,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     delayedFired: dispatcher.delayed.fired,
     mailboxDepth: dispatcher.mailboxDepth,
     feedbackBacklog: dispatcher.backlog,
+    feedbackHeldForCheckpoint: feedback.heldTotal,
     routerThrottled: router.throttled,
     stateCacheDirty: store.pendingWrites,
   });
