@@ -13,7 +13,7 @@ switch (name) {
     await runYcsb(parseFlags(rest, { workers: [1, 2], keys: [100, 5000, 10000] }), command);
     break;
   case 'checkpoint':
-    await runCheckpointBench(parseFlags(rest, { workers: [2], keys: [10000, 100000] }), command);
+    await runCheckpointBench(parseFlags(rest, { workers: [2], keys: [10000, 100000, 1000000] }), command);
     break;
   default:
     console.error(`usage: npm run bench -- ycsb|checkpoint [--duration s] [--workers 1,2] [--keys 100,5000,10000] [--seed n] [--json] [--no-write]`);

@@ -89,12 +89,12 @@ export class WorkerCheckpoints {
       const groups = keyGroups(this.config.keyGroups);
       const stateFile = `worker-${worker}.state`;
       const { start, end } = this.config.keyGroups;
-      const state = await writeKeyGroupFile(join(folder, stateFile), groups, snapshot.scan(keyGroupBounds(start)[0], keyGroupBounds(end)[1]));
+      const state = await writeKeyGroupFile(join(folder, stateFile), groups, snapshot.scanBatches(keyGroupBounds(start)[0], keyGroupBounds(end)[1]));
       await snapshot.close();
       const log = await feedbackLog;
       if (pending.aborted) return;
       const logFile = `worker-${worker}.log`;
-      const logged = await writeKeyGroupFile(join(folder, logFile), groups, logEntries(groups, log));
+      const logged = await writeKeyGroupFile(join(folder, logFile), groups, [[...logEntries(groups, log)]]);
       const positions = await pending.positions;
       if (pending.aborted) return;
       const part: WorkerCheckpoint = {

@@ -320,7 +320,7 @@ void t.test('snapshot() cuts the state as of the call: later writes are flushed 
   const snapshot = await cut;
   await flushed;
   const seen: Record<string, string> = {};
-  for await (const [key, value] of snapshot.scan(toBytes('\u0000'), toBytes('\u00ff'))) seen[Buffer.from(key).toString('latin1')] = Buffer.from(value).toString();
+  for await (const batch of snapshot.scanBatches(toBytes('\u0000'), toBytes('\u00ff'))) for (const [key, value] of batch) seen[Buffer.from(key).toString('latin1')] = Buffer.from(value).toString();
   t.same(seen, { a: '1', b: '1', parked: 'mailbox' }, 'the snapshot holds the state at the cut, with the extra entries');
   t.equal(backend.stored('a'), '2', 'the live state has the later write');
   t.equal(backend.stored('c'), '2');
@@ -354,7 +354,7 @@ void t.test('a flush that was running when snapshot() was called does not let la
   const snapshot = await cut;
   await later;
   const seen: string[] = [];
-  for await (const [, value] of snapshot.scan(toBytes('a'), toBytes('b'))) seen.push(Buffer.from(value).toString());
+  for await (const batch of snapshot.scanBatches(toBytes('a'), toBytes('b'))) for (const [, value] of batch) seen.push(Buffer.from(value).toString());
   t.same(seen, ['at-cut'], 'the snapshot has the value at the cut, not the later one');
   t.equal(backend.stored('a'), 'after-cut', 'and the later write reached the backend after it');
   await snapshot.close();
