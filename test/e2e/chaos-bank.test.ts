@@ -7,20 +7,9 @@ import t from 'tap';
 import type { Response } from '../../examples/bank/account.js';
 import { insertRequests, operationRequests, seededRandom } from '../../examples/bank/workload.js';
 import chaosBankJob from '../fixtures/chaos-bank-job.js';
-import relayJob, { expectedCounts, type RelayTrace } from '../fixtures/relay-job.js';
-import { LogLines, run, tempDir, within } from '../fixtures/harness.js';
+import { killRepeatedly, LogLines, run, tempDir, within } from '../fixtures/harness.js';
 
 const seed = Number(process.env.EDDY_TEST_SEED ?? 20261128);
-
-/** Kills a worker `kills` times at seeded moments, each after a checkpoint of the current attempt completed. */
-async function killRepeatedly(handle: ReturnType<typeof run>, workers: number, kills: number, random: () => number): Promise<void> {
-  for (let kill = 0; kill < kills; kill++) {
-    await handle.checkpoint().catch(() => {}); // something recent to restore (it may race with a restore)
-    await new Promise((resolve) => setTimeout(resolve, 20 + Math.floor(random() * 250)));
-    if (handle.status().state !== 'running') return;
-    await handle.killWorker(Math.floor(random() * workers));
-  }
-}
 
 void t.test('chaos, bank: accounts behind branches, five worker kills; every response once, balances as a sequential run gives them', async (t) => {
   t.comment(`seed ${seed} (set EDDY_TEST_SEED to replay)`);
@@ -83,24 +72,3 @@ void t.test('chaos, bank: accounts behind branches, five worker kills; every res
   t.same(final, balances, 'final balances equal the model (and so the total is conserved)');
 });
 
-void t.test('chaos, relay: thousands of messages circulating, three worker kills; every hop happens exactly once', async (t) => {
-  const random = seededRandom(seed ^ 0x7e1a7);
-  const tokens = 200;
-  const maxHop = 800;
-  const handle = run(t, relayJob, {
-    workers: 2,
-    checkpointDir: tempDir(t, 'chk-chaos-relay'),
-    checkpointIntervalMs: 50,
-    maxRestarts: 10,
-    inputs: { tokens: Array.from({ length: tokens }, (_, token) => ({ token, maxHop })) },
-  });
-  await killRepeatedly(handle, 2, 3, random);
-  const summary = await within(handle.done, 180_000, 'the chaos run');
-  t.equal(summary.restarts, 3, 'three restores');
-  const traces = handle.output<RelayTrace>('trace');
-  t.equal(new Set(traces.map((trace) => `${trace.token}/${trace.hop}`)).size, tokens * (maxHop + 1), 'every hop published');
-  t.equal(traces.length, tokens * (maxHop + 1), 'and none twice');
-  const counts = new Map<string, number>();
-  for (const trace of traces) counts.set(trace.instance, trace.count);
-  t.same(counts, expectedCounts(tokens, maxHop), 'every counter is right');
-});
