@@ -1,5 +1,5 @@
 import { CheckpointCoordinator, type CheckpointInfo } from '../checkpoint/coordinator.js';
-import { checkpointLineage, checkpointPath, type CheckpointMetadata, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
+import { checkpointLineage, type CheckpointMetadata, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
 import type { Job } from '../job.js';
 import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../options.js';
@@ -229,7 +229,7 @@ class JobRun implements JobHandle {
       options: this.options,
       stateLocation: (worker) => this.stateDir.location(worker),
       assignments: this.assignments,
-      restore: restore === undefined ? undefined : { directory: checkpointPath(this.options.checkpointDir!, restore.id), parts: restore.parts },
+      restore: restore === undefined ? undefined : { checkpointDir: this.options.checkpointDir!, id: restore.id, parts: restore.parts },
       onEgress: (buffer) => {
         if (this.set === set) this.sinks.receive(buffer);
       },

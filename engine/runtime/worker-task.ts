@@ -19,6 +19,9 @@ import { restoreKeyGroups, WorkerCheckpoints } from './worker-checkpoints.js';
 import { threadId } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
 
+/** Changed keys a worker's store remembers between checkpoints; beyond it the next one is full. */
+const CHANGES_TRACKED = 500_000;
+
 export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   const { worker, workers, options, control } = init;
   const post = (message: FromWorker): void => control.postMessage(message);
@@ -30,7 +33,8 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   }
   const backend = init.stateLocation === undefined ? new MemoryBackend() : new LevelDbBackend(init.stateLocation);
   await backend.open();
-  const store = new StateStore(backend, options.stateCacheEntries);
+  // With checkpoints, the store remembers what changed between cuts: most checkpoints write only that.
+  const store = new StateStore(backend, options.stateCacheEntries, init.checkpointDir === undefined ? 0 : CHANGES_TRACKED);
   const keyGroups = keyGroupRangeOf(worker, workers, options.maxParallelism);
   const egress = new EgressOutbox(control);
 

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import relayJob, { expectedCounts, type RelayTrace } from '../fixtures/relay-job.js';
 import counterJob, { type CounterUpdate } from '../fixtures/counter-job.js';
+import toggleJob, { type Toggled } from '../fixtures/toggle-job.js';
+import { readMetadata } from '../../engine/checkpoint/metadata.js';
 import { groupBy, LogLines, run, tempDir, within } from '../fixtures/harness.js';
 import { checkTokens as checkRelayTokens, finalCounts } from '../fixtures/relay-checks.js';
 
@@ -128,6 +130,35 @@ void t.test('restore latest after a clean stop continues exactly where the stop 
     if (list.some((u, i) => u.count !== i + 1)) broken++;
   }
   t.equal(broken, 0, 'every key counts 1, 2, ... 100 over both runs: nothing twice, nothing skipped');
+});
+
+void t.test('incremental checkpoints: a restore from a full file and deltas (puts and deletes) continues exactly', async (t) => {
+  const checkpointDir = tempDir(t, 'chk-toggle');
+  const events = Array.from({ length: 20_000 }, (_, n) => ({ key: `k${n % 300}`, n }));
+  const first = run(t, toggleJob, { workers: 2, checkpointDir, checkpointIntervalMs: 30, checkpointsRetained: 50, inputs: { events: { records: events, ratePerSec: 10_000 } } });
+  await first.done;
+  // A checkpoint taken mid-way whose state is a chain with deltas.
+  const chained = first.checkpoints().filter((id) => {
+    const parts = readMetadata(checkpointDir, id).parts;
+    return parts.every((part) => part.state.length >= 3 && part.state.slice(1).every((file) => file.delta) && !part.state[0]!.delta);
+  });
+  t.ok(chained.length > 0, `checkpoints ${chained.join(', ')} are a full file and deltas on every worker`);
+  const id = chained[Math.floor(chained.length / 2)]!;
+  const restored = run(t, toggleJob, { workers: 3, checkpointDir, checkpointsRetained: 50, restoreFrom: id, inputs: { events: { records: events } } });
+  await within(restored.done, 60_000, 'the restored run');
+  const after = restored.output<Toggled>('toggled');
+  t.ok(after.length > 0 && after.length < events.length, `restored from checkpoint ${id}: ${after.length} events after the cut`);
+  // The model: every key toggles from the start; what each event finds follows from the ones before it.
+  const model = new Map<string, number | null>();
+  const expected = new Map<number, number | null>();
+  for (const event of events) {
+    const had = model.get(event.key) ?? null;
+    expected.set(event.n, had);
+    model.set(event.key, had === null ? event.n : null);
+  }
+  t.same(after.filter((toggled) => expected.get(toggled.n) !== toggled.had).slice(0, 3), [], 'each event after the cut finds what the uninterrupted run had (deletes included)');
+  t.equal(new Set(after.map((toggled) => toggled.n)).size, after.length, 'none twice');
+  t.equal(Math.max(...after.map((toggled) => toggled.n)), events.length - 1, 'to the end');
 });
 
 void t.test('a corrupt or missing checkpoint is refused with a clear error', async (t) => {

@@ -70,14 +70,17 @@ void t.test('eddy run killed with SIGKILL three times and restored: every entry 
   };
   for (let kill = 1; kill <= KILLS; kill++) {
     const before = listCheckpoints(checkpointDir).at(-1) ?? 0;
+    const linesBefore = outputLines();
     const run = eddyRun(dir, before > 0);
     await run.up;
-    // Kill once this run has completed a checkpoint of its own, at a seeded moment after it.
+    // Kill once this run has completed a checkpoint of its own and published output, at a seeded moment after it.
     const deadline = Date.now() + 60_000;
-    while ((listCheckpoints(checkpointDir).at(-1) ?? 0) <= before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (((listCheckpoints(checkpointDir).at(-1) ?? 0) <= before || outputLines() <= linesBefore) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
     await new Promise((resolve) => setTimeout(resolve, random() * 400));
     run.kill();
-    t.equal(await run.exited, null, `run ${kill} was killed mid-way (it had checkpointed after ${before}):\n${run.output()}`);
+    t.equal(await run.exited, null, `run ${kill} was killed mid-way (it had checkpointed after ${before} and published output):\n${run.output()}`);
   }
   const published = outputLines();
   t.ok(published > 0 && published < ENTRIES, `the killed runs had published ${published} of ${ENTRIES} entries`);
