@@ -58,6 +58,8 @@ export interface KafkaSink<R> extends Sink<R> {
   metrics(): KafkaSinkMetrics;
 }
 
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 export const kafkaEgressDefaults = { transactionTimeoutMs: 60_000 } as const;
 
 /**
@@ -264,7 +266,18 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
     try {
       if (messages.length > 0) await txn.send({ topic: this.topic, messages });
       if (epoch !== undefined) {
-        await txn.sendOffsets({ consumerGroupId: this.markerGroup, topics: [{ topic: this.topic, partitions: [{ partition: 0, offset: String(epoch) }] }] });
+        const marker = { consumerGroupId: this.markerGroup, topics: [{ topic: this.topic, partitions: [{ partition: 0, offset: String(epoch) }] }] };
+        // kafkajs retries CONCURRENT_TRANSACTIONS (the previous commit's markers not yet written) when
+        // it adds partitions, but not when it adds offsets, which comes first in an empty epoch.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await txn.sendOffsets(marker);
+            break;
+          } catch (error) {
+            if ((error as { type?: string }).type !== 'CONCURRENT_TRANSACTIONS' || attempt >= 40) throw error;
+            await sleep(Math.min(100, 2 ** attempt));
+          }
+        }
       }
       await txn.commit();
     } catch (error) {
