@@ -47,6 +47,11 @@ export interface SubmitOptions {
   restoreFrom?: 'latest' | number;
   /** Restores after worker failures before the job fails. Default: 3. */
   maxRestarts?: number;
+  /**
+   * Serve the admin endpoint (status, Prometheus metrics, checkpoint, stop) on 127.0.0.1 at this
+   * port; 0 picks a free one (`handle.adminUrl()` tells which). Default: no admin endpoint.
+   */
+  adminPort?: number;
 }
 
 export interface ResolvedOptions {
@@ -67,6 +72,7 @@ export interface ResolvedOptions {
   checkpointTimeoutMs: number;
   restoreFrom: 'latest' | number | undefined;
   maxRestarts: number;
+  adminPort: number | undefined;
 }
 
 export const defaultOptions = {
@@ -85,7 +91,7 @@ export const defaultOptions = {
 const KNOWN = new Set([
   'workers', 'stateDir', 'stateBackend', 'maxParallelism', 'inputs', 'channelCapacity', 'batchSize',
   'feedbackHighWaterMark', 'stateCacheEntries', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
-  'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'maxRestarts',
+  'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'maxRestarts', 'adminPort',
 ]);
 
 function integer(name: string, value: unknown, min: number, max: number): number {
@@ -147,5 +153,6 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
     checkpointTimeoutMs: integer('checkpointTimeoutMs', options.checkpointTimeoutMs ?? defaultOptions.checkpointTimeoutMs, 100, 24 * 3600 * 1000),
     restoreFrom: options.restoreFrom,
     maxRestarts: integer('maxRestarts', options.maxRestarts ?? defaultOptions.maxRestarts, 0, 1000),
+    adminPort: options.adminPort === undefined ? undefined : integer('adminPort', options.adminPort, 0, 65535),
   };
 }

@@ -2,6 +2,7 @@ import { describeError, EddyError } from '../errors.js';
 import type { SplitPosition, ToWorker } from '../runtime/worker-protocol.js';
 import {
   CHECKPOINT_FORMAT_VERSION,
+  checkpointPath,
   type CheckpointMetadata,
   highestCheckpointId,
   pruneCheckpoints,
@@ -35,8 +36,12 @@ export interface CoordinatorConfig {
   ingressNames: readonly string[];
   operators: Record<string, string>;
   broadcast: (message: ToWorker) => void;
+  /** Before `_metadata`: writes the epoch's output into the checkpoint's folder; returns its bytes. */
+  stageOutput: (id: number, folder: string) => Promise<number>;
   /** Checkpoint `id` is complete (its _metadata is written): sinks may publish its epoch. */
   onComplete: (id: number) => void;
+  /** Checkpoints from this id on hold output a sink has not published yet: never pruned. */
+  unpublishedFrom: () => number;
   log: (line: string) => void;
 }
 
@@ -93,7 +98,14 @@ export class CheckpointCoordinator {
       const name = config.ingressNames[ingress]!;
       (positions[name] ??= {})[String(split)] = position;
     }
-    const bytes = parts.reduce((sum, part) => sum + part.bytes, 0);
+    let bytes = parts.reduce((sum, part) => sum + part.bytes, 0);
+    try {
+      bytes += await config.stageOutput(running.id, checkpointPath(config.directory, running.id));
+    } catch (error) {
+      this.abort(running.id, `its output could not be written: ${describeError(error)}`);
+      return;
+    }
+    if (this.running !== running) return;
     const durationMs = Date.now() - running.startedAt;
     const metadata: CheckpointMetadata = {
       version: CHECKPOINT_FORMAT_VERSION,
@@ -120,7 +132,7 @@ export class CheckpointCoordinator {
     this.completed.push(info);
     config.onComplete(running.id);
     try {
-      pruneCheckpoints(config.directory, config.retained, running.id + 1);
+      pruneCheckpoints(config.directory, config.retained, Math.min(running.id + 1, config.unpublishedFrom()));
     } catch (error) {
       config.log(`checkpoint ${running.id}: could not remove old checkpoints: ${describeError(error)}`);
     }

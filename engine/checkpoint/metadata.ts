@@ -1,4 +1,5 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EddyError } from '../errors.js';
@@ -131,5 +132,22 @@ export function pruneCheckpoints(dir: string, retained: number, keep: number): v
     if (match === null) continue;
     const id = Number(match[1]);
     if (!kept.has(id) && id < keep) rmSync(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * The lineage of a checkpoint directory: a random id made when the directory is first used. Sinks
+ * key their epoch markers by it, since checkpoint ids start at 1 again in a fresh directory.
+ */
+export function checkpointLineage(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, '_lineage');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    const lineage = randomUUID();
+    writeFileSync(`${file}.tmp`, `${lineage}\n`);
+    renameSync(`${file}.tmp`, file);
+    return lineage;
   }
 }

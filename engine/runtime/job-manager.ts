@@ -1,8 +1,9 @@
 import { CheckpointCoordinator, type CheckpointInfo } from '../checkpoint/coordinator.js';
-import { checkpointPath, type CheckpointMetadata, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
+import { checkpointLineage, checkpointPath, type CheckpointMetadata, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
 import type { Job } from '../job.js';
 import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../options.js';
+import { AdminServer } from './admin-server.js';
 import { EgressSinks } from './egress-sinks.js';
 import { openStateDir, type StateDir } from './state-dir.js';
 import { WorkerSet } from './worker-set.js';
@@ -43,6 +44,18 @@ export interface JobSummary extends JobMetrics {
   checkpoints: CheckpointInfo[];
 }
 
+export interface JobStatus {
+  job: string;
+  /** `starting` until the first workers are up; `recovering` while a checkpoint is restored after a failure. */
+  state: 'starting' | 'running' | 'recovering' | 'stopping' | 'ended' | 'failed';
+  workers: number;
+  uptimeMs: number;
+  restarts: number;
+  /** Checkpoints completed during this run. */
+  checkpoints: CheckpointInfo[];
+  checkpointDir: string | undefined;
+}
+
 export interface JobHandle {
   readonly job: string;
   /** Settles when the job ends: resolves with its summary, rejects if it failed. */
@@ -50,6 +63,10 @@ export interface JobHandle {
   /** Stops reading sources, lets in-flight work finish (parking what is left after stopTimeoutMs), flushes state. */
   stop(): Promise<JobSummary>;
   metrics(): Promise<JobMetrics>;
+  /** Where the job stands, at once (no round trip to the workers). */
+  status(): JobStatus;
+  /** The admin endpoint's base URL (`http://127.0.0.1:PORT`), once it listens; undefined without options.adminPort. */
+  adminUrl(): Promise<string | undefined>;
   /** Takes a checkpoint now (after a running one); resolves with its id, duration and size. Needs checkpointDir. */
   checkpoint(): Promise<CheckpointInfo>;
   /** Ids of the complete checkpoints in checkpointDir, oldest first. */
@@ -87,6 +104,8 @@ class JobRun implements JobHandle {
   private stopRequested = false;
   private ending: 'end-of-input' | 'stop' | undefined;
   private failed = false;
+  private ended = false;
+  private readonly admin: Promise<AdminServer | undefined>;
   private restarts = 0;
   private lastMetrics: WorkerMetrics[] = [];
   private checkpointTimer: NodeJS.Timeout | undefined;
@@ -109,7 +128,8 @@ class JobRun implements JobHandle {
     const restore = options.restoreFrom === undefined ? undefined : resolveCheckpoint(options.checkpointDir!, options.restoreFrom);
     if (restore !== undefined) checkRestorable(restore, spec, options);
     this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism, restore !== undefined);
-    this.sinks = new EgressSinks(spec, options.checkpointDir !== undefined, options.log, (error) => this.fail(error));
+    const exactlyOnce = options.checkpointDir === undefined ? undefined : { epochScope: checkpointLineage(options.checkpointDir) };
+    this.sinks = new EgressSinks(spec, exactlyOnce, options.log, (error) => this.fail(error));
     if (options.checkpointDir !== undefined) {
       this.coordinator = new CheckpointCoordinator({
         directory: options.checkpointDir,
@@ -121,15 +141,50 @@ class JobRun implements JobHandle {
         ingressNames: spec.ingresses.map((ingress) => ingress.name),
         operators: { ...OperatorIds },
         broadcast: (message) => this.set?.broadcast(message),
+        stageOutput: (id, folder) => this.sinks.stage(id, folder),
         onComplete: (id) => this.sinks.publishUpTo(id),
+        unpublishedFrom: () => this.sinks.unpublishedFrom(),
         log: options.log,
       });
     }
+    this.admin = options.adminPort === undefined ? Promise.resolve(undefined) : AdminServer.start(this, options.adminPort);
+    // A port in use fails the job (the caller asked for the endpoint) but never goes unobserved.
+    this.admin.catch((error: unknown) => this.fail(error));
     void this.begin(restore).catch((error: unknown) => this.fail(error));
+  }
+
+  adminUrl(): Promise<string | undefined> {
+    return this.admin.then((server) => server?.url, () => undefined);
+  }
+
+  status(): JobStatus {
+    let state: JobStatus['state'];
+    if (this.failed) state = 'failed';
+    else if (this.ended) state = 'ended';
+    else if (this.stopRequested || this.ending !== undefined) state = 'stopping';
+    else if (this.set === undefined) state = this.restarts > 0 ? 'recovering' : 'starting';
+    else state = 'running';
+    return {
+      job: this.job,
+      state,
+      workers: this.options.workers,
+      uptimeMs: Date.now() - this.started,
+      restarts: this.restarts,
+      checkpoints: [...(this.coordinator?.completed ?? [])],
+      checkpointDir: this.options.checkpointDir,
+    };
+  }
+
+  /** Once `done` has settled (so a `POST /stop` still gets its answer), the admin endpoint closes. */
+  private closeAdminSoon(): void {
+    setImmediate(() => {
+      void this.admin.then((server) => server?.close(), () => {});
+    });
   }
 
   private async begin(restore: CheckpointMetadata | undefined): Promise<void> {
     await this.sinks.open();
+    if (restore !== undefined) await this.sinks.republish(this.options.checkpointDir!, restore.id);
     await this.runAttempt(restore);
     if (this.options.checkpointIntervalMs !== undefined) this.scheduleCheckpoint();
   }
@@ -232,7 +287,7 @@ class JobRun implements JobHandle {
     this.set = undefined;
     this.running = new Promise((resolve) => (this.setRunning = resolve));
     this.coordinator?.abortRunning('a worker failed');
-    this.sinks.discardUnpublished();
+    this.sinks.rewindTo(latest);
     void (async () => {
       await set.destroy();
       await sleep(backoffMs);
@@ -318,16 +373,25 @@ class JobRun implements JobHandle {
   private async finish(endedBy: 'end-of-input' | 'stop'): Promise<void> {
     this.ending = endedBy;
     if (this.checkpointTimer !== undefined) clearTimeout(this.checkpointTimer);
-    this.coordinator?.close('the job is ending');
     const set = this.set!;
     try {
+      // A final checkpoint of the quiet job: a later restore from it continues exactly here, and the
+      // sinks publish the last output as its epoch.
+      if (this.coordinator !== undefined) {
+        await this.coordinator.trigger().catch((error: unknown) => {
+          this.options.log(`job ${this.job}: the final checkpoint failed (${describeError(error)}); the last output is published without one`);
+        });
+      }
+      this.coordinator?.close('the job is ending');
       const results = await set.close();
       // The state is flushed and matches everything produced: publish what was held back.
-      this.sinks.publishAll();
+      this.sinks.publishRemaining();
       await this.sinks.close();
       await set.destroy();
       this.savePositions(results);
       if (this.stateDir.temporary) this.stateDir.remove();
+      this.ended = true;
+      this.closeAdminSoon();
       this.resolveDone({
         ...this.snapshot(results.map((r) => r.metrics)),
         endedBy,
@@ -363,6 +427,7 @@ class JobRun implements JobHandle {
       await set?.destroy();
       await this.sinks.close().catch(() => {});
       if (this.stateDir.temporary) this.stateDir.remove();
+      this.closeAdminSoon();
       this.rejectDone(error);
     })();
   }

@@ -48,7 +48,8 @@ void t.test('a checkpoint taken on 4 workers while thousands of messages circula
   t.same(finalCounts(all), expected, 'and every counter is right');
 
   for (const workers of [1, 2, 3]) {
-    const restored = run(t, relayJob, { workers, checkpointDir, restoreFrom: info.id, inputs: { tokens } });
+    // Each restored run ends with a final checkpoint of its own: keep checkpoint info.id around.
+    const restored = run(t, relayJob, { workers, checkpointDir, checkpointsRetained: 10, restoreFrom: info.id, inputs: { tokens } });
     await within(restored.done, 60_000, `the restore on ${workers} workers`);
     const traces = restored.output<RelayTrace>('trace');
     t.ok(traces.length < all.length, `restored on ${workers} workers: ${traces.length} hops after the cut (of ${all.length})`);
@@ -106,9 +107,10 @@ void t.test('a restore continues state and source positions: nothing counted twi
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   const { id } = await first.checkpoint();
-  await first.stop();
-  const second = run(t, counterJob, { workers: 3, stateDir, checkpointDir, restoreFrom: 'latest', inputs: { events: { records: events } } });
-  t.equal(second.checkpoints().at(-1), id, 'latest is the checkpoint just taken');
+  const stopped = await first.stop();
+  t.ok(stopped.checkpoints.at(-1)!.id > id, 'stop() ends with a final checkpoint');
+  // From the checkpoint taken mid-run (by id), not the final one: the records after it are read again.
+  const second = run(t, counterJob, { workers: 3, stateDir, checkpointDir, restoreFrom: id, inputs: { events: { records: events } } });
   await second.done;
   const updates = second.output<CounterUpdate>('counts');
   t.ok(updates.length > 0 && updates.length < events.length, `the restored run read ${updates.length} records after the cut`);
@@ -118,6 +120,28 @@ void t.test('a restore continues state and source positions: nothing counted twi
     if (counts.at(-1) !== 120 || counts.some((c, i) => i > 0 && c !== counts[i - 1]! + 1)) broken++;
   }
   t.equal(broken, 0, 'every key counts on from its checkpointed value to 120, one by one');
+});
+
+void t.test('restore latest after a clean stop continues exactly where the stop left off', async (t) => {
+  const checkpointDir = tempDir(t, 'chk-stop');
+  const events = Array.from({ length: 4000 }, (_, i) => ({ key: `k${i % 40}` }));
+  const first = run(t, counterJob, { workers: 2, checkpointDir, inputs: { events: { records: events, ratePerSec: 4000 } } });
+  for (let i = 0; i < 400; i++) {
+    if ((await first.metrics()).totals.invocations > 800) break;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await first.stop();
+  const before = first.output<CounterUpdate>('counts');
+  t.ok(before.length > 0 && before.length < events.length, `the first run stopped after ${before.length} records`);
+  const second = run(t, counterJob, { workers: 3, checkpointDir, restoreFrom: 'latest', inputs: { events: { records: events } } });
+  await second.done;
+  const after = second.output<CounterUpdate>('counts');
+  t.equal(before.length + after.length, events.length, 'every record counted once over both runs');
+  let broken = 0;
+  for (const [, list] of groupBy([...before, ...after], (u) => u.key)) {
+    if (list.some((u, i) => u.count !== i + 1)) broken++;
+  }
+  t.equal(broken, 0, 'every key counts 1, 2, ... 100 over both runs: nothing twice, nothing skipped');
 });
 
 void t.test('a corrupt or missing checkpoint is refused with a clear error', async (t) => {
