@@ -31,7 +31,7 @@ async function openSink(t: Teardowns, topic: string, context: { job: string; exa
 
 const values = (records: ReadonlyArray<{ value: string | null }>): string[] => records.map((r) => (JSON.parse(r.value ?? 'null') as Out).id);
 
-t.test('option mistakes name the field and the fix', async (t) => {
+void t.test('option mistakes name the field and the fix', async (t) => {
   t.throws(() => kafkaEgress('out', { brokers: ['127.0.0.1:9092'] } as never), { code: 'EDDY_INVALID_OPTION', message: /kafkaEgress\(out\)\.topic/ });
   t.throws(() => kafkaEgress('out', { brokers: [], topic: 'x' }), { code: 'EDDY_INVALID_OPTION', message: /brokers is empty/ });
   t.throws(() => kafkaEgress('out', { brokers: 'localhost', topic: 'x' }), { code: 'EDDY_INVALID_OPTION', message: /brokers has "localhost"/ });
@@ -39,7 +39,7 @@ t.test('option mistakes name the field and the fix', async (t) => {
   t.throws(() => kafkaEgress('out', { brokers: 'localhost:9092', topic: 'x', transactionTimeoutMs: 5 }), { code: 'EDDY_INVALID_OPTION', message: /transactionTimeoutMs/ });
 });
 
-t.test('an unreachable broker fails openSink within the connect timeout, naming the brokers and the fix', async (t) => {
+void t.test('an unreachable broker fails openSink within the connect timeout, naming the brokers and the fix', async (t) => {
   const egress = kafkaEgress<Out>('out', { brokers: '127.0.0.1:1', topic: 'nowhere', connectTimeoutMs: 1500 });
   const opening = Promise.resolve(egress.openSink({ job: 'j', egress: 'out', exactlyOnce: true, epochScope: 's', log: () => {} }));
   await t.rejects(within(opening, 20_000, 'openSink against a closed port'), {
@@ -49,7 +49,7 @@ t.test('an unreachable broker fails openSink within the connect timeout, naming 
 });
 
 if (haveBroker(t)) {
-  t.test('publishEpoch publishes an epoch\'s records and its marker in one transaction; publishedEpoch reads the marker', async (t) => {
+  void t.test('publishEpoch publishes an epoch\'s records and its marker in one transaction; publishedEpoch reads the marker', async (t) => {
     const kafka = kafkaFor(t);
     const topic = await kafka.topic('egress-epochs', 2);
     const sink = await openSink(t, topic, { job: `job-${randomUUID().slice(0, 8)}` });
@@ -68,7 +68,7 @@ if (haveBroker(t)) {
     t.equal(metrics.commitLatencyMs.count, 3, 'commit latency is measured per transaction');
   });
 
-  t.test('a restarted sink fences the old producer, and epochs at or below the marker are not published again', async (t) => {
+  void t.test('a restarted sink fences the old producer, and epochs at or below the marker are not published again', async (t) => {
     const kafka = kafkaFor(t);
     const topic = await kafka.topic('egress-fence');
     const job = `job-${randomUUID().slice(0, 8)}`;
@@ -87,7 +87,7 @@ if (haveBroker(t)) {
     t.same(values(await kafka.readAll(topic, 'read_committed')), ['e1', 'e2', 'e3'], 'every epoch once, in order, nothing from the fenced producer');
   });
 
-  t.test('a transaction left open by a crash is aborted when the sink restarts, and the epoch is published once', async (t) => {
+  void t.test('a transaction left open by a crash is aborted when the sink restarts, and the epoch is published once', async (t) => {
     const kafka = kafkaFor(t);
     const topic = await kafka.topic('egress-crash');
     const job = `job-${randomUUID().slice(0, 8)}`;
@@ -108,7 +108,7 @@ if (haveBroker(t)) {
     t.same(values(await kafka.readAll(topic, 'read_uncommitted')), ['e1', 'e2', 'e2'], 'read_uncommitted: the aborted copy is in the log (so the check above is not vacuous)');
   });
 
-  t.test('each epoch scope has its own marker', async (t) => {
+  void t.test('each epoch scope has its own marker', async (t) => {
     const kafka = kafkaFor(t);
     const topic = await kafka.topic('egress-scope');
     const job = `job-${randomUUID().slice(0, 8)}`;
@@ -121,7 +121,7 @@ if (haveBroker(t)) {
     t.same(values(await kafka.readAll(topic, 'read_committed')), ['a5', 'b1']);
   });
 
-  t.test('without checkpoints, write sends at once (at-least-once) and the log says so once', async (t) => {
+  void t.test('without checkpoints, write sends at once (at-least-once) and the log says so once', async (t) => {
     const kafka = kafkaFor(t);
     const topic = await kafka.topic('egress-alo');
     const logs = new LogLines();
@@ -133,7 +133,7 @@ if (haveBroker(t)) {
     t.match(logs.lines[0], /checkpointDir/, 'which says how to get exactly-once');
   });
 
-  t.test('a topic that does not exist is named in the error', async (t) => {
+  void t.test('a topic that does not exist is named in the error', async (t) => {
     const egress = kafkaEgress<Out>('out', { brokers, topic: `eddy-test-missing-${randomUUID().slice(0, 8)}` });
     await t.rejects(Promise.resolve(egress.openSink({ job: 'j', egress: 'out', exactlyOnce: true, epochScope: 's', log: () => {} })), {
       code: 'EDDY_SINK_FAILED',
