@@ -60,6 +60,29 @@ export interface KafkaSink<R> extends Sink<R> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * kafkajs puts all of one send's records for a partition into one record batch, and the broker
+ * refuses a batch above its message.max.bytes (1 MB by default): an epoch goes out in sends of at
+ * most this many bytes.
+ */
+const SEND_BYTES = 256 * 1024;
+
+function* chunks(messages: Message[]): Generator<Message[]> {
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!;
+    const size = 64 + (m.value?.length ?? 0) + (m.key?.length ?? 0) + Object.entries(m.headers ?? {}).reduce((n, [k, v]) => n + k.length + String(v).length, 0);
+    if (i > start && bytes + size > SEND_BYTES) {
+      yield messages.slice(start, i);
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (start < messages.length) yield messages.slice(start);
+}
+
 export const kafkaEgressDefaults = { transactionTimeoutMs: 60_000 } as const;
 
 /**
@@ -248,7 +271,7 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
         await this.transaction(records, undefined);
         return;
       }
-      await this.producer!.send({ topic: this.topic, acks: -1, messages: records.map(this.toMessage) });
+      for (const chunk of chunks(records.map(this.toMessage))) await this.producer!.send({ topic: this.topic, acks: -1, messages: chunk });
       this.recordsOut += records.length;
     });
   }
@@ -264,7 +287,7 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
     const messages = records.map(this.toMessage);
     const txn = await this.producer!.transaction();
     try {
-      if (messages.length > 0) await txn.send({ topic: this.topic, messages });
+      for (const chunk of chunks(messages)) await txn.send({ topic: this.topic, messages: chunk });
       if (epoch !== undefined) {
         const marker = { consumerGroupId: this.markerGroup, topics: [{ topic: this.topic, partitions: [{ partition: 0, offset: String(epoch) }] }] };
         // kafkajs retries CONCURRENT_TRANSACTIONS (the previous commit's markers not yet written) when

@@ -108,6 +108,18 @@ if (haveBroker(t)) {
     t.same(values(await kafka.readAll(topic, 'read_uncommitted')), ['e1', 'e2', 'e2'], 'read_uncommitted: the aborted copy is in the log (so the check above is not vacuous)');
   });
 
+  void t.test('an epoch larger than the broker\'s largest message goes out whole, in one transaction', async (t) => {
+    const kafka = kafkaFor(t);
+    const topic = await kafka.topic('egress-big');
+    const sink = await openSink(t, topic, { job: `job-${randomUUID().slice(0, 8)}` });
+    const pad = 'x'.repeat(1000);
+    const records = Array.from({ length: 3000 }, (_, n) => ({ id: `r${n}`, n, pad }));
+    await sink.publishEpoch!(1, records);
+    const committed = await kafka.readAll(topic, 'read_committed');
+    t.equal(committed.length, records.length, '3 MB in one epoch (the broker takes 1 MB per batch) all arrive');
+    t.equal(sink.metrics().transactions, 1, 'in one transaction');
+  });
+
   void t.test('each epoch scope has its own marker', async (t) => {
     const kafka = kafkaFor(t);
     const topic = await kafka.topic('egress-scope');
