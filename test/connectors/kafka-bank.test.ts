@@ -44,7 +44,7 @@ if (haveBroker(t)) {
     const handle = run(t, kafkaBankJob(config), { workers: 2, log: logs.log, inputs: { requests: { stopAtEnd: true } } });
     const summary = await within(handle.done, 60_000, 'the bank job');
     t.equal(summary.endedBy, 'end-of-input', 'the job ended at the end offsets of the input');
-    const verdict = judge(bank, await kafka.readAll(config.responses, 'read_uncommitted'));
+    const verdict = judge(bank, await kafka.readAll(config.responses, 'read_uncommitted', bank.requests.length));
     t.equal(verdict.responses, bank.requests.length, 'one response per request');
     t.same(verdict.missing, [], 'none missing');
     t.same(verdict.wrong, [], 'each the model\'s answer');
@@ -93,7 +93,7 @@ if (haveBroker(t)) {
     t.equal(have, bank.requests.length, 'every response became visible to read_committed');
     const summary = await within(handle.stop(), 60_000, 'stopping the job');
     t.equal(summary.restarts, kills, 'the job restored a checkpoint after each kill');
-    const verdict = judge(bank, await kafka.readAll(config.responses, 'read_committed'));
+    const verdict = judge(bank, await kafka.readAll(config.responses, 'read_committed', bank.requests.length));
     t.same(verdict.duplicates, [], 'no response twice');
     t.same(verdict.missing, [], 'none missing');
     t.same(verdict.wrong, [], 'each the model\'s answer (no request applied twice)');
@@ -116,7 +116,7 @@ if (haveBroker(t)) {
     await kafka.produce(config.requests, asMessages(bank.requests.slice(half)));
     const second = run(t, kafkaBankJob(config), { ...options, workers: 1, restoreFrom: 'latest', inputs: { requests: { stopAtEnd: true } } });
     await within(second.done, 60_000, 'the restored run on 1 worker');
-    const verdict = judge(bank, await kafka.readAll(config.responses, 'read_committed'));
+    const verdict = judge(bank, await kafka.readAll(config.responses, 'read_committed', bank.requests.length));
     t.equal(verdict.responses, bank.requests.length, 'one response per request over both runs');
     t.same(verdict.duplicates, [], 'the restored run did not read the first half again');
     t.same(verdict.missing, [], 'nor skip any of the second');
@@ -137,10 +137,10 @@ if (haveBroker(t)) {
     await kafka.produce(config.requests, messages);
     const handle = run(t, kafkaBankJob(config), { workers: 2, checkpointDir: tempDir(t, 'kafka-dlq'), inputs: { requests: { stopAtEnd: true } } });
     await within(handle.done, 60_000, 'the bank job with bad records');
-    const verdict = judge(bank, await kafka.readAll(config.responses, 'read_committed'));
+    const verdict = judge(bank, await kafka.readAll(config.responses, 'read_committed', bank.requests.length));
     t.equal(verdict.responses, bank.requests.length, 'every good request was answered');
     t.same(verdict.wrong, [], 'rightly');
-    const letters = await kafka.readAll(config.deadLetters, 'read_committed');
+    const letters = await kafka.readAll(config.deadLetters, 'read_committed', bad.length);
     t.same(letters.map((l) => l.value).sort(), bad.map((b) => b.value).sort(), 'each bad record is in the dead-letter topic once, its value as it was');
     for (const letter of letters) {
       t.match(letter.headers[DeadLetterHeaders.reason], /is not valid json/, 'the reason is in a header');

@@ -58,7 +58,7 @@ if (haveBroker(t)) {
     await sink.publishEpoch!(2, []);
     await sink.publishEpoch!(3, [{ id: 'c', n: 3 }]);
     t.equal(await sink.publishedEpoch!(), 3, 'the marker follows the last published epoch, empty ones included');
-    const committed = await kafka.readAll(topic, 'read_committed');
+    const committed = await kafka.readAll(topic, 'read_committed', 3);
     t.same(values(committed).sort(), ['a', 'b', 'c'], 'a read_committed consumer sees every record once');
     t.same(committed.map((r) => r.key).sort(), ['a', 'b', 'c'], 'with the key from the key option');
     const metrics = sink.metrics();
@@ -84,7 +84,7 @@ if (haveBroker(t)) {
     await second.publishEpoch!(3, [{ id: 'e3', n: 3 }]);
     await t.rejects(first.publishEpoch!(4, [{ id: 'zombie', n: 4 }]), { code: 'EDDY_SINK_FAILED' }, 'the old producer is fenced');
     t.equal(await second.publishedEpoch!(), 3);
-    t.same(values(await kafka.readAll(topic, 'read_committed')), ['e1', 'e2', 'e3'], 'every epoch once, in order, nothing from the fenced producer');
+    t.same(values(await kafka.readAll(topic, 'read_committed', 3)), ['e1', 'e2', 'e3'], 'every epoch once, in order, nothing from the fenced producer');
   });
 
   void t.test('a transaction left open by a crash is aborted when the sink restarts, and the epoch is published once', async (t) => {
@@ -104,8 +104,8 @@ if (haveBroker(t)) {
     const restarted = await openSink(t, topic, { job });
     t.equal(await restarted.publishedEpoch!(), 1, 'the uncommitted marker does not count');
     await restarted.publishEpoch!(2, [{ id: 'e2', n: 2 }]);
-    t.same(values(await kafka.readAll(topic, 'read_committed')), ['e1', 'e2'], 'read_committed: epoch 2 exactly once');
-    t.same(values(await kafka.readAll(topic, 'read_uncommitted')), ['e1', 'e2', 'e2'], 'read_uncommitted: the aborted copy is in the log (so the check above is not vacuous)');
+    t.same(values(await kafka.readAll(topic, 'read_committed', 2)), ['e1', 'e2'], 'read_committed: epoch 2 exactly once');
+    t.same(values(await kafka.readAll(topic, 'read_uncommitted', 3)), ['e1', 'e2', 'e2'], 'read_uncommitted: the aborted copy is in the log (so the check above is not vacuous)');
   });
 
   void t.test('an epoch larger than the broker\'s largest message goes out whole, in one transaction', async (t) => {
@@ -115,7 +115,7 @@ if (haveBroker(t)) {
     const pad = 'x'.repeat(1000);
     const records = Array.from({ length: 3000 }, (_, n) => ({ id: `r${n}`, n, pad }));
     await sink.publishEpoch!(1, records);
-    const committed = await kafka.readAll(topic, 'read_committed');
+    const committed = await kafka.readAll(topic, 'read_committed', records.length);
     t.equal(committed.length, records.length, '3 MB in one epoch (the broker takes 1 MB per batch) all arrive');
     t.equal(sink.metrics().transactions, 1, 'in one transaction');
   });
@@ -130,7 +130,7 @@ if (haveBroker(t)) {
     const b = await openSink(t, topic, { job, epochScope: 'scope-b' });
     t.equal(await b.publishedEpoch!(), 0, 'a new checkpoint lineage starts from nothing');
     await b.publishEpoch!(1, [{ id: 'b1', n: 1 }]);
-    t.same(values(await kafka.readAll(topic, 'read_committed')), ['a5', 'b1']);
+    t.same(values(await kafka.readAll(topic, 'read_committed', 2)), ['a5', 'b1']);
   });
 
   void t.test('without checkpoints, write sends at once (at-least-once) and the log says so once', async (t) => {
@@ -140,7 +140,7 @@ if (haveBroker(t)) {
     const sink: Sink<Out> = await openSink(t, topic, { job: `job-${randomUUID().slice(0, 8)}`, exactlyOnce: false, log: logs.log });
     await sink.write([{ id: 'x', n: 1 }]);
     await sink.write([{ id: 'y', n: 2 }]);
-    t.same(values(await kafka.readAll(topic, 'read_uncommitted')), ['x', 'y']);
+    t.same(values(await kafka.readAll(topic, 'read_uncommitted', 2)), ['x', 'y']);
     t.equal(logs.matching(/at-least-once/).length, 1, 'one warning');
     t.match(logs.lines[0], /checkpointDir/, 'which says how to get exactly-once');
   });
