@@ -273,7 +273,7 @@ export class KafkaSplitReader<V> implements SplitReader<KafkaRecord<V>> {
   /** With stopAtEnd: where each partition known at open ends. */
   private end: Map<string, number> | undefined;
   private assigned: Array<{ topic: string; partitions: number[] }> = [];
-  private paused = new Set<string>();
+  private readonly paused = new Set<string>();
   private full = false;
   private failure: unknown;
   private discoveryTimer: NodeJS.Timeout | undefined;
@@ -381,8 +381,8 @@ export class KafkaSplitReader<V> implements SplitReader<KafkaRecord<V>> {
           consumer.seek({ topic, partition, offset: String(from) });
         }
       }
-      this.paused.clear();
-      this.applyPauses();
+      // kafkajs keeps pauses across a rejoin but forgets them when it restarts a crashed consumer: state them all again.
+      this.applyPauses(true);
     });
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
       const key = tpKey(payload.topic, payload.partition);
@@ -466,7 +466,7 @@ export class KafkaSplitReader<V> implements SplitReader<KafkaRecord<V>> {
   }
 
   /** Pauses what should not be fetched now: everything while the buffer is full, and (stopAtEnd) partitions at their end. */
-  private applyPauses(): void {
+  private applyPauses(force = false): void {
     const consumer = this.consumer;
     if (consumer === undefined) return;
     const size = this.buffer.length - this.head;
@@ -481,10 +481,10 @@ export class KafkaSplitReader<V> implements SplitReader<KafkaRecord<V>> {
         const key = tpKey(topic, partition);
         const atEnd = this.end !== undefined && !((this.end.get(key) ?? -1) > (this.fetched.get(key) ?? 0));
         const want = this.full || atEnd;
-        if (want && !this.paused.has(key)) {
+        if (want && (force || !this.paused.has(key))) {
           toPause.push(partition);
           this.paused.add(key);
-        } else if (!want && this.paused.has(key)) {
+        } else if (!want && (force || this.paused.has(key))) {
           toResume.push(partition);
           this.paused.delete(key);
         }
