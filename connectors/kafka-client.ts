@@ -79,17 +79,24 @@ export function resolveClientOptions(where: string, options: KafkaClientOptions)
 }
 
 /**
- * A kafkajs client. Retries start small: a transaction begun right after a commit gets
- * CONCURRENT_TRANSACTIONS until the commit's markers are written (a few ms on one broker), and with
- * kafkajs's default 300 ms first retry every back-to-back transaction would take about 330 ms.
+ * How kafkajs retries. `transactions`: retries start small, since a transaction begun right after a
+ * commit gets CONCURRENT_TRANSACTIONS until the commit's markers are written (a few ms on one broker),
+ * and with kafkajs's default 300 ms first retry every back-to-back transaction would take about
+ * 330 ms. `patient`: for consumers, which must outlast a leader election (e.g. of a partition just
+ * added) rather than crash after a second of fast retries.
  */
-export function kafkaClient(resolved: ResolvedClientOptions, options: Pick<KafkaClientOptions, 'ssl' | 'sasl'>, role: string): Kafka {
+const RETRY = {
+  transactions: { initialRetryTime: 5, maxRetryTime: 2000, retries: 12 },
+  patient: { initialRetryTime: 100, maxRetryTime: 5000, retries: 10 },
+} as const;
+
+export function kafkaClient(resolved: ResolvedClientOptions, options: Pick<KafkaClientOptions, 'ssl' | 'sasl'>, role: string, retry: keyof typeof RETRY): Kafka {
   return new Kafka({
     clientId: `${resolved.clientId}-${role}`,
     brokers: resolved.brokers,
     logLevel: LOG_LEVELS[resolved.logLevel],
     connectionTimeout: Math.min(3000, resolved.connectTimeoutMs),
-    retry: { initialRetryTime: 5, maxRetryTime: 2000, retries: 12 },
+    retry: RETRY[retry],
     ...(options.ssl === undefined ? {} : { ssl: options.ssl }),
     ...(options.sasl === undefined ? {} : { sasl: options.sasl }),
   });

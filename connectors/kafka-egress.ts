@@ -170,7 +170,7 @@ function kafkaSinkEgress<R>(name: string, where: string, options: KafkaClientOpt
     kind: 'kafka',
     codec,
     async openSink(context: SinkContext): Promise<KafkaSink<R>> {
-      const sink = new KafkaSinkImpl<R>(context, client, kafkaClient(client, options, `egress-${name}`), topic, toMessage, {
+      const sink = new KafkaSinkImpl<R>(context, client, kafkaClient(client, options, `egress-${name}`, 'transactions'), topic, toMessage, {
         transactionalId: options.transactionalId ?? `eddy-${context.job}-${context.egress}`,
         transactionTimeoutMs,
       });

@@ -163,7 +163,7 @@ export function kafkaIngress<V = unknown>(name: string, options: KafkaIngressOpt
       const stopAtEnd = given.stopAtEnd ?? options.stopAtEnd ?? kafkaIngressDefaults.stopAtEnd;
       if (typeof stopAtEnd !== 'boolean') throw invalidOption(`${where}.stopAtEnd`, `is ${JSON.stringify(stopAtEnd)}`, 'must be true or false');
       // Fail at submit, with the brokers named, when they cannot be reached or a topic is missing.
-      await checkTopicsExist(kafkaClient(client, options, 'ingress-plan'), client, topics, `ingress ${name}`);
+      await checkTopicsExist(kafkaClient(client, options, 'ingress-plan', 'patient'), client, topics, `ingress ${name}`);
       return Array.from({ length: splits }, (_, split) => ({
         ...client,
         topics,
@@ -179,7 +179,7 @@ export function kafkaIngress<V = unknown>(name: string, options: KafkaIngressOpt
     },
     async openSplit(description: unknown, position: unknown): Promise<KafkaSplitReader<V>> {
       const split = description as KafkaSplit;
-      const reader = new KafkaSplitReader<V>(name, split, codec, kafkaClient(split, options, `ingress-${name}-${split.split}`));
+      const reader = new KafkaSplitReader<V>(name, split, codec, kafkaClient(split, options, `ingress-${name}-${split.split}`, 'patient'));
       await reader.open(checkPosition(where, split, position));
       return reader;
     },
