@@ -1,5 +1,5 @@
-import { type FileHandle, open, readFile, rename, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { type FileHandle, open, readFile, rename } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { type Codec, jsonCodec } from '../engine/codec.js';
 import { describeError, EddyError, invalidOption } from '../engine/errors.js';
 import type { Egress, Ingress, ReadResult, Sink, SinkContext, SplitReader } from '../engine/job.js';
@@ -142,19 +142,28 @@ export function fileEgress<R = unknown>(name: string, options: FileEgressOptions
       const file = await open(path, 'a');
       const lines = (batch: readonly R[]): string => batch.map((record) => `${JSON.stringify(record)}\n`).join('');
       let length = (await file.stat()).size;
+      let marker = await readMarker(markerPath);
+      const saveMarker = async (next: EpochMarker): Promise<void> => {
+        await writeDurably(markerPath, JSON.stringify(next));
+        marker = next;
+      };
       return {
         async write(batch) {
-          await file.appendFile(lines(batch));
+          const text = Buffer.from(lines(batch));
+          await file.appendFile(text);
+          length += text.length;
+          // A file that has a marker keeps it at its end, so a later exactly-once run keeps this output.
+          if (marker !== undefined) await saveMarker({ ...marker, length });
         },
         async publishedEpoch() {
-          const marker = await readMarker(markerPath);
-          if (marker === undefined || marker.scope !== context.epochScope) return 0;
+          if (marker === undefined) return 0;
+          // Beyond the marker's length is only ever a publication cut short (of this or another scope).
           if (length > marker.length) {
             context.log(`egress ${name}: ${path} has ${length - marker.length} bytes beyond epoch ${marker.epoch} (a publication cut short): removing them`);
             await file.truncate(marker.length);
             length = marker.length;
           }
-          return marker.epoch;
+          return marker.scope === context.epochScope ? marker.epoch : 0;
         },
         async publishEpoch(epoch, batch) {
           if (batch.length > 0) {
@@ -163,9 +172,7 @@ export function fileEgress<R = unknown>(name: string, options: FileEgressOptions
             await file.sync();
             length += text.length;
           }
-          const marker: EpochMarker = { scope: context.epochScope, epoch, length };
-          await writeFile(`${markerPath}.tmp`, JSON.stringify(marker));
-          await rename(`${markerPath}.tmp`, markerPath);
+          await saveMarker({ scope: context.epochScope, epoch, length });
         },
         async close() {
           await file.close();
@@ -173,6 +180,24 @@ export function fileEgress<R = unknown>(name: string, options: FileEgressOptions
       };
     },
   };
+}
+
+/** Replaces a small file so that it is there whole after any crash: temporary file, fsync, rename, fsync of the folder. */
+async function writeDurably(path: string, text: string): Promise<void> {
+  const temporary = await open(`${path}.tmp`, 'w');
+  try {
+    await temporary.writeFile(text);
+    await temporary.sync();
+  } finally {
+    await temporary.close();
+  }
+  await rename(`${path}.tmp`, path);
+  const folder = await open(dirname(path), 'r');
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
+  }
 }
 
 async function readMarker(path: string): Promise<EpochMarker | undefined> {

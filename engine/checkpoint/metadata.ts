@@ -133,14 +133,19 @@ export function highestCheckpointId(dir: string): number {
 }
 
 /**
- * Keeps the newest `retained` complete checkpoints, the earlier ones whose state files they build on,
- * and any from `keep` on; removes the rest.
+ * Keeps the newest `retained` complete checkpoints and any from `keep` on, removes the rest, except
+ * the folders of earlier ones whose state files they build on: those stay as bases only (their
+ * _metadata is renamed, so they are no longer listed or restorable: their own chains may be gone).
  */
 export function pruneCheckpoints(dir: string, retained: number, keep: number): void {
   const complete = listCheckpoints(dir);
-  const kept = new Set(complete.slice(-retained));
-  for (const id of [...kept]) {
+  const retainedIds = new Set(complete.slice(-retained));
+  const kept = new Set(retainedIds);
+  for (const id of retainedIds) {
     for (const part of readMetadata(dir, id).parts) for (const file of part.state) kept.add(file.checkpoint);
+  }
+  for (const id of complete) {
+    if (kept.has(id) && !retainedIds.has(id) && id < keep) renameSync(join(checkpointPath(dir, id), '_metadata'), join(checkpointPath(dir, id), '_metadata.base-only'));
   }
   for (const name of readdirSync(dir)) {
     const match = /^chk-(\d+)$/.exec(name);

@@ -170,12 +170,14 @@ export class EgressSinks {
   }
 
   /**
-   * Restore from checkpoint `restored` in this process: its output is published (if its completion
-   * raced with the failure), what came after it is dropped: it will be produced again.
+   * A restore of the last completed checkpoint (whose output was published when it completed): what
+   * is held came after it and is dropped, since it will be produced again. Returns how many records.
    */
-  rewindTo(restored: number): void {
-    this.publishUpTo(restored);
+  discardHeld(): number {
+    let records = 0;
+    for (const held of this.held.values()) for (const list of held.byEgress.values()) records += list.length;
     this.held.clear();
+    return records;
   }
 
   /** The lowest epoch some sink has not finished publishing: checkpoints from it on must be kept. */

@@ -300,7 +300,7 @@ class JobRun implements JobHandle {
     this.set = undefined;
     this.running = new Promise((resolve) => (this.setRunning = resolve));
     this.coordinator?.abortRunning('a worker failed');
-    this.sinks.rewindTo(latest);
+    this.sinks.discardHeld();
     void (async () => {
       await set.destroy();
       await sleep(backoffMs);
@@ -394,16 +394,20 @@ class JobRun implements JobHandle {
     const set = this.set!;
     try {
       // A final checkpoint of the quiet job: a later restore from it continues exactly here, and the
-      // sinks publish the last output as its epoch.
-      if (this.coordinator !== undefined) {
-        await this.coordinator.trigger().catch((error: unknown) => {
-          this.options.log(`job ${this.job}: the final checkpoint failed (${describeError(error)}); the last output is published without one`);
-        });
-      }
+      // sinks publish the last output as its epoch. Output not confirmed by a checkpoint is never
+      // published when there are checkpoints: after three failed tries the job fails instead.
+      if (this.coordinator !== undefined) await this.finalCheckpoint(this.coordinator);
       this.coordinator?.close('the job is ending');
       const results = await set.close();
-      // The state is flushed and matches everything produced: publish what was held back.
-      this.sinks.publishRemaining();
+      if (this.coordinator === undefined) {
+        // The state is flushed and matches everything produced: publish what was held back.
+        this.sinks.publishRemaining();
+      } else {
+        // Produced after the final cut by invocations stopped part-way (stop() after stopTimeoutMs):
+        // they are parked in that checkpoint and run again on a restore from it.
+        const dropped = this.sinks.discardHeld();
+        if (dropped > 0) this.options.log(`job ${this.job}: ${dropped} records produced after the final checkpoint are dropped; their invocations run again on a restore from it`);
+      }
       await this.sinks.close();
       await set.destroy();
       this.savePositions(results);
@@ -419,6 +423,21 @@ class JobRun implements JobHandle {
       });
     } catch (error) {
       this.fail(error);
+    }
+  }
+
+  private async finalCheckpoint(coordinator: CheckpointCoordinator): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await coordinator.trigger();
+        return;
+      } catch (error) {
+        const last = this.lastCompleted === undefined ? 'its input from the start' : `checkpoint ${this.lastCompleted}`;
+        if (attempt >= 3) {
+          throw new EddyError('EDDY_CHECKPOINT_FAILED', `job ${this.job}: the final checkpoint failed ${attempt} times (${describeError(error)}); the output since the last completed checkpoint is not published: restore from ${last} to produce it`, { cause: error });
+        }
+        this.options.log(`job ${this.job}: the final checkpoint failed (${describeError(error)}); trying again`);
+      }
     }
   }
 

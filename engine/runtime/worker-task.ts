@@ -37,6 +37,9 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   const store = new StateStore(backend, options.stateCacheEntries, init.checkpointDir === undefined ? 0 : CHANGES_TRACKED);
   const keyGroups = keyGroupRangeOf(worker, workers, options.maxParallelism);
   const egress = new EgressOutbox(control);
+  // After a restore of checkpoint n, output belongs to epoch n + 1 on: never to an epoch at or below
+  // n, which a later failure would treat as confirmed by checkpoint n.
+  if (init.restore !== undefined) egress.epoch = init.restore.id + 1;
 
   // The operators refer to each other in a cycle; batches only arrive after all of them exist.
   const delays = init.peers.map((_, to) => options.faultInjection.delayRouterChannels?.find((d) => d.from === worker && d.to === to)?.ms ?? 0);

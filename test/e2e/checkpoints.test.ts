@@ -76,6 +76,29 @@ void t.test('a worker killed in the middle of the run: the job restores the last
   t.same(finalCounts(traces), expectedCounts(TOKENS, maxHop), 'every counter is right');
 });
 
+void t.test('two failures with no checkpoint between them: the output of the failed attempt is never published', async (t) => {
+  const checkpointDir = tempDir(t, 'chk-twice');
+  const logs = new LogLines();
+  const handle = run(t, relayJob, { workers: 2, checkpointDir, maxRestarts: 5, log: logs.log, inputs: { tokens } });
+  for (let i = 0; i < 400; i++) {
+    if ((await handle.metrics()).totals.invocations > (TOKENS * MAX_HOP) / 5) break;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await handle.checkpoint();
+  await handle.killWorker(0);
+  // The restored attempt produces output (held for a checkpoint that never comes), then fails too.
+  for (let i = 0; i < 400; i++) {
+    if (handle.status().state === 'running' && (await handle.metrics()).totals.egressRecords > 500) break;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await handle.killWorker(1);
+  const summary = await within(handle.done, 60_000, 'the run');
+  t.equal(summary.restarts, 2, 'two restores of the same checkpoint');
+  const traces = handle.output<RelayTrace>('trace');
+  t.equal(traces.length, TOKENS * (MAX_HOP + 1), 'every hop published once');
+  t.same(finalCounts(traces), expectedCounts(TOKENS, MAX_HOP), 'and every counter is right');
+});
+
 void t.test('killWorker really ends a worker thread: without a checkpoint to restore, the job fails', async (t) => {
   const logs = new LogLines();
   const handle = run(t, relayJob, { workers: 2, log: logs.log, inputs: { tokens: tokens.map((token) => ({ ...token, maxHop: 100_000 })) } });
