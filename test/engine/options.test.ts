@@ -50,6 +50,9 @@ void t.test('the message says what the given value was', async (t) => {
   t.match(invalidOptionError(t, { workers: 1.5, maxParallelism: 128 })?.message ?? '', 'options.workers is 1.5: must be an integer from 1 to 128');
   t.match(invalidOptionError(t, { stateBackend: 'x' })?.message ?? '', 'options.stateBackend is "x"');
   t.match(invalidOptionError(t, { wokers: 2 })?.message ?? '', 'options.wokers is not an option');
+  t.match(invalidOptionError(t, { adminPort: 70000 })?.message ?? '', 'options.adminPort is 70000: must be an integer from 0 to 65535');
+  t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayRouterChannels: [{ from: 0, to: 2, ms: 5 }] } })?.message ?? '', 'options.faultInjection.delayRouterChannels[0].to is 2: must be an integer from 0 to 1');
+  t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayRouterChannels: [{ from: 1, to: 1, ms: 5 }] } })?.message ?? '', "delays worker 1's channel to itself");
 });
 
 void t.test('absent options take their defaults', async (t) => {
@@ -74,6 +77,8 @@ void t.test('absent options take their defaults', async (t) => {
       checkpointTimeoutMs: 60_000,
       restoreFrom: undefined,
       maxRestarts: 3,
+      adminPort: undefined,
+      faultInjection: {},
     },
   );
   t.type(resolved.log, 'function');
@@ -102,6 +107,8 @@ void t.test('valid options are kept as given, including the boundaries', async (
     checkpointTimeoutMs: 100,
     restoreFrom: 'latest',
     maxRestarts: 0,
+    adminPort: 0,
+    faultInjection: { delayRouterChannels: [{ from: 3, to: 0, ms: 600_000 }] },
   });
   t.same(resolved, {
     workers: 4,
@@ -121,6 +128,8 @@ void t.test('valid options are kept as given, including the boundaries', async (
     checkpointTimeoutMs: 100,
     restoreFrom: 'latest',
     maxRestarts: 0,
+    adminPort: 0,
+    faultInjection: { delayRouterChannels: [{ from: 3, to: 0, ms: 600_000 }] },
   });
   t.equal(resolved.log, log);
   t.equal(resolveOptions({ workers: 256, maxParallelism: 32768 }).workers, 256, 'the largest worker count');
