@@ -76,8 +76,11 @@ export class FunctionDispatcher implements TransactionHost {
   /** Envelopes waiting behind a running invocation of the same address, or while paused. */
   private waiting = 0;
   private readonly mailboxes = new Map<string, Envelope[]>();
-  /** Addresses a transaction holds (locked participants, busy coordinators): their mailboxes wait for `release`. */
-  private readonly held = new Set<string>();
+  /**
+   * Addresses a transaction holds: their mailboxes wait for `release`. True for a locked participant
+   * (its mailbox does not count against router credits), false for a busy coordinator.
+   */
+  private readonly held = new Map<string, boolean>();
   /** The envelope each running async invocation works on, by address: parked with its mailbox on close. */
   private readonly inFlight = new Map<string, Envelope>();
   /** After close, late completions of running handlers are discarded: their envelopes were parked. */
@@ -124,15 +127,17 @@ export class FunctionDispatcher implements TransactionHost {
   }
 
   /**
-   * A transaction holds `address`: later envelopes wait in its mailbox. Waiting behind a lock is not
-   * back-pressure: router envelopes queued there give their credit back at once.
+   * A transaction holds `address`: later envelopes wait in its mailbox. Waiting behind a participant's
+   * lock is not back-pressure (`locked`): router envelopes queued there give their credit back at
+   * once, or a full mailbox behind a lock would stop the routers that must deliver its COMMIT's
+   * causes. Requests waiting for a busy coordinator keep their credit, as behind any running invocation.
    */
-  hold(address: Address): void {
+  hold(address: Address, locked: boolean): void {
     const key = addressKeyOf(address.type, address.id);
-    this.held.add(key);
+    this.held.set(key, locked);
     const mailbox = this.mailboxes.get(key);
     if (mailbox === undefined) this.mailboxes.set(key, []);
-    else for (const envelope of mailbox) this.dequeued(envelope);
+    else if (locked) for (const envelope of mailbox) this.dequeued(envelope);
   }
 
   release(address: Address): void {
@@ -305,7 +310,7 @@ export class FunctionDispatcher implements TransactionHost {
     if (mailbox !== undefined) {
       mailbox.push(envelope);
       this.waiting++;
-      return this.held.has(key);
+      return this.held.get(key) === true;
     }
     this.invokeNow(envelope);
     return true;

@@ -69,7 +69,7 @@ export class Coordinators {
   /** A transaction found in keyed state at start (restore, restart): it goes on where it was. */
   restore(address: Address, kg: number, fn: CoordinatorType, record: CoordinatorRecord): void {
     this.running.set(keyOf(address), { address, kg, fn, record });
-    this.host.hold(address);
+    this.host.hold(address, false);
   }
 
   /** A request: the handler declares the transaction, which then starts. */
@@ -139,7 +139,7 @@ export class Coordinators {
     };
     const running: Running = { address: self, kg, fn, record };
     this.running.set(keyOf(self), running);
-    this.host.hold(self);
+    this.host.hold(self, false);
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) {
       for (const step of record.steps) this.send(running, Kind.PREPARE, step, { id: txn.id, startedAt: txn.startedAt, invocations: step.invocations });
     } else {

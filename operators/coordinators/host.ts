@@ -23,8 +23,11 @@ export interface TransactionHost extends InvocationHost {
   commit(effects: Effects): void;
   /** Keeps a delayed envelope of `owner` in keyed state until `timer.fireAt`. */
   schedule(owner: Address, kg: number, timer: StagedTimer): void;
-  /** From now on, invocations of `address` wait in its mailbox until `release`. */
-  hold(address: Address): void;
+  /**
+   * From now on, invocations of `address` wait in its mailbox until `release`. `locked`: a
+   * participant's lock, which must not hold back router credits (a busy coordinator's queue does).
+   */
+  hold(address: Address, locked: boolean): void;
   /** Lets the mailbox of `address` run again, in order. */
   release(address: Address): void;
   /** What waits in the mailbox of `address` (nothing if it has none). */

@@ -55,7 +55,7 @@ export class Participants {
       return;
     }
     this.locks.set(key, { address, kg, txn: record.txn, effects: effectsOfRecord(address, kg, record.staged), lockedAt: record.lockedAt });
-    this.host.hold(address);
+    this.host.hold(address, true);
   }
 
   /**
@@ -128,7 +128,7 @@ export class Participants {
     this.host.store.put(txnKey(invocation.kg, address.type, address.id), encodeParticipantRecord(record));
     this.locks.set(key, { address, kg: invocation.kg, txn, effects: invocation, lockedAt });
     this.counters.locksTaken++;
-    this.host.hold(address);
+    this.host.hold(address, true);
     this.reply(envelope, Kind.VOTE, { id: txn.id, ok: true });
   }
 
