@@ -13,7 +13,6 @@ import job, {
 } from '../fixtures/transfer-job.js';
 import { checkAgainstSerialModel, finalBalances, finalOutcomes, idOnWorker, seededRandom } from '../fixtures/transfer-model.js';
 
-const account = (id: string): { type: string; id: string } => ({ type: 'tx/account', id });
 const coordinator = (type: string, id: string): { type: string; id: string } => ({ type, id });
 
 void t.test('a transaction whose second participant fails leaves no trace of the first: no state, messages, delayed messages or egress', async (t) => {
