@@ -30,15 +30,32 @@ export {
   tpcCoordinator,
   type TpcOptions,
 } from './engine/coordinator-type.js';
-export { DEAD_LETTERS, defineRouter, type Egress, type Ingress, type Job, type JobSpec, type Route, type Router, type Sink } from './engine/job.js';
+export { DEAD_LETTERS, defineRouter, type Egress, type Ingress, type Job, type JobSpec, type Route, type Router, type Sink, type SinkContext } from './engine/job.js';
 export { keyGroupOf, ownerOfKeyGroup, keyGroupRangeOf, DEFAULT_MAX_PARALLELISM } from './engine/key-groups.js';
 export { type SubmitOptions, defaultOptions } from './engine/options.js';
-export { type JobHandle, type JobMetrics, type JobSummary, type LatencySummary, submit } from './engine/runtime/job-manager.js';
+export { type CheckpointInfo, type JobHandle, type JobMetrics, type JobStatus, type JobSummary, type LatencySummary, submit } from './engine/runtime/job-manager.js';
 export type { TransactionMetrics, WorkerMetrics } from './engine/runtime/worker-protocol.js';
 export { showProgress, type ProgressOptions } from './engine/runtime/progress.js';
 export type { DeadLetter } from './operators/function-dispatcher.js';
 export { generatorIngress, type GeneratorInput, memoryEgress, memoryIngress, type MemoryInput } from './connectors/memory.js';
 export { fileEgress, fileIngress } from './connectors/file.js';
+export {
+  DeadLetterHeaders,
+  kafkaDeadLetterEgress,
+  kafkaEgress,
+  type KafkaEgressOptions,
+  kafkaIngress,
+  type KafkaClientOptions,
+  type KafkaIngressInput,
+  type KafkaIngressOptions,
+  type KafkaPosition,
+  type KafkaRawRecord,
+  type KafkaReaderMetrics,
+  type KafkaRecord,
+  type KafkaSink,
+  type KafkaSinkMetrics,
+  type KafkaSplitReader,
+} from './connectors/kafka.js';
 
 /**
  * Defines a job: its functions, ingresses with their routers, and egresses. A job without a

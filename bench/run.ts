@@ -1,9 +1,11 @@
 /**
  * `npm run bench -- <benchmark> [--duration s] [--workers 1,2] [--keys 100,5000] [--seed n] [--json] [--no-write]`
- * Benchmarks: ycsb, ycsb-t (transfers as 2PC and sagas; see bench/ycsb-t.ts for its own flags), checkpoint.
+ * Benchmarks: ycsb, ycsb-t (transfers as 2PC and sagas; see bench/ycsb-t.ts for its own flags), checkpoint,
+ * kafka (needs a broker: `scripts/with-kafka npm run bench -- kafka`).
  */
 import { parseFlags } from './harness.js';
 import { runCheckpointBench } from './checkpoint.js';
+import { runKafkaBench } from './kafka.js';
 import { runYcsb } from './ycsb.js';
 import { runYcsbT } from './ycsb-t.js';
 
@@ -26,9 +28,12 @@ switch (name) {
     break;
   }
   case 'checkpoint':
-    await runCheckpointBench(parseFlags(rest, { workers: [2], keys: [10000, 100000] }), command);
+    await runCheckpointBench(parseFlags(rest, { workers: [2], keys: [10000, 100000, 1000000] }), command);
+    break;
+  case 'kafka':
+    await runKafkaBench(parseFlags(rest, { workers: [2], keys: [1000] }), command);
     break;
   default:
-    console.error(`usage: npm run bench -- ycsb|ycsb-t|checkpoint [--duration s] [--workers 1,2] [--keys 100,5000,10000] [--seed n] [--json] [--no-write]`);
+    console.error(`usage: npm run bench -- ycsb|ycsb-t|checkpoint|kafka [--duration s] [--workers 1,2] [--keys 100,5000,10000] [--seed n] [--json] [--no-write]`);
     process.exitCode = 2;
 }

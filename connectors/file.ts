@@ -1,8 +1,8 @@
-import { type FileHandle, open } from 'node:fs/promises';
+import { type FileHandle, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type Codec, jsonCodec } from '../engine/codec.js';
-import { describeError, invalidOption } from '../engine/errors.js';
-import type { Egress, Ingress, ReadResult, Sink, SplitReader } from '../engine/job.js';
+import { describeError, EddyError, invalidOption } from '../engine/errors.js';
+import type { Egress, Ingress, ReadResult, Sink, SinkContext, SplitReader } from '../engine/job.js';
 
 const READ_BYTES = 64 * 1024;
 
@@ -111,7 +111,22 @@ export interface FileEgressOptions<R> {
   codec?: Codec<R>;
 }
 
-/** Appends each record as one JSON line to a file, on the job manager's thread, in arrival order. */
+/** `<path>.epoch`: the last epoch the file sink published, and the file's length right after it. */
+interface EpochMarker {
+  scope: string;
+  epoch: number;
+  length: number;
+}
+
+/**
+ * Appends each record as one JSON line to a file, on the job manager's thread, in arrival order.
+ *
+ * With checkpoints the output of each epoch (kept in its checkpoint until then) is appended when the
+ * checkpoint completes, fsynced, and then recorded in `<path>.epoch` (written to a temporary file and
+ * renamed): the epoch and the file's length. After a crash the sink cuts off anything appended beyond
+ * that length (an epoch published half-way) and the engine publishes the missing epochs again, so each
+ * line is in the file exactly once.
+ */
 export function fileEgress<R = unknown>(name: string, options: FileEgressOptions<R>): Egress<R> {
   if (typeof options?.path !== 'string' || options.path.length === 0) {
     throw invalidOption(`fileEgress(${name}).path`, 'is missing', 'give the output file path');
@@ -121,11 +136,36 @@ export function fileEgress<R = unknown>(name: string, options: FileEgressOptions
     name,
     kind: 'file',
     codec,
-    async openSink(): Promise<Sink<R>> {
-      const file = await open(resolve(options.path), 'a');
+    async openSink(context: SinkContext): Promise<Sink<R>> {
+      const path = resolve(options.path);
+      const markerPath = `${path}.epoch`;
+      const file = await open(path, 'a');
+      const lines = (batch: readonly R[]): string => batch.map((record) => `${JSON.stringify(record)}\n`).join('');
+      let length = (await file.stat()).size;
       return {
         async write(batch) {
-          await file.appendFile(batch.map((record) => `${JSON.stringify(record)}\n`).join(''));
+          await file.appendFile(lines(batch));
+        },
+        async publishedEpoch() {
+          const marker = await readMarker(markerPath);
+          if (marker === undefined || marker.scope !== context.epochScope) return 0;
+          if (length > marker.length) {
+            context.log(`egress ${name}: ${path} has ${length - marker.length} bytes beyond epoch ${marker.epoch} (a publication cut short): removing them`);
+            await file.truncate(marker.length);
+            length = marker.length;
+          }
+          return marker.epoch;
+        },
+        async publishEpoch(epoch, batch) {
+          if (batch.length > 0) {
+            const text = Buffer.from(lines(batch));
+            await file.appendFile(text);
+            await file.sync();
+            length += text.length;
+          }
+          const marker: EpochMarker = { scope: context.epochScope, epoch, length };
+          await writeFile(`${markerPath}.tmp`, JSON.stringify(marker));
+          await rename(`${markerPath}.tmp`, markerPath);
         },
         async close() {
           await file.close();
@@ -133,4 +173,18 @@ export function fileEgress<R = unknown>(name: string, options: FileEgressOptions
       };
     },
   };
+}
+
+async function readMarker(path: string): Promise<EpochMarker | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as EpochMarker;
+  } catch (cause) {
+    throw new EddyError('EDDY_SINK_FAILED', `${path} is not valid JSON: delete it to publish the output of every checkpoint again, or restore the file and it together`, { cause });
+  }
 }

@@ -8,7 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { listCheckpoints, readMetadata } from './checkpoint/metadata.js';
 import { describeError, EddyError } from './errors.js';
 import { DEAD_LETTERS, jobFromModule } from './job.js';
-import { submit, type JobSummary } from './runtime/job-manager.js';
+import { type CheckpointInfo, type JobStatus, submit, type JobSummary } from './runtime/job-manager.js';
 import { showProgress } from './runtime/progress.js';
 
 function positiveInteger(name: string) {
@@ -48,6 +48,38 @@ interface RunFlags {
   input: string[];
   show: number;
   progress: boolean;
+  adminPort: number | false;
+}
+
+/** The default admin port of `eddy run`, and where the other commands look for a job. */
+const DEFAULT_ADMIN_PORT = 7077;
+
+function port(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${name} must be a port number from 0 to 65535`);
+    return n;
+  };
+}
+
+/** Calls the admin endpoint of a running job; a job that does not answer gets a message saying what to check. */
+async function callAdmin(admin: string, method: 'GET' | 'POST', path: string): Promise<Response> {
+  const base = /^https?:\/\//.test(admin) ? admin : `http://${admin}`;
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, base), { method });
+  } catch (cause) {
+    throw new EddyError(
+      'EDDY_INVALID_OPTION',
+      `no job answers at ${base}: is \`eddy run\` running? It prints its admin endpoint at start; pass it with --admin (default 127.0.0.1:${DEFAULT_ADMIN_PORT})`,
+      { cause },
+    );
+  }
+  if (!response.ok) {
+    const body = (await response.json().catch(() => ({}))) as { error?: string };
+    throw new EddyError('EDDY_INVALID_OPTION', `${method} ${path} failed (${response.status}): ${body.error ?? response.statusText}`);
+  }
+  return response;
 }
 
 function parseRestore(value: string): 'latest' | number {
@@ -72,6 +104,8 @@ export async function main(argv: string[]): Promise<void> {
     .option('--input <ingress=file>', 'read a file ingress from this file (repeatable)', (value: string, all: string[]) => [...all, value], [])
     .option('--show <n>', 'at the end, print the first n records of each memory egress (dead letters always)', (v: string) => Number(v), 3)
     .option('--no-progress', 'no progress display')
+    .option('--admin-port <port>', `admin endpoint on 127.0.0.1 for eddy checkpoint/status/stop/metrics (0: a free port)`, port('--admin-port'), DEFAULT_ADMIN_PORT)
+    .option('--no-admin', 'no admin endpoint')
     .action(async (moduleArg: string, flags: RunFlags) => {
       const url = pathToFileURL(resolve(moduleArg)).href;
       let exports: Record<string, unknown>;
@@ -96,8 +130,11 @@ export async function main(argv: string[]): Promise<void> {
         ...(flags.checkpointDir !== undefined && { checkpointDir: resolve(flags.checkpointDir) }),
         ...(flags.checkpointIntervalMs !== undefined && { checkpointIntervalMs: flags.checkpointIntervalMs }),
         ...(flags.restore !== undefined && { restoreFrom: parseRestore(flags.restore) }),
+        ...(flags.adminPort !== false && { adminPort: flags.adminPort }),
         inputs,
       });
+      const adminUrl = await handle.adminUrl();
+      if (adminUrl !== undefined) process.stderr.write(`admin endpoint: ${adminUrl} (eddy status|checkpoint|stop|metrics --admin ${adminUrl})\n`);
       if (flags.progress) showProgress(handle);
       let interrupted = 0;
       process.on('SIGINT', () => {
@@ -132,6 +169,44 @@ export async function main(argv: string[]): Promise<void> {
         const m = readMetadata(dir, id);
         process.stdout.write(`${id}\t${m.job}\t${m.workers}\t${m.bytes}\t${m.durationMs}\t${new Date(m.completedAt).toISOString()}\n`);
       }
+    });
+  const adminOption = ['--admin <host:port>', 'admin endpoint of the running job, as eddy run printed it', `127.0.0.1:${DEFAULT_ADMIN_PORT}`] as const;
+  program
+    .command('checkpoint')
+    .description('take a checkpoint of a running job now; prints its id, duration and size')
+    .option(...adminOption)
+    .action(async (flags: { admin: string }) => {
+      const info = (await (await callAdmin(flags.admin, 'POST', '/checkpoint')).json()) as CheckpointInfo;
+      process.stdout.write(`checkpoint ${info.id} complete: ${info.bytes} bytes in ${info.durationMs} ms\n`);
+    });
+  program
+    .command('status')
+    .description('where a running job stands: state, workers, restarts, checkpoints')
+    .option(...adminOption)
+    .action(async (flags: { admin: string }) => {
+      const status = (await (await callAdmin(flags.admin, 'GET', '/status')).json()) as JobStatus;
+      const last = status.checkpoints.at(-1);
+      process.stdout.write(
+        [
+          `job ${status.job}: ${status.state} for ${(status.uptimeMs / 1000).toFixed(1)} s on ${status.workers} workers, ${status.restarts} restarts`,
+          `checkpoints: ${status.checkpoints.length} this run${last === undefined ? '' : ` (last: ${last.id}, ${last.bytes} bytes in ${last.durationMs} ms)`}${status.checkpointDir === undefined ? ', no checkpoint dir' : ` in ${status.checkpointDir}`}`,
+        ].join('\n') + '\n',
+      );
+    });
+  program
+    .command('stop')
+    .description('stop a running job cleanly (in-flight work finishes, state is flushed); prints its summary')
+    .option(...adminOption)
+    .action(async (flags: { admin: string }) => {
+      const summary = (await (await callAdmin(flags.admin, 'POST', '/stop')).json()) as JobSummary;
+      process.stdout.write(`${formatSummary(summary)}\n`);
+    });
+  program
+    .command('metrics')
+    .description("print a running job's metrics in Prometheus text format (what GET /metrics serves)")
+    .option(...adminOption)
+    .action(async (flags: { admin: string }) => {
+      process.stdout.write(await (await callAdmin(flags.admin, 'GET', '/metrics')).text());
     });
   await program.parseAsync(argv);
 }

@@ -47,6 +47,22 @@ export interface SubmitOptions {
   restoreFrom?: 'latest' | number;
   /** Restores after worker failures before the job fails. Default: 3. */
   maxRestarts?: number;
+  /**
+   * Serve the admin endpoint (status, Prometheus metrics, checkpoint, stop) on 127.0.0.1 at this
+   * port; 0 picks a free one (`handle.adminUrl()` tells which). Default: no admin endpoint.
+   */
+  adminPort?: number;
+  /** Failure drills, for testing how a job behaves under adverse timing. Default: none. */
+  faultInjection?: FaultInjection;
+}
+
+export interface FaultInjection {
+  /**
+   * What the ingress-router of worker `from` sends to the dispatcher of worker `to` (records and
+   * checkpoint barriers) arrives `ms` later, in order: e.g. to make one router's barrier reach a
+   * dispatcher long after the others', while function-to-function messages flow as usual.
+   */
+  delayRouterChannels?: ReadonlyArray<{ from: number; to: number; ms: number }>;
 }
 
 export interface ResolvedOptions {
@@ -67,6 +83,8 @@ export interface ResolvedOptions {
   checkpointTimeoutMs: number;
   restoreFrom: 'latest' | number | undefined;
   maxRestarts: number;
+  adminPort: number | undefined;
+  faultInjection: FaultInjection;
 }
 
 export const defaultOptions = {
@@ -85,7 +103,8 @@ export const defaultOptions = {
 const KNOWN = new Set([
   'workers', 'stateDir', 'stateBackend', 'maxParallelism', 'inputs', 'channelCapacity', 'batchSize',
   'feedbackHighWaterMark', 'stateCacheEntries', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
-  'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'maxRestarts',
+  'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'maxRestarts', 'adminPort',
+  'faultInjection',
 ]);
 
 function integer(name: string, value: unknown, min: number, max: number): number {
@@ -147,5 +166,22 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
     checkpointTimeoutMs: integer('checkpointTimeoutMs', options.checkpointTimeoutMs ?? defaultOptions.checkpointTimeoutMs, 100, 24 * 3600 * 1000),
     restoreFrom: options.restoreFrom,
     maxRestarts: integer('maxRestarts', options.maxRestarts ?? defaultOptions.maxRestarts, 0, 1000),
+    adminPort: options.adminPort === undefined ? undefined : integer('adminPort', options.adminPort, 0, 65535),
+    faultInjection: resolveFaults(options.faultInjection, workers),
+  };
+}
+
+function resolveFaults(faults: FaultInjection | undefined, workers: number): FaultInjection {
+  if (faults === undefined) return {};
+  if (typeof faults !== 'object' || faults === null) throw invalidOption('faultInjection', 'is not an object', 'pass { delayRouterChannels: [{ from, to, ms }] }');
+  const delays = faults.delayRouterChannels ?? [];
+  if (!Array.isArray(delays)) throw invalidOption('faultInjection.delayRouterChannels', 'is not an array', 'pass [{ from, to, ms }]');
+  return {
+    delayRouterChannels: delays.map((delay: { from: number; to: number; ms: number }, i) => {
+      const from = integer(`faultInjection.delayRouterChannels[${i}].from`, delay?.from, 0, workers - 1);
+      const to = integer(`faultInjection.delayRouterChannels[${i}].to`, delay?.to, 0, workers - 1);
+      if (from === to) throw invalidOption(`faultInjection.delayRouterChannels[${i}]`, `delays worker ${from}'s channel to itself`, 'pick two different workers');
+      return { from, to, ms: integer(`faultInjection.delayRouterChannels[${i}].ms`, delay?.ms, 0, 600_000) };
+    }),
   };
 }

@@ -31,6 +31,8 @@ interface Logging {
  */
 export class Feedback {
   received = 0;
+  /** Envelopes held because their channel's barrier came before our own snapshot (a metric). */
+  heldTotal = 0;
   private readonly channels: ChannelState[];
   private logging: Logging | undefined;
   private readonly logs = new Map<number, Promise<Map<number, Uint8Array[]>>>();
@@ -55,6 +57,7 @@ export class Feedback {
     for (const envelope of envelopes) {
       if (channel.heldFor !== undefined) {
         channel.held.push(envelope);
+        if (envelope.kind !== Kind.BARRIER) this.heldTotal++;
         continue;
       }
       taken++;

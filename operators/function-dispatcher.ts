@@ -7,7 +7,7 @@ import type { Address, FunctionType, StateSpecs } from '../engine/function-type.
 import type { Job } from '../engine/job.js';
 import { type KeyGroupRange, keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
 import { decodeF64, keyGroupPrefix, parkedKey, Space, toBytes } from '../engine/state/state-keys.js';
-import type { StateSnapshot } from '../engine/state/state-backend.js';
+import type { StateCut } from '../engine/state/state-store.js';
 import type { StateStore } from '../engine/state/state-store.js';
 import { barrier, Channel, decodeEnvelope, encodeEnvelope, type Envelope, Kind } from '../engine/wire/envelope.js';
 import { DelayedMessages } from './delayed-messages.js';
@@ -41,7 +41,7 @@ export interface DispatcherConfig {
   deadLetterIndex: number;
   log: (line: string) => void;
   /** Checkpoint `id` was cut here; `snapshot` resolves when its state snapshot is taken. */
-  onCut: (id: number, snapshot: Promise<StateSnapshot>) => void;
+  onCut: (id: number, cut: Promise<StateCut>) => void;
   /** Called when the waiting backlog falls back under the low-water mark. */
   onBacklogDrained: () => void;
   lowWaterMark: number;

@@ -23,6 +23,8 @@ export class Mesh {
     private readonly peers: ReadonlyArray<MessagePort | undefined>,
     private readonly batchSize: number,
     private readonly onBatch: BatchHandler,
+    /** Per destination worker: ms its router-channel batches are held back (fault injection; 0: none). */
+    private readonly routerDelays: readonly number[] = [],
   ) {
     this.sent = Array.from({ length: peers.length }, () => 0);
     this.buffers = Array.from({ length: peers.length }, () => [[], [], []]);
@@ -94,6 +96,10 @@ export class Mesh {
       return;
     }
     const buffer = encodeBatch(batch);
-    this.peers[destination]!.postMessage(buffer, [buffer]);
+    const port = this.peers[destination]!;
+    const delay = channel === Channel.ROUTER ? (this.routerDelays[destination] ?? 0) : 0;
+    // Timers of equal duration fire in the order they were set: a delayed channel stays FIFO.
+    if (delay > 0) setTimeout(() => !this.closed && port.postMessage(buffer, [buffer]), delay);
+    else port.postMessage(buffer, [buffer]);
   }
 }

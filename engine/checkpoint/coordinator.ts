@@ -1,7 +1,9 @@
+import { rmSync } from 'node:fs';
 import { describeError, EddyError } from '../errors.js';
 import type { SplitPosition, ToWorker } from '../runtime/worker-protocol.js';
 import {
   CHECKPOINT_FORMAT_VERSION,
+  checkpointPath,
   type CheckpointMetadata,
   highestCheckpointId,
   pruneCheckpoints,
@@ -35,8 +37,12 @@ export interface CoordinatorConfig {
   ingressNames: readonly string[];
   operators: Record<string, string>;
   broadcast: (message: ToWorker) => void;
+  /** Before `_metadata`: writes the epoch's output into the checkpoint's folder; returns its bytes. */
+  stageOutput: (id: number, folder: string) => Promise<number>;
   /** Checkpoint `id` is complete (its _metadata is written): sinks may publish its epoch. */
   onComplete: (id: number) => void;
+  /** Checkpoints from this id on hold output a sink has not published yet: never pruned. */
+  unpublishedFrom: () => number;
   log: (line: string) => void;
 }
 
@@ -58,20 +64,20 @@ export class CheckpointCoordinator {
   }
 
   /** Takes a checkpoint after any running one; resolves when it is complete. */
-  trigger(): Promise<CheckpointInfo> {
+  trigger(timeoutMs = this.config.timeoutMs): Promise<CheckpointInfo> {
     const next = this.queue.then(
-      () => this.run(),
-      () => this.run(),
+      () => this.run(timeoutMs),
+      () => this.run(timeoutMs),
     );
     this.queue = next.catch(() => {});
     return next;
   }
 
-  private run(): Promise<CheckpointInfo> {
+  private run(timeoutMs: number): Promise<CheckpointInfo> {
     if (this.closed) return Promise.reject(new EddyError('EDDY_JOB_STOPPED', 'the job is ending: no more checkpoints'));
     const id = this.nextId++;
     return new Promise<CheckpointInfo>((resolve, reject) => {
-      const timer = setTimeout(() => this.abort(id, `not complete after ${this.config.timeoutMs} ms`), this.config.timeoutMs);
+      const timer = setTimeout(() => this.abort(id, `not complete after ${timeoutMs} ms`), timeoutMs);
       this.running = { id, startedAt: Date.now(), parts: new Map(), positions: [], resolve, reject, timer };
       this.config.broadcast({ type: 'checkpoint', id });
     });
@@ -93,7 +99,14 @@ export class CheckpointCoordinator {
       const name = config.ingressNames[ingress]!;
       (positions[name] ??= {})[String(split)] = position;
     }
-    const bytes = parts.reduce((sum, part) => sum + part.bytes, 0);
+    let bytes = parts.reduce((sum, part) => sum + part.bytes, 0);
+    try {
+      bytes += await config.stageOutput(running.id, checkpointPath(config.directory, running.id));
+    } catch (error) {
+      this.abort(running.id, `its output could not be written: ${describeError(error)}`);
+      return;
+    }
+    if (this.running !== running) return;
     const durationMs = Date.now() - running.startedAt;
     const metadata: CheckpointMetadata = {
       version: CHECKPOINT_FORMAT_VERSION,
@@ -114,13 +127,19 @@ export class CheckpointCoordinator {
       this.abort(running.id, `its _metadata could not be written: ${describeError(error)}`);
       return;
     }
+    if (this.running !== running) {
+      // Aborted while its _metadata was being written (a worker failed): the job restores an
+      // earlier checkpoint and goes on from there, so this one must never be restored either.
+      rmSync(checkpointPath(config.directory, running.id), { recursive: true, force: true });
+      return;
+    }
     clearTimeout(running.timer);
     this.running = undefined;
     const info = { id: running.id, durationMs, bytes };
     this.completed.push(info);
     config.onComplete(running.id);
     try {
-      pruneCheckpoints(config.directory, config.retained, running.id + 1);
+      pruneCheckpoints(config.directory, config.retained, Math.min(running.id + 1, config.unpublishedFrom()));
     } catch (error) {
       config.log(`checkpoint ${running.id}: could not remove old checkpoints: ${describeError(error)}`);
     }

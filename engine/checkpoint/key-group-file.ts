@@ -16,16 +16,21 @@ const HEADER_BYTES = MAGIC.length + 2;
 
 export type KeyGroupIndex = Array<[keyGroup: number, offset: number, length: number]>;
 
+type Entry = readonly [Uint8Array, Uint8Array];
+
+/** Entries are copied into blocks of this size, so a file is written in few large chunks. */
+const BLOCK_BYTES = 1 << 20;
+
 /**
- * Writes one section per key group of `keyGroups` (an empty one too) from `entries`, which come in
- * key order with the key group in their first two key bytes (as every state key has), fsyncs, and
- * returns the index. One pass over one ordered stream: a checkpoint of a busy worker must not pay an
- * event-loop turn per key group.
+ * Writes one section per key group of `keyGroups` (an empty one too) from `batches` of entries, which
+ * come in key order with the key group in their first two key bytes (as every state key has), fsyncs,
+ * and returns the index. One pass over one ordered stream, in batches (as LevelDB iterators hand them
+ * out): a checkpoint of a busy worker must not pay an event-loop turn per entry or per key group.
  */
 export async function writeKeyGroupFile(
   path: string,
   keyGroups: readonly number[],
-  entries: AsyncIterable<readonly [Uint8Array, Uint8Array]> | Iterable<readonly [Uint8Array, Uint8Array]>,
+  batches: AsyncIterable<readonly Entry[]> | Iterable<readonly Entry[]>,
 ): Promise<{ index: KeyGroupIndex; bytes: number }> {
   const file = await open(path, 'w');
   try {
@@ -36,7 +41,22 @@ export async function writeKeyGroupFile(
     let chunks: Buffer[] = [header];
     let offset = header.length;
     let pending = header.length;
+    // Entries are encoded into `block`; [blockStart, used) is not yet among `chunks`.
+    let block = Buffer.allocUnsafe(BLOCK_BYTES);
+    let blockStart = 0;
+    let used = 0;
+    const cutBlock = (): void => {
+      if (used > blockStart) chunks.push(block.subarray(blockStart, used));
+      blockStart = used;
+    };
+    const reserve = (bytes: number): void => {
+      if (used + bytes <= block.length) return;
+      cutBlock();
+      block = Buffer.allocUnsafe(Math.max(BLOCK_BYTES, bytes));
+      blockStart = used = 0;
+    };
     const flush = async (): Promise<void> => {
+      cutBlock();
       if (chunks.length === 0) return;
       const out = chunks;
       chunks = [];
@@ -47,6 +67,7 @@ export async function writeKeyGroupFile(
     let position = 0;
     let section: { kg: number; head: Buffer; start: number; count: number } | undefined;
     const open_ = (kg: number): void => {
+      cutBlock();
       const head = Buffer.allocUnsafe(6);
       section = { kg, head, start: offset, count: 0 };
       chunks.push(head);
@@ -68,26 +89,29 @@ export async function writeKeyGroupFile(
         position++;
       }
     };
-    for await (const [key, value] of entries) {
-      const kg = (key[0]! << 8) | key[1]!;
-      if (section?.kg !== kg) {
-        // Written out only between sections: a section's head is filled in when it ends.
-        if (pending > 1 << 20) {
-          close_();
-          await flush();
+    for await (const batch of batches) {
+      for (const [key, value] of batch) {
+        const kg = (key[0]! << 8) | key[1]!;
+        if (section?.kg !== kg) {
+          // Written out only between sections: a section's head is filled in when it ends.
+          if (pending > 4 * BLOCK_BYTES) {
+            close_();
+            await flush();
+          }
+          advanceTo(kg);
         }
-        advanceTo(kg);
+        if (section?.kg !== kg) throw new RangeError(`entry of key group ${kg} is not among the key groups written or out of order`);
+        const length = 8 + key.byteLength + value.byteLength;
+        reserve(length);
+        block.writeUInt32BE(key.byteLength, used);
+        block.set(key, used + 4);
+        block.writeUInt32BE(value.byteLength, used + 4 + key.byteLength);
+        block.set(value, used + 8 + key.byteLength);
+        used += length;
+        offset += length;
+        pending += length;
+        section.count++;
       }
-      if (section?.kg !== kg) throw new RangeError(`entry of key group ${kg} is not among the key groups written or out of order`);
-      const lengths = Buffer.allocUnsafe(4);
-      lengths.writeUInt32BE(key.byteLength);
-      const valueLength = Buffer.allocUnsafe(4);
-      valueLength.writeUInt32BE(value.byteLength);
-      chunks.push(lengths, Buffer.from(key.buffer, key.byteOffset, key.byteLength), valueLength, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
-      const length = 8 + key.byteLength + value.byteLength;
-      offset += length;
-      pending += length;
-      section.count++;
     }
     advanceTo(Infinity);
     close_();

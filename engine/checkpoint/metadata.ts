@@ -1,18 +1,28 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EddyError } from '../errors.js';
 import type { KeyGroupIndex } from './key-group-file.js';
 
-export const CHECKPOINT_FORMAT_VERSION = 1;
+export const CHECKPOINT_FORMAT_VERSION = 2;
+
+/** A key-group file of state: the whole state of a worker's key groups, or what changed since its previous file. */
+export interface StateFile {
+  /** The checkpoint whose folder holds it (an earlier one for all but the last file of a chain). */
+  checkpoint: number;
+  file: string;
+  index: KeyGroupIndex;
+  /** Entries are changes: a put (value behind a 1 byte) or a delete (a lone 0 byte). */
+  delta: boolean;
+}
 
 /** What one worker wrote for a checkpoint. */
 export interface WorkerCheckpoint {
   worker: number;
   keyGroups: { start: number; end: number };
-  /** State of the worker's key groups (user and engine state), key-group file. */
-  stateFile: string;
-  stateIndex: KeyGroupIndex;
+  /** State of the worker's key groups (user and engine state): a full file, then deltas over it, in order. */
+  state: StateFile[];
   /** Feedback envelopes in flight at the cut, by target key group. */
   logFile: string;
   logIndex: KeyGroupIndex;
@@ -122,14 +132,37 @@ export function highestCheckpointId(dir: string): number {
   return highest;
 }
 
-/** Keeps the newest `retained` complete checkpoints (and any newer incomplete one); removes the rest. */
+/**
+ * Keeps the newest `retained` complete checkpoints, the earlier ones whose state files they build on,
+ * and any from `keep` on; removes the rest.
+ */
 export function pruneCheckpoints(dir: string, retained: number, keep: number): void {
   const complete = listCheckpoints(dir);
   const kept = new Set(complete.slice(-retained));
+  for (const id of [...kept]) {
+    for (const part of readMetadata(dir, id).parts) for (const file of part.state) kept.add(file.checkpoint);
+  }
   for (const name of readdirSync(dir)) {
     const match = /^chk-(\d+)$/.exec(name);
     if (match === null) continue;
     const id = Number(match[1]);
     if (!kept.has(id) && id < keep) rmSync(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * The lineage of a checkpoint directory: a random id made when the directory is first used. Sinks
+ * key their epoch markers by it, since checkpoint ids start at 1 again in a fresh directory.
+ */
+export function checkpointLineage(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, '_lineage');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    const lineage = randomUUID();
+    writeFileSync(`${file}.tmp`, `${lineage}\n`);
+    renameSync(`${file}.tmp`, file);
+    return lineage;
   }
 }

@@ -1,26 +1,41 @@
 import * as hdr from 'hdr-histogram-js';
 import { describeError, EddyError } from '../errors.js';
 import type { Job, Sink } from '../job.js';
+import { readEgressLog, writeEgressLog } from '../checkpoint/egress-log.js';
+import { checkpointPath, listCheckpoints } from '../checkpoint/metadata.js';
 import { decodeEgressBatch } from '../wire/envelope.js';
 import type { LatencySummary } from './job-manager.js';
 
+/** What arrived for one epoch and is not published yet. */
+interface HeldEpoch {
+  /** The encoded egress batches, as the workers sent them: what a checkpoint's egress log holds. */
+  readonly batches: Uint8Array[];
+  /** Decoded records per egress index, in arrival order. */
+  readonly byEgress: Map<number, unknown[]>;
+}
+
 /**
- * The job's sinks, on the job manager's thread. With checkpoints, records are held per epoch and
- * published only when the checkpoint that ends their epoch completes, so after a restore nothing is
- * published twice and nothing published is lost; without checkpoints they are published at once.
+ * The job's sinks, on the job manager's thread. With checkpoints, records are held per epoch, written
+ * into the checkpoint that ends their epoch (its egress log, before its _metadata), and published
+ * only when that checkpoint is complete: sinks with `publishEpoch` publish each epoch atomically with
+ * a marker, and after a crash every complete epoch above the marker is published again from its
+ * egress log. So nothing is published twice and nothing published is lost. Without checkpoints
+ * records are published at once.
  */
 export class EgressSinks {
   /** Records received per egress (published or not). */
   readonly counts: number[];
   private sinks: Array<Sink<unknown>> = [];
   private writes: Array<Promise<void>> = [];
-  /** Epoch -> records per egress index, in arrival order. */
-  private readonly held = new Map<number, Map<number, unknown[]>>();
+  private readonly held = new Map<number, HeldEpoch>();
+  /** Per sink: the highest epoch whose publication finished (exactly-once path). */
+  private published: number[] = [];
   private readonly latency = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 
   constructor(
     private readonly job: Job,
-    private readonly exactlyOnce: boolean,
+    /** The job takes checkpoints; `epochScope` names their directory's lineage. */
+    private readonly exactlyOnce: { epochScope: string } | undefined,
     private readonly log: (line: string) => void,
     private readonly fail: (error: unknown) => void,
   ) {
@@ -29,61 +44,147 @@ export class EgressSinks {
 
   async open(): Promise<void> {
     for (const egress of this.job.egresses) {
-      this.sinks.push(await egress.openSink({ job: this.job.name, egress: egress.name, exactlyOnce: this.exactlyOnce, epochScope: '', log: this.log }));
+      this.sinks.push(
+        await egress.openSink({
+          job: this.job.name,
+          egress: egress.name,
+          exactlyOnce: this.exactlyOnce !== undefined,
+          epochScope: this.exactlyOnce?.epochScope ?? '',
+          log: this.log,
+        }),
+      );
     }
     this.writes = this.sinks.map(() => Promise.resolve());
+    this.published = this.sinks.map(() => 0);
+  }
+
+  /**
+   * Restore from checkpoint `restored` after a crash: every complete epoch up to it that a sink has
+   * not published yet (by its own durable marker) is published again from the checkpoints' egress logs.
+   */
+  async republish(checkpointDir: string, restored: number): Promise<void> {
+    if (this.exactlyOnce === undefined) return;
+    const complete = listCheckpoints(checkpointDir).filter((id) => id <= restored);
+    for (let index = 0; index < this.sinks.length; index++) {
+      const sink = this.sinks[index]!;
+      if (sink.publishEpoch === undefined || sink.publishedEpoch === undefined) continue;
+      const name = this.job.egresses[index]!.name;
+      const marker = await sink.publishedEpoch();
+      this.published[index] = marker;
+      const missing = complete.filter((id) => id > marker);
+      if (missing.length === 0) continue;
+      if (marker > 0 && missing[0]! > marker + 1 && !complete.includes(marker + 1)) {
+        this.log(`egress ${name}: epochs ${marker + 1} to ${missing[0]! - 1} were never published and their checkpoints are gone; their output is lost`);
+      }
+      for (const id of missing) {
+        const records: unknown[] = [];
+        for (const batch of await readEgressLog(checkpointPath(checkpointDir, id))) {
+          for (const record of decodeEgressBatch(batch).records) {
+            if (record.egress !== index) continue;
+            const value = this.decode(index, record.payload);
+            if (value !== undefined) records.push(value.value);
+          }
+        }
+        await sink.publishEpoch(id, records);
+        this.published[index] = id;
+      }
+      this.log(`egress ${name}: published the output of checkpoint${missing.length > 1 ? 's' : ''} ${missing.join(', ')} again (the sink had published up to ${marker})`);
+    }
   }
 
   receive(buffer: ArrayBuffer): void {
     const now = performance.timeOrigin + performance.now();
-    const { records, epoch } = decodeEgressBatch(buffer);
+    const bytes = new Uint8Array(buffer);
+    const { records, epoch } = decodeEgressBatch(bytes);
     const byEgress = new Map<number, unknown[]>();
     for (const record of records) {
-      const egress = this.job.egresses[record.egress];
-      if (egress === undefined) continue;
-      let value: unknown;
-      try {
-        value = egress.codec.decode(record.payload);
-      } catch (error) {
-        this.log(`egress ${egress.name}: a record is not valid ${egress.codec.name}: ${describeError(error)}`);
-        continue;
-      }
+      const value = this.decode(record.egress, record.payload);
+      if (value === undefined) continue;
       let list = byEgress.get(record.egress);
       if (list === undefined) byEgress.set(record.egress, (list = []));
-      list.push(value);
+      list.push(value.value);
       this.counts[record.egress]!++;
       if (record.ingressTime > 0) this.latency.recordValue(Math.max(1, Math.round((now - record.ingressTime) * 1000)));
     }
-    if (!this.exactlyOnce) {
+    if (this.exactlyOnce === undefined) {
       for (const [index, list] of byEgress) this.write(index, list);
       return;
     }
-    let epochRecords = this.held.get(epoch);
-    if (epochRecords === undefined) this.held.set(epoch, (epochRecords = new Map()));
+    let held = this.held.get(epoch);
+    if (held === undefined) this.held.set(epoch, (held = { batches: [], byEgress: new Map() }));
+    held.batches.push(bytes);
     for (const [index, list] of byEgress) {
-      const kept = epochRecords.get(index);
-      if (kept === undefined) epochRecords.set(index, list);
+      const kept = held.byEgress.get(index);
+      if (kept === undefined) held.byEgress.set(index, list);
       else for (const value of list) kept.push(value);
     }
   }
 
-  /** Checkpoint `id` completed: publish every epoch up to it, in order. */
+  /**
+   * Checkpoint `id` is about to complete: writes the output of every epoch up to it that is not
+   * published yet into its folder (fsynced); returns the bytes written.
+   */
+  async stage(id: number, folder: string): Promise<number> {
+    const batches: Uint8Array[] = [];
+    for (const epoch of [...this.held.keys()].sort((a, b) => a - b)) {
+      if (epoch <= id) batches.push(...this.held.get(epoch)!.batches);
+    }
+    return writeEgressLog(folder, batches);
+  }
+
+  /** Checkpoint `id` completed: publish every epoch up to it, in order, as epoch `id`. */
   publishUpTo(id: number): void {
+    const byEgress = new Map<number, unknown[]>();
     for (const epoch of [...this.held.keys()].sort((a, b) => a - b)) {
       if (epoch > id) break;
-      for (const [index, list] of this.held.get(epoch)!) this.write(index, list);
+      for (const [index, list] of this.held.get(epoch)!.byEgress) {
+        const kept = byEgress.get(index);
+        if (kept === undefined) byEgress.set(index, list);
+        else for (const value of list) kept.push(value);
+      }
       this.held.delete(epoch);
     }
+    this.sinks.forEach((sink, index) => {
+      const records = byEgress.get(index) ?? [];
+      if (sink.publishEpoch === undefined) {
+        if (records.length > 0) this.write(index, records);
+        return;
+      }
+      if (id <= this.published[index]!) return;
+      this.enqueue(index, async () => {
+        await sink.publishEpoch!(id, records);
+        this.published[index] = id;
+      });
+    });
   }
 
-  /** The job ended cleanly (its state is flushed): publish everything held. */
-  publishAll(): void {
-    this.publishUpTo(Infinity);
-  }
-
-  /** A restore from a checkpoint: what came after it will be produced again. */
-  discardUnpublished(): void {
+  /**
+   * The job ended without a final checkpoint: publish what is held at once. A sink's epoch marker is
+   * not moved, so this output is at-least-once if the job is later restored from an older checkpoint.
+   */
+  publishRemaining(): void {
+    for (const epoch of [...this.held.keys()].sort((a, b) => a - b)) {
+      for (const [index, list] of this.held.get(epoch)!.byEgress) this.write(index, list);
+    }
     this.held.clear();
+  }
+
+  /**
+   * Restore from checkpoint `restored` in this process: its output is published (if its completion
+   * raced with the failure), what came after it is dropped: it will be produced again.
+   */
+  rewindTo(restored: number): void {
+    this.publishUpTo(restored);
+    this.held.clear();
+  }
+
+  /** The lowest epoch some sink has not finished publishing: checkpoints from it on must be kept. */
+  unpublishedFrom(): number {
+    let lowest = Infinity;
+    this.sinks.forEach((sink, index) => {
+      if (sink.publishEpoch !== undefined) lowest = Math.min(lowest, this.published[index]! + 1);
+    });
+    return lowest;
   }
 
   output(name: string): readonly unknown[] {
@@ -114,9 +215,25 @@ export class EgressSinks {
     for (const sink of this.sinks) await sink.close();
   }
 
+  private decode(index: number, payload: Uint8Array): { value: unknown } | undefined {
+    const egress = this.job.egresses[index];
+    if (egress === undefined) return undefined;
+    try {
+      return { value: egress.codec.decode(payload) };
+    } catch (error) {
+      this.log(`egress ${egress.name}: a record is not valid ${egress.codec.name}: ${describeError(error)}`);
+      return undefined;
+    }
+  }
+
   private write(index: number, records: unknown[]): void {
     const sink = this.sinks[index]!;
-    this.writes[index] = this.writes[index]!.then(() => sink.write(records)).catch((error: unknown) =>
+    this.enqueue(index, () => sink.write(records));
+  }
+
+  /** Runs sink calls one after another per sink; a failure fails the job. */
+  private enqueue(index: number, call: () => void | Promise<void>): void {
+    this.writes[index] = this.writes[index]!.then(call).catch((error: unknown) =>
       this.fail(new EddyError('EDDY_SINK_FAILED', `egress ${this.job.egresses[index]!.name}: ${describeError(error)}`, { cause: error })),
     );
   }

@@ -1,8 +1,9 @@
 import { CheckpointCoordinator, type CheckpointInfo } from '../checkpoint/coordinator.js';
-import { checkpointPath, type CheckpointMetadata, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
+import { checkpointLineage, type CheckpointMetadata, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
 import type { Job } from '../job.js';
 import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../options.js';
+import { AdminServer } from './admin-server.js';
 import { EgressSinks } from './egress-sinks.js';
 import { openStateDir, type StateDir } from './state-dir.js';
 import { WorkerSet } from './worker-set.js';
@@ -43,6 +44,18 @@ export interface JobSummary extends JobMetrics {
   checkpoints: CheckpointInfo[];
 }
 
+export interface JobStatus {
+  job: string;
+  /** `starting` until the first workers are up; `recovering` while a checkpoint is restored after a failure. */
+  state: 'starting' | 'running' | 'recovering' | 'stopping' | 'ended' | 'failed';
+  workers: number;
+  uptimeMs: number;
+  restarts: number;
+  /** Checkpoints completed during this run. */
+  checkpoints: CheckpointInfo[];
+  checkpointDir: string | undefined;
+}
+
 export interface JobHandle {
   readonly job: string;
   /** Settles when the job ends: resolves with its summary, rejects if it failed. */
@@ -50,8 +63,15 @@ export interface JobHandle {
   /** Stops reading sources, lets in-flight work finish (parking what is left after stopTimeoutMs), flushes state. */
   stop(): Promise<JobSummary>;
   metrics(): Promise<JobMetrics>;
-  /** Takes a checkpoint now (after a running one); resolves with its id, duration and size. Needs checkpointDir. */
-  checkpoint(): Promise<CheckpointInfo>;
+  /** Where the job stands, at once (no round trip to the workers). */
+  status(): JobStatus;
+  /** The admin endpoint's base URL (`http://127.0.0.1:PORT`), once it listens; undefined without options.adminPort. */
+  adminUrl(): Promise<string | undefined>;
+  /**
+   * Takes a checkpoint now (after a running one); resolves with its id, duration and size. Needs
+   * checkpointDir. `timeoutMs` overrides options.checkpointTimeoutMs for this one.
+   */
+  checkpoint(options?: { timeoutMs?: number }): Promise<CheckpointInfo>;
   /** Ids of the complete checkpoints in checkpointDir, oldest first. */
   checkpoints(): number[];
   /**
@@ -87,6 +107,10 @@ class JobRun implements JobHandle {
   private stopRequested = false;
   private ending: 'end-of-input' | 'stop' | undefined;
   private failed = false;
+  private ended = false;
+  /** The checkpoint a failure restores: the last one completed by this run, or the one it started from. */
+  private lastCompleted: number | undefined;
+  private readonly admin: Promise<AdminServer | undefined>;
   private restarts = 0;
   private lastMetrics: WorkerMetrics[] = [];
   private checkpointTimer: NodeJS.Timeout | undefined;
@@ -108,8 +132,10 @@ class JobRun implements JobHandle {
     this.running = new Promise((resolve) => (this.setRunning = resolve));
     const restore = options.restoreFrom === undefined ? undefined : resolveCheckpoint(options.checkpointDir!, options.restoreFrom);
     if (restore !== undefined) checkRestorable(restore, spec, options);
+    this.lastCompleted = restore?.id;
     this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism, restore !== undefined);
-    this.sinks = new EgressSinks(spec, options.checkpointDir !== undefined, options.log, (error) => this.fail(error));
+    const exactlyOnce = options.checkpointDir === undefined ? undefined : { epochScope: checkpointLineage(options.checkpointDir) };
+    this.sinks = new EgressSinks(spec, exactlyOnce, options.log, (error) => this.fail(error));
     if (options.checkpointDir !== undefined) {
       this.coordinator = new CheckpointCoordinator({
         directory: options.checkpointDir,
@@ -121,15 +147,53 @@ class JobRun implements JobHandle {
         ingressNames: spec.ingresses.map((ingress) => ingress.name),
         operators: { ...OperatorIds },
         broadcast: (message) => this.set?.broadcast(message),
-        onComplete: (id) => this.sinks.publishUpTo(id),
+        stageOutput: (id, folder) => this.sinks.stage(id, folder),
+        onComplete: (id) => {
+          this.lastCompleted = id;
+          this.sinks.publishUpTo(id);
+        },
+        unpublishedFrom: () => this.sinks.unpublishedFrom(),
         log: options.log,
       });
     }
+    this.admin = options.adminPort === undefined ? Promise.resolve(undefined) : AdminServer.start(this, options.adminPort);
+    // A port in use fails the job (the caller asked for the endpoint) but never goes unobserved.
+    this.admin.catch((error: unknown) => this.fail(error));
     void this.begin(restore).catch((error: unknown) => this.fail(error));
+  }
+
+  adminUrl(): Promise<string | undefined> {
+    return this.admin.then((server) => server?.url, () => undefined);
+  }
+
+  status(): JobStatus {
+    let state: JobStatus['state'];
+    if (this.failed) state = 'failed';
+    else if (this.ended) state = 'ended';
+    else if (this.stopRequested || this.ending !== undefined) state = 'stopping';
+    else if (this.set === undefined) state = this.restarts > 0 ? 'recovering' : 'starting';
+    else state = 'running';
+    return {
+      job: this.job,
+      state,
+      workers: this.options.workers,
+      uptimeMs: Date.now() - this.started,
+      restarts: this.restarts,
+      checkpoints: [...(this.coordinator?.completed ?? [])],
+      checkpointDir: this.options.checkpointDir,
+    };
+  }
+
+  /** Once `done` has settled (so a `POST /stop` still gets its answer), the admin endpoint closes. */
+  private closeAdminSoon(): void {
+    setImmediate(() => {
+      void this.admin.then((server) => server?.close(), () => {});
+    });
   }
 
   private async begin(restore: CheckpointMetadata | undefined): Promise<void> {
     await this.sinks.open();
+    if (restore !== undefined) await this.sinks.republish(this.options.checkpointDir!, restore.id);
     await this.runAttempt(restore);
     if (this.options.checkpointIntervalMs !== undefined) this.scheduleCheckpoint();
   }
@@ -165,7 +229,7 @@ class JobRun implements JobHandle {
       options: this.options,
       stateLocation: (worker) => this.stateDir.location(worker),
       assignments: this.assignments,
-      restore: restore === undefined ? undefined : { directory: checkpointPath(this.options.checkpointDir!, restore.id), parts: restore.parts },
+      restore: restore === undefined ? undefined : { checkpointDir: this.options.checkpointDir!, id: restore.id, parts: restore.parts },
       onEgress: (buffer) => {
         if (this.set === set) this.sinks.receive(buffer);
       },
@@ -221,7 +285,9 @@ class JobRun implements JobHandle {
   /** A worker died or threw: restore the last completed checkpoint on new workers, or fail. */
   private workerFailed(set: WorkerSet, error: EddyError): void {
     if (this.set !== set || this.failed || this.ending !== undefined) return;
-    const latest = this.options.checkpointDir === undefined ? undefined : listCheckpoints(this.options.checkpointDir).at(-1);
+    // The last checkpoint this run completed (or restored), not the newest on disk: one whose
+    // completion raced with this failure is discarded, and older runs' checkpoints are not ours.
+    const latest = this.lastCompleted;
     if (latest === undefined || this.restarts >= this.options.maxRestarts || this.stopRequested) {
       this.fail(error);
       return;
@@ -232,7 +298,7 @@ class JobRun implements JobHandle {
     this.set = undefined;
     this.running = new Promise((resolve) => (this.setRunning = resolve));
     this.coordinator?.abortRunning('a worker failed');
-    this.sinks.discardUnpublished();
+    this.sinks.rewindTo(latest);
     void (async () => {
       await set.destroy();
       await sleep(backoffMs);
@@ -256,12 +322,16 @@ class JobRun implements JobHandle {
     }, this.options.checkpointIntervalMs);
   }
 
-  checkpoint(): Promise<CheckpointInfo> {
+  checkpoint(options: { timeoutMs?: number } = {}): Promise<CheckpointInfo> {
+    const { timeoutMs } = options;
+    if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
+      return Promise.reject(new EddyError('EDDY_INVALID_ARGUMENT', `checkpoint({ timeoutMs }): timeoutMs is ${JSON.stringify(timeoutMs)}; give a positive integer (ms)`));
+    }
     if (this.coordinator === undefined) {
       return Promise.reject(new EddyError('EDDY_INVALID_OPTION', 'checkpoint(): the job has no checkpointDir; submit it with options.checkpointDir'));
     }
     const coordinator = this.coordinator;
-    return Promise.race([this.running, this.done.then(() => undefined)]).then(() => coordinator.trigger());
+    return Promise.race([this.running, this.done.then(() => undefined)]).then(() => coordinator.trigger(timeoutMs));
   }
 
   async killWorker(worker: number): Promise<void> {
@@ -301,7 +371,7 @@ class JobRun implements JobHandle {
   private snapshot(perWorker: WorkerMetrics[]): JobMetrics {
     const totals = {
       recordsRead: 0, envelopesRouted: 0, invocations: 0, invocationsFailed: 0, handlerErrors: 0, deadLetters: 0,
-      egressRecords: 0, messagesSent: 0, delayedScheduled: 0, delayedFired: 0, mailboxDepth: 0, feedbackBacklog: 0, stateCacheDirty: 0,
+      egressRecords: 0, messagesSent: 0, delayedScheduled: 0, delayedFired: 0, mailboxDepth: 0, feedbackBacklog: 0, feedbackHeldForCheckpoint: 0, stateCacheDirty: 0,
       transactionsCommitted: 0, transactionsAborted: 0, transactionsRetryable: 0, deadlocksFound: 0, locksHeld: 0, locksReleased: 0,
       lockHoldMsTotal: 0, sagasSucceeded: 0, sagasFailed: 0, compensationsFailed: 0, compensationsAbandoned: 0, staleProtocolMessages: 0,
     };
@@ -320,16 +390,25 @@ class JobRun implements JobHandle {
   private async finish(endedBy: 'end-of-input' | 'stop'): Promise<void> {
     this.ending = endedBy;
     if (this.checkpointTimer !== undefined) clearTimeout(this.checkpointTimer);
-    this.coordinator?.close('the job is ending');
     const set = this.set!;
     try {
+      // A final checkpoint of the quiet job: a later restore from it continues exactly here, and the
+      // sinks publish the last output as its epoch.
+      if (this.coordinator !== undefined) {
+        await this.coordinator.trigger().catch((error: unknown) => {
+          this.options.log(`job ${this.job}: the final checkpoint failed (${describeError(error)}); the last output is published without one`);
+        });
+      }
+      this.coordinator?.close('the job is ending');
       const results = await set.close();
       // The state is flushed and matches everything produced: publish what was held back.
-      this.sinks.publishAll();
+      this.sinks.publishRemaining();
       await this.sinks.close();
       await set.destroy();
       this.savePositions(results);
       if (this.stateDir.temporary) this.stateDir.remove();
+      this.ended = true;
+      this.closeAdminSoon();
       this.resolveDone({
         ...this.snapshot(results.map((r) => r.metrics)),
         endedBy,
@@ -365,6 +444,7 @@ class JobRun implements JobHandle {
       await set?.destroy();
       await this.sinks.close().catch(() => {});
       if (this.stateDir.temporary) this.stateDir.remove();
+      this.closeAdminSoon();
       this.rejectDone(error);
     })();
   }

@@ -1,10 +1,11 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readKeyGroup, writeKeyGroupFile } from '../checkpoint/key-group-file.js';
-import { checkpointPath, type WorkerCheckpoint } from '../checkpoint/metadata.js';
+import { checkpointPath, type StateFile, type WorkerCheckpoint } from '../checkpoint/metadata.js';
 import { describeError } from '../errors.js';
 import type { KeyGroupRange } from '../key-groups.js';
-import type { StateBackend, StateSnapshot } from '../state/state-backend.js';
+import type { StateBackend } from '../state/state-backend.js';
+import type { StateCut } from '../state/state-store.js';
 import { decodeF64, parkedKey, Space, toBytes } from '../state/state-keys.js';
 import type { FromWorker, SplitPosition } from './worker-protocol.js';
 
@@ -24,6 +25,26 @@ function keyGroupBounds(kg: number): [Uint8Array, Uint8Array] {
   return [Uint8Array.of(kg >>> 8, kg & 0xff), kg === 0xffff ? Uint8Array.of(0xff, 0xff, 0xff) : Uint8Array.of((kg + 1) >>> 8, (kg + 1) & 0xff)];
 }
 
+/** A full state file at least this often in a worker's chain, so a restore reads a bounded number of files. */
+export const FULL_CHECKPOINT_EVERY = 10;
+
+/** Delta entries: a put is the value behind a 1 byte, a delete is a lone 0 byte. */
+const PUT = 1;
+const DELETE = 0;
+
+function deltaEntries(changes: Map<string, Uint8Array | null>): Array<readonly [Uint8Array, Uint8Array]> {
+  // Keys are latin1 strings of the key bytes: string order is byte order, which is key-group order.
+  const keys = [...changes.keys()].sort();
+  return keys.map((key) => {
+    const value = changes.get(key)!;
+    if (value === null) return [toBytes(key), Uint8Array.of(DELETE)] as const;
+    const entry = new Uint8Array(value.byteLength + 1);
+    entry[0] = PUT;
+    entry.set(value, 1);
+    return [toBytes(key), entry] as const;
+  });
+}
+
 interface Pending {
   positions: Promise<SplitPosition[]>;
   setPositions: (positions: SplitPosition[]) => void;
@@ -38,6 +59,13 @@ interface Pending {
  */
 export class WorkerCheckpoints {
   private readonly pending = new Map<number, Pending>();
+  /**
+   * The state files of the last checkpoint acknowledged here: a full one, then deltas. The next
+   * checkpoint adds its delta, unless it must be full: at the start, after an abort (the chain may
+   * hold a delta no complete checkpoint has), or every FULL_CHECKPOINT_EVERY.
+   */
+  private chain: StateFile[] = [];
+  private abortedUpTo = 0;
 
   constructor(
     private readonly config: {
@@ -65,10 +93,13 @@ export class WorkerCheckpoints {
     this.entry(id).setPositions(positions);
   }
 
-  cut(id: number, snapshot: Promise<StateSnapshot>, feedbackLog: Promise<Map<number, Uint8Array[]>>): void {
+  cut(id: number, cut: Promise<StateCut>, feedbackLog: Promise<Map<number, Uint8Array[]>>): void {
     const pending = this.entry(id);
-    this.write(id, snapshot, feedbackLog, pending).catch((error: unknown) => {
+    // A cut of a checkpoint aborted before it got here (its barriers came late): nothing to write.
+    if (id <= this.abortedUpTo) pending.aborted = true;
+    this.write(id, cut, feedbackLog, pending).catch((error: unknown) => {
       // The job manager's checkpoint timeout aborts it; the job goes on.
+      this.chain = [];
       this.config.log(`worker ${this.config.worker}: checkpoint ${id} could not be written: ${describeError(error)}`);
     });
   }
@@ -77,35 +108,46 @@ export class WorkerCheckpoints {
     const pending = this.pending.get(id);
     if (pending !== undefined) pending.aborted = true;
     this.pending.delete(id);
+    this.abortedUpTo = Math.max(this.abortedUpTo, id);
+    // Its delta may be in the chain, or its changes consumed by its cut: start again with a full one.
+    this.chain = [];
   }
 
-  private async write(id: number, snapshotPromise: Promise<StateSnapshot>, feedbackLog: Promise<Map<number, Uint8Array[]>>, pending: Pending): Promise<void> {
+  private async write(id: number, cutPromise: Promise<StateCut>, feedbackLog: Promise<Map<number, Uint8Array[]>>, pending: Pending): Promise<void> {
     const { worker, directory } = this.config;
-    const snapshot = await snapshotPromise;
+    const { snapshot, changes } = await cutPromise;
     try {
-      if (directory === undefined || pending.aborted) return;
+      if (directory === undefined || pending.aborted) {
+        if (directory !== undefined) this.chain = [];
+        return;
+      }
+      const full = changes === undefined || this.chain.length === 0 || this.chain.length >= FULL_CHECKPOINT_EVERY;
+      const base = full ? [] : this.chain;
       const folder = checkpointPath(directory, id);
       await mkdir(folder, { recursive: true });
       const groups = keyGroups(this.config.keyGroups);
-      const stateFile = `worker-${worker}.state`;
+      const file = `worker-${worker}.${full ? 'state' : 'delta'}`;
       const { start, end } = this.config.keyGroups;
-      const state = await writeKeyGroupFile(join(folder, stateFile), groups, snapshot.scan(keyGroupBounds(start)[0], keyGroupBounds(end)[1]));
+      const written = full
+        ? await writeKeyGroupFile(join(folder, file), groups, snapshot.scanBatches(keyGroupBounds(start)[0], keyGroupBounds(end)[1]))
+        : await writeKeyGroupFile(join(folder, file), groups, [deltaEntries(changes)]);
       await snapshot.close();
       const log = await feedbackLog;
       if (pending.aborted) return;
       const logFile = `worker-${worker}.log`;
-      const logged = await writeKeyGroupFile(join(folder, logFile), groups, logEntries(groups, log));
+      const logged = await writeKeyGroupFile(join(folder, logFile), groups, [[...logEntries(groups, log)]]);
       const positions = await pending.positions;
       if (pending.aborted) return;
+      const state = [...base, { checkpoint: id, file, index: written.index, delta: !full }];
       const part: WorkerCheckpoint = {
         worker,
         keyGroups: { ...this.config.keyGroups },
-        stateFile,
-        stateIndex: state.index,
+        state,
         logFile,
         logIndex: logged.index,
-        bytes: state.bytes + logged.bytes,
+        bytes: written.bytes + logged.bytes,
       };
+      this.chain = state;
       this.config.post({ type: 'checkpoint-ack', id, part, positions });
     } finally {
       this.pending.delete(id);
@@ -120,20 +162,24 @@ export class WorkerCheckpoints {
  * stored as parked work behind the checkpoint's own parked envelopes (so they run first, in that
  * order, and a checkpoint taken before they have run still holds them). Returns how many.
  */
-export async function restoreKeyGroups(
-  restore: { directory: string; parts: WorkerCheckpoint[] },
-  range: KeyGroupRange,
-  backend: StateBackend,
-): Promise<number> {
+export async function restoreKeyGroups(restore: { checkpointDir: string; id: number; parts: WorkerCheckpoint[] }, range: KeyGroupRange, backend: StateBackend): Promise<number> {
   const logged: Array<[number, Uint8Array]> = [];
   let lastParked = 0;
   for (const kg of keyGroups(range)) {
     const part = restore.parts.find((p) => p.keyGroups.start <= kg && kg <= p.keyGroups.end);
     if (part === undefined) continue;
-    const entries = await readKeyGroup(join(restore.directory, part.stateFile), part.stateIndex, kg);
-    for (const [key] of entries) if (key[2] === Space.PARKED) lastParked = Math.max(lastParked, decodeF64(key.subarray(3, 11)));
-    if (entries.length > 0) await backend.write(entries);
-    for (const [, bytes] of await readKeyGroup(join(restore.directory, part.logFile), part.logIndex, kg)) logged.push([kg, bytes]);
+    // The full state file, then each delta over it, in order.
+    for (const file of part.state) {
+      const entries = await readKeyGroup(join(checkpointPath(restore.checkpointDir, file.checkpoint), file.file), file.index, kg);
+      const writes = entries.map(([key, value]): [Uint8Array, Uint8Array | null] => {
+        if (!file.delta) return [key, value];
+        return value[0] === PUT ? [key, value.subarray(1)] : [key, null];
+      });
+      for (const [key, value] of writes) if (value !== null && key[2] === Space.PARKED) lastParked = Math.max(lastParked, decodeF64(key.subarray(3, 11)));
+      if (writes.length > 0) await backend.write(writes);
+    }
+    const logPath = join(checkpointPath(restore.checkpointDir, restore.id), part.logFile);
+    for (const [, bytes] of await readKeyGroup(logPath, part.logIndex, kg)) logged.push([kg, bytes]);
   }
   let seq = Math.max(lastParked, Date.now() * 1000);
   if (logged.length > 0) await backend.write(logged.map(([kg, bytes]) => [toBytes(parkedKey(kg, ++seq)), bytes] as const));

@@ -27,7 +27,7 @@ export interface WorkerInit {
   /** Where checkpoints go; undefined when the job takes none. */
   checkpointDir: string | undefined;
   /** The checkpoint to restore the owned key groups from. */
-  restore: { directory: string; parts: WorkerCheckpoint[] } | undefined;
+  restore: { checkpointDir: string; id: number; parts: WorkerCheckpoint[] } | undefined;
   /** peers[w] is the port to worker w; undefined at this worker's own index (self-channel is local). */
   peers: Array<MessagePort | undefined>;
 }
@@ -83,6 +83,8 @@ export interface WorkerMetrics extends TransactionMetrics {
   delayedFired: number;
   mailboxDepth: number;
   feedbackBacklog: number;
+  /** Feedback envelopes held for a checkpoint because their barrier came before this worker's snapshot. */
+  feedbackHeldForCheckpoint: number;
   routerThrottled: boolean;
   stateCacheDirty: number;
 }

@@ -19,6 +19,9 @@ import { restoreKeyGroups, WorkerCheckpoints } from './worker-checkpoints.js';
 import { threadId } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
 
+/** Changed keys a worker's store remembers between checkpoints; beyond it the next one is full. */
+const CHANGES_TRACKED = 500_000;
+
 export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   const { worker, workers, options, control } = init;
   const post = (message: FromWorker): void => control.postMessage(message);
@@ -30,16 +33,18 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   }
   const backend = init.stateLocation === undefined ? new MemoryBackend() : new LevelDbBackend(init.stateLocation);
   await backend.open();
-  const store = new StateStore(backend, options.stateCacheEntries);
+  // With checkpoints, the store remembers what changed between cuts: most checkpoints write only that.
+  const store = new StateStore(backend, options.stateCacheEntries, init.checkpointDir === undefined ? 0 : CHANGES_TRACKED);
   const keyGroups = keyGroupRangeOf(worker, workers, options.maxParallelism);
   const egress = new EgressOutbox(control);
 
   // The operators refer to each other in a cycle; batches only arrive after all of them exist.
+  const delays = init.peers.map((_, to) => options.faultInjection.delayRouterChannels?.find((d) => d.from === worker && d.to === to)?.ms ?? 0);
   const mesh = new Mesh(worker, init.peers, options.batchSize, (from, batch) => {
     if (batch.channel === Channel.ACK) router.onAck(from, batch.credits, batch.feedbackAcks);
     else if (batch.channel === Channel.FEEDBACK) feedback.onBatch(from, batch.envelopes);
     else dispatcher.acceptRouterBatch(from, batch.envelopes);
-  });
+  }, delays);
   const dispatcher = new FunctionDispatcher({
     worker,
     workers,
@@ -89,6 +94,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     delayedFired: dispatcher.delayed.fired,
     mailboxDepth: dispatcher.mailboxDepth,
     feedbackBacklog: dispatcher.backlog,
+    feedbackHeldForCheckpoint: feedback.heldTotal,
     routerThrottled: router.throttled,
     stateCacheDirty: store.pendingWrites,
     ...dispatcher.transactions.metrics(),

@@ -24,19 +24,19 @@ export class LevelDbBackend implements StateBackend {
     );
   }
 
-  scan(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
-    return this.iterate(gte, lt, undefined);
+  async *scan(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+    for await (const batch of this.batches(gte, lt, undefined)) yield* batch;
   }
 
   snapshot(): StateSnapshot {
     const snapshot = this.db.snapshot();
     return {
-      scan: (gte, lt) => this.iterate(gte, lt, snapshot),
+      scanBatches: (gte, lt) => this.batches(gte, lt, snapshot),
       close: () => snapshot.close(),
     };
   }
 
-  private async *iterate(gte: Uint8Array, lt: Uint8Array, snapshot: ReturnType<ClassicLevel['snapshot']> | undefined): AsyncIterable<[Uint8Array, Uint8Array]> {
+  private async *batches(gte: Uint8Array, lt: Uint8Array, snapshot: ReturnType<ClassicLevel['snapshot']> | undefined): AsyncIterable<Array<[Uint8Array, Uint8Array]>> {
     // Large reads per call: classic-level's default stops a batch at 16 KiB, and each further batch
     // waits for an event-loop turn, which on a busy worker made a checkpoint of 2 MB take seconds.
     const iterator = this.db.iterator({ gte, lt, highWaterMarkBytes: 4 * 1024 * 1024, ...(snapshot === undefined ? {} : { snapshot }) });
@@ -44,7 +44,7 @@ export class LevelDbBackend implements StateBackend {
       for (;;) {
         const entries = await iterator.nextv(5000);
         if (entries.length === 0) return;
-        for (const entry of entries) yield entry;
+        yield entries;
       }
     } finally {
       await iterator.close();

@@ -25,7 +25,14 @@ export class MemoryBackend implements StateBackend {
 
   snapshot(): StateSnapshot {
     const frozen = new Map(this.entries);
-    return { scan: (gte, lt) => scanMap(frozen, gte, lt), close: async () => {} };
+    return {
+      async *scanBatches(gte, lt) {
+        const batch: Array<[Uint8Array, Uint8Array]> = [];
+        for await (const entry of scanMap(frozen, gte, lt)) batch.push(entry);
+        yield batch;
+      },
+      close: async () => {},
+    };
   }
 
   async close(): Promise<void> {}

@@ -18,6 +18,7 @@ export interface StateBackend {
 }
 
 export interface StateSnapshot {
-  scan(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]>;
+  /** Entries with gte <= key < lt, in key order, in batches (cheaper per entry for large scans). */
+  scanBatches(gte: Uint8Array, lt: Uint8Array): AsyncIterable<Array<[Uint8Array, Uint8Array]>>;
   close(): Promise<void>;
 }

@@ -6,6 +6,16 @@ interface Taken {
   batch: Array<[Uint8Array, Uint8Array | null]>;
 }
 
+/**
+ * A cut of the state: a frozen backend snapshot, and what changed since the previous cut (the value
+ * written last per key; null: deleted), or undefined when that is not known (tracking is off, or more
+ * keys changed than it keeps): then only the whole snapshot describes the cut.
+ */
+export interface StateCut {
+  snapshot: StateSnapshot;
+  changes: Map<string, Uint8Array | null> | undefined;
+}
+
 interface CacheEntry {
   /** null: known to be absent (or deleted). */
   value: Uint8Array | null;
@@ -22,11 +32,20 @@ export class StateStore {
   /** The dirty entries, so a flush touches only them, not the whole cache. */
   private dirty = new Map<string, CacheEntry>();
   private flushing: Promise<void> | undefined;
+  /** Keys written since the last cut, with their last value (for incremental checkpoints). */
+  private changes: Map<string, Uint8Array | null> | undefined;
 
+  /**
+   * `trackChanges`: the most changed keys remembered between cuts (0: none), so a checkpoint can
+   * write only what changed; beyond it the next cut reports its changes as unknown.
+   */
   constructor(
     readonly backend: StateBackend,
     private readonly capacity: number,
-  ) {}
+    private readonly trackChanges = 0,
+  ) {
+    this.changes = trackChanges > 0 ? new Map() : undefined;
+  }
 
   get(key: string): Uint8Array | undefined {
     let entry = this.cache.get(key);
@@ -85,10 +104,13 @@ export class StateStore {
    * e.g. engine state that lives on the heap), writes them after any running write, and resolves with
    * a backend snapshot of exactly that state. Later writes wait until the snapshot is taken.
    */
-  snapshot(extra: ReadonlyArray<readonly [string, Uint8Array | null]> = []): Promise<StateSnapshot> {
+  snapshot(extra: ReadonlyArray<readonly [string, Uint8Array | null]> = []): Promise<StateCut> {
     const taken = this.takeDirty();
+    this.recordChanges(extra);
+    const changes = this.changes;
+    this.changes = this.trackChanges > 0 ? new Map() : undefined;
     const previous = this.flushing ?? Promise.resolve();
-    const cut = (async (): Promise<StateSnapshot> => {
+    const cut = (async (): Promise<StateCut> => {
       // If the running write fails, its entries are dirty again and not in `taken`: this cut would
       // miss them, so it fails too (the checkpoint is aborted; the next one takes them).
       try {
@@ -99,9 +121,13 @@ export class StateStore {
       }
       await this.write(taken, extra);
       const snapshot = this.backend.snapshot();
-      // The extra entries are only for the snapshot: remove them from the live state again.
-      if (extra.length > 0) await this.backend.write(extra.map(([key]) => [toBytes(key), null] as const));
-      return snapshot;
+      // The extra entries are only for the snapshot: remove them from the live state again (a change
+      // of the next cut).
+      if (extra.length > 0) {
+        await this.backend.write(extra.map(([key]) => [toBytes(key), null] as const));
+        this.recordChanges(extra.map(([key]) => [key, null] as const));
+      }
+      return { snapshot, changes };
     })();
     // Until the snapshot is taken, every later flush waits behind this one.
     const flushing: Promise<void> = cut
@@ -124,8 +150,21 @@ export class StateStore {
     for (const [key, entry] of entries) {
       entry.dirty = false;
       batch.push([toBytes(key), entry.value]);
+      this.changes?.set(key, entry.value);
     }
+    this.boundChanges();
     return { entries, batch };
+  }
+
+  private recordChanges(entries: ReadonlyArray<readonly [string, Uint8Array | null]>): void {
+    if (this.changes === undefined) return;
+    for (const [key, value] of entries) this.changes.set(key, value);
+    this.boundChanges();
+  }
+
+  /** Too many changed keys to keep: the next cut is described by its snapshot alone. */
+  private boundChanges(): void {
+    if (this.changes !== undefined && this.changes.size > this.trackChanges) this.changes = undefined;
   }
 
   private async write(taken: Taken, extra: ReadonlyArray<readonly [string, Uint8Array | null]> = []): Promise<void> {

@@ -121,8 +121,8 @@ export function encodeEgressBatch(records: EgressRecord[], epoch: number): Array
   return ownBuffer(EgressBatchType.encode({ records, epoch }).finish());
 }
 
-export function decodeEgressBatch(buffer: ArrayBuffer): { records: EgressRecord[]; epoch: number } {
-  const batch = EgressBatchType.decode(new Uint8Array(buffer)) as unknown as { records: EgressRecord[]; epoch: number };
+export function decodeEgressBatch(buffer: ArrayBuffer | Uint8Array): { records: EgressRecord[]; epoch: number } {
+  const batch = EgressBatchType.decode(buffer instanceof Uint8Array ? buffer : new Uint8Array(buffer)) as unknown as { records: EgressRecord[]; epoch: number };
   batch.records.forEach(withPayload);
   return batch;
 }

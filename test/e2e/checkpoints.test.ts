@@ -3,30 +3,18 @@ import { join } from 'node:path';
 import t from 'tap';
 import relayJob, { expectedCounts, type RelayTrace } from '../fixtures/relay-job.js';
 import counterJob, { type CounterUpdate } from '../fixtures/counter-job.js';
+import toggleJob, { type Toggled } from '../fixtures/toggle-job.js';
+import { readMetadata } from '../../engine/checkpoint/metadata.js';
 import { groupBy, LogLines, run, tempDir, within } from '../fixtures/harness.js';
+import { checkTokens as checkRelayTokens, finalCounts } from '../fixtures/relay-checks.js';
 
 const TOKENS = 200;
 const MAX_HOP = 60;
 const tokens = Array.from({ length: TOKENS }, (_, token) => ({ token, maxHop: MAX_HOP }));
 
-/** Final counter per instance: the count of its last trace record (traces of one instance arrive in order). */
-function finalCounts(traces: readonly RelayTrace[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const trace of traces) counts.set(trace.instance, trace.count);
-  return counts;
-}
-
 /** Every token's hops in `traces` are one unbroken run ending at MAX_HOP, each hop once. */
 function checkTokens(t: { equal(a: unknown, b: unknown, m: string): void }, traces: readonly RelayTrace[], what: string): void {
-  const byToken = groupBy(traces, (trace) => String(trace.token));
-  t.equal(byToken.size, TOKENS, `${what}: every token is there`);
-  let broken = 0;
-  for (const [, list] of byToken) {
-    const hops = list.map((trace) => trace.hop).sort((a, b) => a - b);
-    const first = hops[0]!;
-    if (hops.length !== MAX_HOP - first + 1 || hops.some((hop, i) => hop !== first + i)) broken++;
-  }
-  t.equal(broken, 0, `${what}: no token has a duplicate or missing hop`);
+  checkRelayTokens(t, traces, what, TOKENS, MAX_HOP);
 }
 
 void t.test('a checkpoint taken on 4 workers while thousands of messages circulate restores exactly on 1, 2 and 3 workers', async (t) => {
@@ -48,7 +36,8 @@ void t.test('a checkpoint taken on 4 workers while thousands of messages circula
   t.same(finalCounts(all), expected, 'and every counter is right');
 
   for (const workers of [1, 2, 3]) {
-    const restored = run(t, relayJob, { workers, checkpointDir, restoreFrom: info.id, inputs: { tokens } });
+    // Each restored run ends with a final checkpoint of its own: keep checkpoint info.id around.
+    const restored = run(t, relayJob, { workers, checkpointDir, checkpointsRetained: 10, restoreFrom: info.id, inputs: { tokens } });
     await within(restored.done, 60_000, `the restore on ${workers} workers`);
     const traces = restored.output<RelayTrace>('trace');
     t.ok(traces.length < all.length, `restored on ${workers} workers: ${traces.length} hops after the cut (of ${all.length})`);
@@ -106,9 +95,10 @@ void t.test('a restore continues state and source positions: nothing counted twi
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   const { id } = await first.checkpoint();
-  await first.stop();
-  const second = run(t, counterJob, { workers: 3, stateDir, checkpointDir, restoreFrom: 'latest', inputs: { events: { records: events } } });
-  t.equal(second.checkpoints().at(-1), id, 'latest is the checkpoint just taken');
+  const stopped = await first.stop();
+  t.ok(stopped.checkpoints.at(-1)!.id > id, 'stop() ends with a final checkpoint');
+  // From the checkpoint taken mid-run (by id), not the final one: the records after it are read again.
+  const second = run(t, counterJob, { workers: 3, stateDir, checkpointDir, restoreFrom: id, inputs: { events: { records: events } } });
   await second.done;
   const updates = second.output<CounterUpdate>('counts');
   t.ok(updates.length > 0 && updates.length < events.length, `the restored run read ${updates.length} records after the cut`);
@@ -118,6 +108,57 @@ void t.test('a restore continues state and source positions: nothing counted twi
     if (counts.at(-1) !== 120 || counts.some((c, i) => i > 0 && c !== counts[i - 1]! + 1)) broken++;
   }
   t.equal(broken, 0, 'every key counts on from its checkpointed value to 120, one by one');
+});
+
+void t.test('restore latest after a clean stop continues exactly where the stop left off', async (t) => {
+  const checkpointDir = tempDir(t, 'chk-stop');
+  const events = Array.from({ length: 4000 }, (_, i) => ({ key: `k${i % 40}` }));
+  const first = run(t, counterJob, { workers: 2, checkpointDir, inputs: { events: { records: events, ratePerSec: 4000 } } });
+  for (let i = 0; i < 400; i++) {
+    if ((await first.metrics()).totals.invocations > 800) break;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await first.stop();
+  const before = first.output<CounterUpdate>('counts');
+  t.ok(before.length > 0 && before.length < events.length, `the first run stopped after ${before.length} records`);
+  const second = run(t, counterJob, { workers: 3, checkpointDir, restoreFrom: 'latest', inputs: { events: { records: events } } });
+  await second.done;
+  const after = second.output<CounterUpdate>('counts');
+  t.equal(before.length + after.length, events.length, 'every record counted once over both runs');
+  let broken = 0;
+  for (const [, list] of groupBy([...before, ...after], (u) => u.key)) {
+    if (list.some((u, i) => u.count !== i + 1)) broken++;
+  }
+  t.equal(broken, 0, 'every key counts 1, 2, ... 100 over both runs: nothing twice, nothing skipped');
+});
+
+void t.test('incremental checkpoints: a restore from a full file and deltas (puts and deletes) continues exactly', async (t) => {
+  const checkpointDir = tempDir(t, 'chk-toggle');
+  const events = Array.from({ length: 20_000 }, (_, n) => ({ key: `k${n % 300}`, n }));
+  const first = run(t, toggleJob, { workers: 2, checkpointDir, checkpointIntervalMs: 30, checkpointsRetained: 50, inputs: { events: { records: events, ratePerSec: 10_000 } } });
+  await first.done;
+  // A checkpoint taken mid-way whose state is a chain with deltas.
+  const chained = first.checkpoints().filter((id) => {
+    const parts = readMetadata(checkpointDir, id).parts;
+    return parts.every((part) => part.state.length >= 3 && part.state.slice(1).every((file) => file.delta) && !part.state[0]!.delta);
+  });
+  t.ok(chained.length > 0, `checkpoints ${chained.join(', ')} are a full file and deltas on every worker`);
+  const id = chained[Math.floor(chained.length / 2)]!;
+  const restored = run(t, toggleJob, { workers: 3, checkpointDir, checkpointsRetained: 50, restoreFrom: id, inputs: { events: { records: events } } });
+  await within(restored.done, 60_000, 'the restored run');
+  const after = restored.output<Toggled>('toggled');
+  t.ok(after.length > 0 && after.length < events.length, `restored from checkpoint ${id}: ${after.length} events after the cut`);
+  // The model: every key toggles from the start; what each event finds follows from the ones before it.
+  const model = new Map<string, number | null>();
+  const expected = new Map<number, number | null>();
+  for (const event of events) {
+    const had = model.get(event.key) ?? null;
+    expected.set(event.n, had);
+    model.set(event.key, had === null ? event.n : null);
+  }
+  t.same(after.filter((toggled) => expected.get(toggled.n) !== toggled.had).slice(0, 3), [], 'each event after the cut finds what the uninterrupted run had (deletes included)');
+  t.equal(new Set(after.map((toggled) => toggled.n)).size, after.length, 'none twice');
+  t.equal(Math.max(...after.map((toggled) => toggled.n)), events.length - 1, 'to the end');
 });
 
 void t.test('a corrupt or missing checkpoint is refused with a clear error', async (t) => {

@@ -317,10 +317,10 @@ void t.test('snapshot() cuts the state as of the call: later writes are flushed 
   store.put('a', v('2'));
   store.put('c', v('2'));
   const flushed = store.flush();
-  const snapshot = await cut;
+  const { snapshot } = await cut;
   await flushed;
   const seen: Record<string, string> = {};
-  for await (const [key, value] of snapshot.scan(toBytes('\u0000'), toBytes('\u00ff'))) seen[Buffer.from(key).toString('latin1')] = Buffer.from(value).toString();
+  for await (const batch of snapshot.scanBatches(toBytes('\u0000'), toBytes('\u00ff'))) for (const [key, value] of batch) seen[Buffer.from(key).toString('latin1')] = Buffer.from(value).toString();
   t.same(seen, { a: '1', b: '1', parked: 'mailbox' }, 'the snapshot holds the state at the cut, with the extra entries');
   t.equal(backend.stored('a'), '2', 'the live state has the later write');
   t.equal(backend.stored('c'), '2');
@@ -351,11 +351,50 @@ void t.test('a flush that was running when snapshot() was called does not let la
   await running;
   // Write 0 is done; a flush now must wait for the cut, not run before it.
   const later = store.flush();
-  const snapshot = await cut;
+  const { snapshot } = await cut;
   await later;
   const seen: string[] = [];
-  for await (const [, value] of snapshot.scan(toBytes('a'), toBytes('b'))) seen.push(Buffer.from(value).toString());
+  for await (const batch of snapshot.scanBatches(toBytes('a'), toBytes('b'))) for (const [, value] of batch) seen.push(Buffer.from(value).toString());
   t.same(seen, ['at-cut'], 'the snapshot has the value at the cut, not the later one');
   t.equal(backend.stored('a'), 'after-cut', 'and the later write reached the backend after it');
   await snapshot.close();
+});
+
+void t.test('with change tracking, each cut reports exactly what changed since the previous one', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100, 1000);
+  store.put('a', v('1'));
+  store.put('b', v('1'));
+  await store.flush();
+  store.put('a', v('2'));
+  const first = await store.snapshot([['parked', v('mailbox')]]);
+  const text = (changes: Map<string, Uint8Array | null> | undefined): Record<string, string | null> =>
+    Object.fromEntries([...(changes ?? [])].map(([key, value]) => [key, value === null ? null : Buffer.from(value).toString()]));
+  t.same(text(first.changes), { a: '2', b: '1', parked: 'mailbox' }, 'writes flushed before the cut and at it, last value each, with the extra entries');
+  await first.snapshot.close();
+  store.put('b', null);
+  store.put('c', v('3'));
+  const second = await store.snapshot();
+  t.same(text(second.changes), { parked: null, b: null, c: '3' }, 'the next cut: the extra entries removed again, a delete, a put');
+  await second.snapshot.close();
+  const empty = await store.snapshot();
+  t.same(text(empty.changes), {}, 'nothing changed: an empty set, not an unknown one');
+  await empty.snapshot.close();
+});
+
+void t.test('change tracking gives up (changes unknown) beyond its bound, and starts again after the cut', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100, 3);
+  for (let i = 0; i < 5; i++) store.put(`k${i}`, v(String(i)));
+  await store.flush();
+  const over = await store.snapshot();
+  t.equal(over.changes, undefined, 'more changed keys than tracked: unknown');
+  await over.snapshot.close();
+  store.put('k1', v('x'));
+  const next = await store.snapshot();
+  t.same([...(next.changes ?? new Map()).keys()], ['k1'], 'tracked again after the cut');
+  await next.snapshot.close();
+  const untracked = new StateStore(new ProbeBackend(), 100);
+  untracked.put('a', v('1'));
+  t.equal((await untracked.snapshot()).changes, undefined, 'without tracking: always unknown');
 });

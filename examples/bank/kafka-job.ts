@@ -1,0 +1,53 @@
+/**
+ * The bank job over Kafka: requests (JSON `BankRequest`s, keyed by account so each account's
+ * requests stay in order) from a topic, one response per request to another topic (keyed by
+ * account), and records that are not JSON to a dead-letter topic with the reason in headers.
+ *
+ *   scripts/kafka start                        # prints 127.0.0.1:PORT
+ *   EDDY_KAFKA_BROKERS=127.0.0.1:PORT npx eddy run examples/bank/kafka-job.ts --checkpoint-dir /tmp/bank-chk
+ *
+ * Topics (create them first): BANK_REQUESTS_TOPIC (default bank-requests), BANK_RESPONSES_TOPIC
+ * (bank-responses), BANK_DEAD_LETTERS_TOPIC (bank-dead-letters).
+ */
+import { defineJob, defineRouter, type Job, kafkaDeadLetterEgress, kafkaEgress, kafkaIngress, type KafkaRecord } from '../../index.js';
+import { account, type Response } from './account.js';
+import type { BankRequest } from './workload.js';
+
+export interface KafkaBankConfig {
+  brokers: string | readonly string[];
+  requests: string;
+  responses: string;
+  deadLetters: string;
+  /** Splits of the requests ingress. Default: 8. */
+  splits?: number;
+}
+
+export function kafkaBankConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaBankConfig {
+  return {
+    brokers: env.EDDY_KAFKA_BROKERS ?? '127.0.0.1:9092',
+    requests: env.BANK_REQUESTS_TOPIC ?? 'bank-requests',
+    responses: env.BANK_RESPONSES_TOPIC ?? 'bank-responses',
+    deadLetters: env.BANK_DEAD_LETTERS_TOPIC ?? 'bank-dead-letters',
+  };
+}
+
+export function kafkaBankJob(config: KafkaBankConfig): Job {
+  return defineJob({
+    name: 'bank-kafka',
+    module: import.meta.url,
+    functions: [account],
+    ingresses: [kafkaIngress<BankRequest>('requests', { brokers: config.brokers, topics: config.requests, splits: config.splits ?? 8 })],
+    routers: [
+      defineRouter<KafkaRecord<BankRequest>>('requests', ({ value }) => {
+        const { account: id, ...message } = value;
+        return { to: account.address(id), message };
+      }),
+    ],
+    egresses: [
+      kafkaEgress<Response>('responses', { brokers: config.brokers, topic: config.responses, key: (response) => response.account }),
+      kafkaDeadLetterEgress({ brokers: config.brokers, topic: config.deadLetters }),
+    ],
+  });
+}
+
+export default kafkaBankJob(kafkaBankConfigFromEnv());

@@ -1,0 +1,104 @@
+/**
+ * The whole process killed (SIGKILL, no chance to clean up) at seeded random moments while `eddy run`
+ * processes a ledger file with checkpoints every 100 ms; each time it is started again with
+ * `--restore latest`. Afterwards the output file (a file egress) must hold every entry exactly once,
+ * each with the balance a sequential run gives it.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { listCheckpoints } from '../../engine/checkpoint/metadata.js';
+import { seededRandom } from '../../examples/bank/workload.js';
+import type { AuditedEntry, LedgerEntry } from '../fixtures/ledger-file-job.js';
+import { tempDir } from '../fixtures/harness.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const ENTRIES = 6000;
+const ACCOUNTS = 8;
+const KILLS = 3;
+
+interface Run {
+  /** Resolves with the exit code (null when killed) once the process has ended. */
+  exited: Promise<number | null>;
+  /** Resolves once the job is up (its admin endpoint listens). */
+  up: Promise<void>;
+  kill(): void;
+  output(): string;
+}
+
+function eddyRun(dir: string, restore: boolean): Run {
+  const args = [join(root, 'bin', 'eddy.js'), 'run', join(root, 'test', 'fixtures', 'ledger-file-job.ts'), '--workers', '2', '--no-progress', '--admin-port', '0'];
+  args.push('--checkpoint-dir', join(dir, 'checkpoints'), '--checkpoint-interval-ms', '100', '--input', `entries=${join(dir, 'entries.ndjson')}`);
+  if (restore) args.push('--restore', 'latest');
+  const child = spawn(process.execPath, args, {
+    // Temporary state folders of killed runs land in the test's folder and go with it.
+    env: { ...process.env, EDDY_TEST_OUTPUT: join(dir, 'audit.ndjson'), EDDY_TEST_DELAY_MS: '1', TMPDIR: dir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  let markUp!: () => void;
+  const up = new Promise<void>((resolve) => (markUp = resolve));
+  const collect = (chunk: Buffer): void => {
+    text += chunk.toString();
+    if (text.includes('admin endpoint:')) markUp();
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  void exited.then(() => markUp());
+  return { exited, up, kill: () => child.kill('SIGKILL'), output: () => text };
+}
+
+void t.test('eddy run killed with SIGKILL three times and restored: every entry is in the output file once, with the sequential balance', async (t) => {
+  const dir = tempDir(t, 'process-kill');
+  const random = seededRandom(20261128);
+  const entries: LedgerEntry[] = Array.from({ length: ENTRIES }, (_, id) => ({
+    id,
+    account: `acct-${Math.floor(random() * ACCOUNTS)}`,
+    amount: Math.floor(random() * 200) - 100,
+  }));
+  writeFileSync(join(dir, 'entries.ndjson'), entries.map((e) => JSON.stringify(e)).join('\n') + '\n');
+
+  const checkpointDir = join(dir, 'checkpoints');
+  const outputLines = (): number => {
+    try {
+      return readFileSync(join(dir, 'audit.ndjson'), 'utf8').split('\n').length - 1;
+    } catch {
+      return 0;
+    }
+  };
+  for (let kill = 1; kill <= KILLS; kill++) {
+    const before = listCheckpoints(checkpointDir).at(-1) ?? 0;
+    const linesBefore = outputLines();
+    const run = eddyRun(dir, before > 0);
+    await run.up;
+    // Kill once this run has completed a checkpoint of its own and published output, at a seeded moment after it.
+    const deadline = Date.now() + 60_000;
+    while (((listCheckpoints(checkpointDir).at(-1) ?? 0) <= before || outputLines() <= linesBefore) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await new Promise((resolve) => setTimeout(resolve, random() * 400));
+    run.kill();
+    t.equal(await run.exited, null, `run ${kill} was killed mid-way (it had checkpointed after ${before} and published output):\n${run.output()}`);
+  }
+  const published = outputLines();
+  t.ok(published > 0 && published < ENTRIES, `the killed runs had published ${published} of ${ENTRIES} entries`);
+  const last = eddyRun(dir, true);
+  t.equal(await last.exited, 0, `the run after the last kill restores and ends cleanly:\n${last.output()}`);
+
+  const lines = readFileSync(join(dir, 'audit.ndjson'), 'utf8').split('\n').filter((line) => line.length > 0);
+  const audited = lines.map((line) => JSON.parse(line) as AuditedEntry);
+  const seen = new Map<number, number>();
+  for (const entry of audited) seen.set(entry.id, (seen.get(entry.id) ?? 0) + 1);
+  t.equal(seen.size, ENTRIES, 'every entry is in the output');
+  t.equal([...seen.values()].filter((n) => n > 1).length, 0, 'no entry twice');
+  const balances = new Map<string, number>();
+  const expected = new Map<number, number>();
+  for (const entry of entries) {
+    const balance = (balances.get(entry.account) ?? 0) + entry.amount;
+    balances.set(entry.account, balance);
+    expected.set(entry.id, balance);
+  }
+  t.equal(audited.filter((entry) => expected.get(entry.id) !== entry.balance).length, 0, 'each entry carries the balance a sequential run gives it');
+});
