@@ -10,7 +10,7 @@ import type { Admin, Kafka, Message, Producer } from 'kafkajs';
 import { Partitioners } from 'kafkajs';
 import { type Codec, jsonCodec } from '../engine/codec.js';
 import { describeError, EddyError, invalidOption } from '../engine/errors.js';
-import { DEAD_LETTERS, type Egress, type Sink, type SinkContext } from '../engine/job.js';
+import { type ConnectorMetric, DEAD_LETTERS, type Egress, type Sink, type SinkContext } from '../engine/job.js';
 import type { KafkaRawRecord } from './kafka-ingress.js';
 import {
   checkTopic,
@@ -329,6 +329,23 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
       publishedEpoch: this.published,
       commitLatencyMs: { count: this.latency.totalCount, p50: q(50), p99: q(99), max: this.latency.maxValue / 1000 },
     };
+  }
+
+  connectorMetrics(): ConnectorMetric[] {
+    const m = this.metrics();
+    const labels = { topic: m.topic };
+    return [
+      { name: 'eddy_kafka_records_out_total', help: 'Eddy Kafka egress: records published', type: 'counter', labels, value: m.recordsOut },
+      { name: 'eddy_kafka_transactions_total', help: 'Eddy Kafka egress: transactions committed', type: 'counter', labels, value: m.transactions },
+      { name: 'eddy_kafka_published_epoch', help: 'Eddy Kafka egress: the highest epoch published', type: 'gauge', labels, value: m.publishedEpoch },
+      ...(['p50', 'p99', 'max'] as const).map((quantile) => ({
+        name: 'eddy_kafka_commit_latency_seconds',
+        help: 'Eddy Kafka egress: transaction latency, open to commit',
+        type: 'gauge' as const,
+        labels: { ...labels, quantile: quantile === 'p50' ? '0.5' : quantile === 'p99' ? '0.99' : '1' },
+        value: m.commitLatencyMs[quantile] / 1000,
+      })),
+    ];
   }
 
   async close(): Promise<void> {

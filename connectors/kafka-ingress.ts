@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { type Admin, AssignerProtocol, type Batch, type Consumer, type Kafka, type KafkaMessage, type PartitionAssigner } from 'kafkajs';
 import { type Codec, jsonCodec } from '../engine/codec.js';
 import { describeError, EddyError, invalidOption } from '../engine/errors.js';
-import type { Ingress, ReadResult, SplitReader } from '../engine/job.js';
+import type { ConnectorMetric, Ingress, ReadResult, SplitReader } from '../engine/job.js';
 import {
   checkTopic,
   headersAsStrings,
@@ -562,6 +562,22 @@ export class KafkaSplitReader<V> implements SplitReader<KafkaRecord<V>> {
       return { topic, partition, position, highWatermark, lag: Math.max(0, highWatermark - position) };
     });
     return { split: this.split.split, recordsIn: this.recordsIn, rejected: this.rejectedIn, buffered: this.buffer.length - this.head, partitions };
+  }
+
+  connectorMetrics(): ConnectorMetric[] {
+    const m = this.metrics();
+    const split = { split: String(m.split) };
+    return [
+      { name: 'eddy_kafka_records_in_total', help: 'Eddy Kafka ingress: records read', type: 'counter', labels: split, value: m.recordsIn },
+      { name: 'eddy_kafka_records_rejected_total', help: 'Eddy Kafka ingress: records that could not be decoded', type: 'counter', labels: split, value: m.rejected },
+      ...m.partitions.map((p) => ({
+        name: 'eddy_kafka_consumer_lag',
+        help: 'Eddy Kafka ingress: records between the position and the last high watermark seen, per partition',
+        type: 'gauge' as const,
+        labels: { topic: p.topic, partition: String(p.partition) },
+        value: p.lag,
+      })),
+    ];
   }
 
   async close(): Promise<void> {

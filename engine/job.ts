@@ -30,8 +30,24 @@ export interface ReadResult<R> {
   readonly rejected?: ReadonlyArray<{ readonly reason: string; readonly raw: unknown }>;
 }
 
+/**
+ * One series a connector reports (records in and out, consumer lag, commit latency, ...): shown by
+ * `handle.metrics().connectors` and served on the admin endpoint's Prometheus metrics.
+ */
+export interface ConnectorMetric {
+  /** Prometheus name, e.g. `eddy_kafka_consumer_lag`; counters end in `_total`. */
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'gauge';
+  /** The same label names for every series of one name. */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
 /** Reads one split of an ingress, inside a worker. */
 export interface SplitReader<R> {
+  /** Optional: the reader's metrics (the engine adds an `ingress` label). */
+  connectorMetrics?(): ConnectorMetric[];
   read(max: number): ReadResult<R> | Promise<ReadResult<R>>;
   /** Where the next read starts: recorded by checkpoints; must be structured-cloneable. */
   position(): unknown;
@@ -89,6 +105,8 @@ export interface Sink<R> {
   /** The highest epoch of `context.epochScope` whose publication is durable; 0 if none. Called once after open. */
   publishedEpoch?(): Promise<number>;
   close(): void | Promise<void>;
+  /** Optional: the sink's metrics (the engine adds an `egress` label). */
+  connectorMetrics?(): ConnectorMetric[];
   /** For sinks that keep their records in memory: what they received, in order. */
   readonly records?: readonly R[];
 }

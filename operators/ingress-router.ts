@@ -1,7 +1,7 @@
 import type { Mesh } from '../engine/channels/mesh.js';
 import { describeError, EddyError, type ErrorCode } from '../engine/errors.js';
 import { validateAddress } from '../engine/function-type.js';
-import type { Job, ReadResult, Route, Router, SplitReader } from '../engine/job.js';
+import type { ConnectorMetric, Job, ReadResult, Route, Router, SplitReader } from '../engine/job.js';
 import { keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
 import type { SplitAssignment } from '../engine/runtime/worker-protocol.js';
 import { barrier, Channel, Kind } from '../engine/wire/envelope.js';
@@ -61,6 +61,13 @@ export class IngressRouter {
   constructor(private readonly config: IngressRouterConfig) {
     this.credits = Array.from({ length: config.workers }, () => config.channelCapacity);
     this.chunk = Math.max(1, Math.min(CHUNK, Math.floor(config.channelCapacity / 2)));
+  }
+
+  /** What the readers of this worker's splits report, labelled with their ingress. */
+  connectorMetrics(): ConnectorMetric[] {
+    return this.splits.flatMap((split) =>
+      (split.reader.connectorMetrics?.() ?? []).map((metric) => ({ ...metric, labels: { ingress: split.ingressName, ...metric.labels } })),
+    );
   }
 
   get sourcesDone(): boolean {

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { describeError, EddyError } from '../errors.js';
+import type { ConnectorMetric } from '../job.js';
 import type { JobHandle, JobMetrics } from './job-manager.js';
 
 /**
@@ -157,7 +158,22 @@ class JobMetricsRegistry {
       this.checkpointBytes.set(last.bytes);
     }
     this.setCounter(this.restarts, status.restarts);
+    for (const metric of metrics.connectors) this.setConnectorMetric(metric);
     return this.registry.metrics();
+  }
+
+  /** Connector series, registered the first time their name is seen. */
+  private readonly connectorSeries = new Map<string, Counter<string> | Gauge<string>>();
+
+  private setConnectorMetric(metric: ConnectorMetric): void {
+    let series = this.connectorSeries.get(metric.name);
+    if (series === undefined) {
+      const options = { name: metric.name, help: metric.help, labelNames: Object.keys(metric.labels), registers: [this.registry] };
+      series = metric.type === 'counter' ? new Counter(options) : new Gauge(options);
+      this.connectorSeries.set(metric.name, series);
+    }
+    if (series instanceof Counter) this.setCounter(series, metric.value, metric.labels);
+    else series.set(metric.labels, metric.value);
   }
 
   /** Last total set per counter and label set. */

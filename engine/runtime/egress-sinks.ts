@@ -1,6 +1,6 @@
 import * as hdr from 'hdr-histogram-js';
 import { describeError, EddyError } from '../errors.js';
-import type { Job, Sink } from '../job.js';
+import type { ConnectorMetric, Job, Sink } from '../job.js';
 import { readEgressLog, writeEgressLog } from '../checkpoint/egress-log.js';
 import { checkpointPath, listCheckpoints } from '../checkpoint/metadata.js';
 import { decodeEgressBatch } from '../wire/envelope.js';
@@ -185,6 +185,13 @@ export class EgressSinks {
       if (sink.publishEpoch !== undefined) lowest = Math.min(lowest, this.published[index]! + 1);
     });
     return lowest;
+  }
+
+  /** What the sinks report, labelled with their egress. */
+  connectorMetrics(): ConnectorMetric[] {
+    return this.sinks.flatMap((sink, index) =>
+      (sink.connectorMetrics?.() ?? []).map((metric) => ({ ...metric, labels: { egress: this.job.egresses[index]!.name, ...metric.labels } })),
+    );
   }
 
   output(name: string): readonly unknown[] {

@@ -1,7 +1,7 @@
 import { CheckpointCoordinator, type CheckpointInfo } from '../checkpoint/coordinator.js';
 import { checkpointLineage, type CheckpointMetadata, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
-import type { Job } from '../job.js';
+import type { ConnectorMetric, Job } from '../job.js';
 import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../options.js';
 import { AdminServer } from './admin-server.js';
 import { EgressSinks } from './egress-sinks.js';
@@ -27,11 +27,13 @@ export interface JobMetrics {
   /** Per worker. */
   perWorker: WorkerMetrics[];
   /** Sums over workers (gauges summed too). */
-  totals: Omit<WorkerMetrics, 'worker' | 'routerThrottled'>;
+  totals: Omit<WorkerMetrics, 'worker' | 'routerThrottled' | 'connectors'>;
   /** Records received per egress name. */
   egress: Record<string, number>;
   /** From the moment a record entered an ingress to the moment its egress records reached the sink. */
   latency: LatencySummary;
+  /** What the connectors report (split readers on every worker, sinks). */
+  connectors: ConnectorMetric[];
 }
 
 export interface JobSummary extends JobMetrics {
@@ -384,6 +386,7 @@ class JobRun implements JobHandle {
       totals,
       egress: Object.fromEntries(this.spec.egresses.map((e, i) => [e.name, this.sinks.counts[i]!])),
       latency: this.sinks.latencySummary(),
+      connectors: [...perWorker.flatMap((m) => m.connectors ?? []), ...this.sinks.connectorMetrics()],
     };
   }
 

@@ -4,6 +4,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { WorkerCheckpoint } from '../checkpoint/metadata.js';
+import type { ConnectorMetric } from '../job.js';
 import type { ResolvedOptions } from '../options.js';
 
 /** One split of an ingress, assigned to one worker's ingress-router. */
@@ -85,6 +86,8 @@ export interface WorkerMetrics extends TransactionMetrics {
   feedbackBacklog: number;
   /** Feedback envelopes held for a checkpoint because their barrier came before this worker's snapshot. */
   feedbackHeldForCheckpoint: number;
+  /** What the connectors of this worker's splits report. */
+  connectors: ConnectorMetric[];
   routerThrottled: boolean;
   stateCacheDirty: number;
 }

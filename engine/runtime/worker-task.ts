@@ -95,6 +95,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     mailboxDepth: dispatcher.mailboxDepth,
     feedbackBacklog: dispatcher.backlog,
     feedbackHeldForCheckpoint: feedback.heldTotal,
+    connectors: router.connectorMetrics(),
     routerThrottled: router.throttled,
     stateCacheDirty: store.pendingWrites,
     ...dispatcher.transactions.metrics(),

@@ -49,6 +49,12 @@ if (haveBroker(t)) {
     t.same(verdict.missing, [], 'none missing');
     t.same(verdict.wrong, [], 'each the model\'s answer');
     t.equal(logs.matching(/egress responses .*at-least-once/).length, 1, 'without checkpoints the egress warned, once, that its output is at-least-once');
+    const sum = (name: string, labels: Record<string, string> = {}): number =>
+      summary.connectors.filter((m) => m.name === name && Object.entries(labels).every(([k, v]) => m.labels[k] === v)).reduce((n, m) => n + m.value, 0);
+    t.equal(sum('eddy_kafka_records_in_total', { ingress: 'requests' }), bank.requests.length, 'the connector metrics count every request read');
+    t.equal(sum('eddy_kafka_records_out_total', { egress: 'responses' }), bank.requests.length, 'and every response published');
+    t.equal(summary.connectors.filter((m) => m.name === 'eddy_kafka_consumer_lag').length, 4, 'lag is reported per input partition');
+    t.equal(sum('eddy_kafka_consumer_lag'), 0, 'and is 0 at the end of the input');
   });
 
   void t.test('exactly once: workers killed at seeded random moments, a read_committed consumer sees each response once and the balances add up', async (t) => {
