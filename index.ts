@@ -19,11 +19,22 @@ export {
   type StateSpec,
   valueState,
 } from './engine/function-type.js';
+export {
+  type CoordinatorContext,
+  type CoordinatorType,
+  type OutcomeEffects,
+  type SagaContext,
+  sagaCoordinator,
+  type SagaOptions,
+  type TpcContext,
+  tpcCoordinator,
+  type TpcOptions,
+} from './engine/coordinator-type.js';
 export { type ConnectorMetric, DEAD_LETTERS, defineRouter, type Egress, type Ingress, type Job, type JobSpec, type Route, type Router, type Sink, type SinkContext } from './engine/job.js';
 export { keyGroupOf, ownerOfKeyGroup, keyGroupRangeOf, DEFAULT_MAX_PARALLELISM } from './engine/key-groups.js';
 export { type SubmitOptions, defaultOptions } from './engine/options.js';
 export { type CheckpointInfo, type JobHandle, type JobMetrics, type JobStatus, type JobSummary, type LatencySummary, submit } from './engine/runtime/job-manager.js';
-export type { WorkerMetrics } from './engine/runtime/worker-protocol.js';
+export type { TransactionMetrics, WorkerMetrics } from './engine/runtime/worker-protocol.js';
 export { showProgress, type ProgressOptions } from './engine/runtime/progress.js';
 export type { DeadLetter } from './operators/function-dispatcher.js';
 export { generatorIngress, type GeneratorInput, memoryEgress, memoryIngress, type MemoryInput } from './connectors/memory.js';

@@ -24,6 +24,7 @@ export const ErrorCodes = [
   'EDDY_CHECKPOINT_CORRUPT',
   'EDDY_CHECKPOINT_NOT_FOUND',
   'EDDY_CHECKPOINT_FAILED',
+  'EDDY_COMPENSATION_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

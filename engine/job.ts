@@ -1,6 +1,7 @@
 import type { Codec } from './codec.js';
+import type { AnyFunctionType, CoordinatorType } from './coordinator-type.js';
 import { EddyError } from './errors.js';
-import type { Address, FunctionType, StateSpecs } from './function-type.js';
+import type { Address, FunctionType } from './function-type.js';
 
 /** Where a record goes: one message to one function instance. */
 export interface Route {
@@ -125,7 +126,8 @@ export interface JobSpec {
    * the handlers (functions cannot be sent between threads).
    */
   module: string;
-  functions: ReadonlyArray<FunctionType<any, any>>;
+  /** Regular functions and coordinators (tpcCoordinator, sagaCoordinator). */
+  functions: ReadonlyArray<FunctionType<any, any> | CoordinatorType<any>>;
   ingresses?: ReadonlyArray<Ingress<any>>;
   routers?: ReadonlyArray<Router<any>>;
   egresses?: ReadonlyArray<Egress<any>>;
@@ -135,7 +137,7 @@ export interface Job {
   readonly kind: 'eddy-job';
   readonly name: string;
   readonly module: string;
-  readonly functions: ReadonlyMap<string, FunctionType<unknown, StateSpecs>>;
+  readonly functions: ReadonlyMap<string, AnyFunctionType>;
   readonly ingresses: ReadonlyArray<Ingress>;
   readonly routers: ReadonlyMap<string, ReadonlyArray<Router>>;
   /** Egresses by index; the index is what crosses threads. */
@@ -159,11 +161,13 @@ export function defineJob(spec: JobSpec, deadLetters: () => Egress): Job {
   if (typeof spec.module !== 'string' || !spec.module.startsWith('file:')) {
     throw invalid(name, 'module must be the job module\'s file URL: pass `module: import.meta.url`');
   }
-  const functions = new Map<string, FunctionType<unknown, StateSpecs>>();
+  const functions = new Map<string, AnyFunctionType>();
   for (const fn of spec.functions ?? []) {
-    if (fn?.kind !== 'regular') throw invalid(name, 'functions must be made with defineFunction()');
+    if (fn?.kind !== 'regular' && fn?.kind !== 'tpc' && fn?.kind !== 'saga') {
+      throw invalid(name, 'functions must be made with defineFunction(), tpcCoordinator() or sagaCoordinator()');
+    }
     if (functions.has(fn.type)) throw invalid(name, `function type ${fn.type} is defined twice`);
-    functions.set(fn.type, fn as FunctionType<unknown, StateSpecs>);
+    functions.set(fn.type, fn as AnyFunctionType);
   }
   if (functions.size === 0) throw invalid(name, 'functions must list at least one function type');
 

@@ -2,6 +2,7 @@ import type { Mesh } from '../engine/channels/mesh.js';
 import type { EgressOutbox } from '../engine/channels/egress-outbox.js';
 import { decodeOrExplain } from '../engine/codec.js';
 import { describeError, EddyError, type ErrorCode, isInvocationFailed } from '../engine/errors.js';
+import type { AnyFunctionType } from '../engine/coordinator-type.js';
 import type { Address, FunctionType, StateSpecs } from '../engine/function-type.js';
 import type { Job } from '../engine/job.js';
 import { type KeyGroupRange, keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
@@ -10,7 +11,9 @@ import type { StateCut } from '../engine/state/state-store.js';
 import type { StateStore } from '../engine/state/state-store.js';
 import { barrier, Channel, decodeEnvelope, encodeEnvelope, type Envelope, Kind } from '../engine/wire/envelope.js';
 import { DelayedMessages } from './delayed-messages.js';
-import { Invocation, type InvocationHost } from './invocation.js';
+import { type Effects, Invocation, type StagedTimer } from './invocation.js';
+import type { TransactionHost } from './coordinators/host.js';
+import { Transactions } from './coordinators/transactions.js';
 import { isPromise } from '../engine/promises.js';
 
 /** An undeliverable envelope or bad record, as written to the dead-letter egress. */
@@ -49,9 +52,11 @@ export interface DispatcherConfig {
  * timers. Per address, invocations run one at a time in arrival order; an async handler parks later
  * messages for its address in a mailbox while other addresses go on.
  */
-export class FunctionDispatcher implements InvocationHost {
+export class FunctionDispatcher implements TransactionHost {
   readonly worker: number;
   readonly delayed: DelayedMessages;
+  /** Coordinators and the participant side of their transactions. */
+  readonly transactions: Transactions;
   /** Envelopes taken in from each worker (invoked, or waiting in a mailbox or while paused). */
   readonly accepted: number[];
   invocations = 0;
@@ -71,6 +76,11 @@ export class FunctionDispatcher implements InvocationHost {
   /** Envelopes waiting behind a running invocation of the same address, or while paused. */
   private waiting = 0;
   private readonly mailboxes = new Map<string, Envelope[]>();
+  /**
+   * Addresses a transaction holds: their mailboxes wait for `release`. True for a locked participant
+   * (its mailbox does not count against router credits), false for a busy coordinator.
+   */
+  private readonly held = new Map<string, boolean>();
   /** The envelope each running async invocation works on, by address: parked with its mailbox on close. */
   private readonly inFlight = new Map<string, Envelope>();
   /** After close, late completions of running handlers are discarded: their envelopes were parked. */
@@ -99,6 +109,56 @@ export class FunctionDispatcher implements InvocationHost {
     this.feedbackAcksDue = Array.from({ length: config.workers }, () => 0);
     this.egressIndexes = new Map(config.job.egresses.map((egress, index) => [egress.name, index]));
     this.delayed = new DelayedMessages(config.store, (envelope) => this.route(envelope), () => this.scheduleFlush());
+    this.transactions = new Transactions(this);
+  }
+
+  // ---- TransactionHost ----
+
+  get store(): StateStore {
+    return this.config.store;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  schedule(owner: Address, kg: number, timer: StagedTimer): void {
+    this.delayed.schedule(owner, kg, timer.fireAt, timer.token, timer.envelope);
+  }
+
+  /**
+   * A transaction holds `address`: later envelopes wait in its mailbox. Waiting behind a participant's
+   * lock is not back-pressure (`locked`): router envelopes queued there give their credit back at
+   * once, or a full mailbox behind a lock would stop the routers that must deliver its COMMIT's
+   * causes. Requests waiting for a busy coordinator keep their credit, as behind any running invocation.
+   */
+  hold(address: Address, locked: boolean): void {
+    const key = addressKeyOf(address.type, address.id);
+    this.held.set(key, locked);
+    const mailbox = this.mailboxes.get(key);
+    if (mailbox === undefined) this.mailboxes.set(key, []);
+    else if (locked) for (const envelope of mailbox) this.dequeued(envelope);
+  }
+
+  release(address: Address): void {
+    const key = addressKeyOf(address.type, address.id);
+    if (!this.held.delete(key) || this.inFlight.has(key)) return;
+    this.drain(key);
+  }
+
+  queued(address: Address): readonly Envelope[] {
+    return this.mailboxes.get(addressKeyOf(address.type, address.id)) ?? [];
+  }
+
+  removeQueued(address: Address, index: number): void {
+    const removed = this.mailboxes.get(addressKeyOf(address.type, address.id))?.splice(index, 1);
+    if (removed?.length !== 1) return;
+    this.waiting--;
+    this.dequeued(removed[0]!);
+  }
+
+  inFlightOf(address: Address): Envelope | undefined {
+    return this.inFlight.get(addressKeyOf(address.type, address.id));
   }
 
   // ---- InvocationHost ----
@@ -107,7 +167,7 @@ export class FunctionDispatcher implements InvocationHost {
     return this.config.store.get(key);
   }
 
-  functionType(type: string): FunctionType<unknown, StateSpecs> | undefined {
+  functionType(type: string): AnyFunctionType | undefined {
     return this.config.job.functions.get(type);
   }
 
@@ -234,18 +294,23 @@ export class FunctionDispatcher implements InvocationHost {
     this.config.onCut(id, snapshot);
   }
 
-  /** Runs the envelope now, or queues it behind its address (or while paused); true if it ran now. */
+  /**
+   * Runs the envelope now, or queues it behind its address (or while paused). True if it no longer
+   * counts against router credits: it ran, it was a protocol envelope, or it waits behind a transaction.
+   */
   private accept(envelope: Envelope): boolean {
     if (this.paused) {
       this.pausedQueue.push(envelope);
       this.waiting++;
       return false;
     }
-    const mailbox = this.mailboxes.get(addressKey(envelope));
+    if (envelope.kind !== Kind.INVOKE && this.transactions.intercept(envelope, keyGroupOf(envelope.targetId, this.config.maxParallelism))) return true;
+    const key = addressKey(envelope);
+    const mailbox = this.mailboxes.get(key);
     if (mailbox !== undefined) {
       mailbox.push(envelope);
       this.waiting++;
-      return false;
+      return this.held.get(key) === true;
     }
     this.invokeNow(envelope);
     return true;
@@ -319,8 +384,13 @@ export class FunctionDispatcher implements InvocationHost {
     this.running--;
     this.inFlight.delete(key);
     if (this.closed) return;
+    this.drain(key);
+  }
+
+  /** Runs what waited for an address, in order, until one goes async or a transaction holds the address. */
+  private drain(key: string): void {
     const mailbox = this.mailboxes.get(key)!;
-    while (mailbox.length > 0 && !this.paused) {
+    while (mailbox.length > 0 && !this.paused && !this.held.has(key)) {
       const next = mailbox.shift()!;
       this.waiting--;
       this.dequeued(next);
@@ -333,7 +403,7 @@ export class FunctionDispatcher implements InvocationHost {
         return;
       }
     }
-    if (mailbox.length === 0) this.mailboxes.delete(key);
+    if (mailbox.length === 0 && !this.held.has(key)) this.mailboxes.delete(key);
     this.scheduleFlush();
     if (this.waiting < this.config.lowWaterMark) this.config.onBacklogDrained();
   }
@@ -345,6 +415,8 @@ export class FunctionDispatcher implements InvocationHost {
       this.deadLetter(envelope, 'EDDY_UNKNOWN_FUNCTION_TYPE', `no function type ${envelope.targetType} in job ${this.config.job.name}`);
       return undefined;
     }
+    const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
+    if (envelope.kind !== Kind.INVOKE || fn.kind !== 'regular') return this.transactions.execute(envelope, fn, kg);
     let message: unknown;
     try {
       message = decodeOrExplain(fn.codec, envelope.payload, `message for ${envelope.targetType}:${envelope.targetId}`);
@@ -353,7 +425,6 @@ export class FunctionDispatcher implements InvocationHost {
       return undefined;
     }
     this.invocations++;
-    const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
     const invocation = new Invocation(this, fn, envelope, kg);
     let result: void | Promise<void>;
     try {
@@ -404,7 +475,7 @@ export class FunctionDispatcher implements InvocationHost {
   }
 
   /** Applies the staged effects of a successful invocation. */
-  private commit(invocation: Invocation): void {
+  commit(invocation: Effects): void {
     if (this.closed) return;
     const store = this.config.store;
     if (invocation.writes !== undefined) for (const [key, value] of invocation.writes) store.put(key, value);
@@ -511,7 +582,11 @@ function parkedSeqOf(key: string): number {
 }
 
 function addressKey(envelope: Envelope): string {
-  return `${envelope.targetType}\u0000${envelope.targetId}`;
+  return addressKeyOf(envelope.targetType, envelope.targetId);
+}
+
+function addressKeyOf(type: string, id: string): string {
+  return `${type}\u0000${id}`;
 }
 
 

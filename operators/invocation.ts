@@ -1,4 +1,5 @@
 import { decodeOrExplain } from '../engine/codec.js';
+import type { AnyFunctionType } from '../engine/coordinator-type.js';
 import { EddyError } from '../engine/errors.js';
 import {
   type Address,
@@ -17,7 +18,7 @@ import { type EgressRecord, type Envelope, Kind } from '../engine/wire/envelope.
 export interface InvocationHost {
   readonly worker: number;
   readState(key: string): Uint8Array | undefined;
-  functionType(type: string): FunctionType<unknown, StateSpecs> | undefined;
+  functionType(type: string): AnyFunctionType | undefined;
   egressIndex(name: string): number | undefined;
   egressNames(): string[];
   encodeEgress(index: number, record: unknown): Uint8Array;
@@ -32,11 +33,65 @@ export interface StagedTimer {
   envelope: Envelope;
 }
 
+/** The effects of an invocation, applied by the dispatcher: what `Invocation` stages. */
+export interface Effects {
+  readonly self: Address;
+  readonly kg: number;
+  readonly writes?: ReadonlyMap<string, Uint8Array | null> | undefined;
+  readonly sends?: readonly Envelope[] | undefined;
+  readonly timers?: readonly StagedTimer[] | undefined;
+  readonly cancels?: readonly string[] | undefined;
+  readonly egressRecords?: readonly EgressRecord[] | undefined;
+}
+
+/**
+ * An envelope with a message from `from` to `to`, encoded with the target's codec. `what` names the
+ * call in errors (an unknown target type is the caller's mistake, named with the fix).
+ */
+export function envelopeTo(host: InvocationHost, from: Address, ingressTime: number, to: Address, message: unknown, what: string): Envelope {
+  validateAddress(to, `${what} from ${from.type}:${from.id}`);
+  const target = host.functionType(to.type);
+  if (target === undefined) {
+    throw new EddyError(
+      'EDDY_UNKNOWN_FUNCTION_TYPE',
+      `${what} from ${from.type}:${from.id} to unknown function type ${JSON.stringify(to.type)}; add it to the job's functions`,
+    );
+  }
+  return {
+    kind: Kind.INVOKE,
+    targetType: to.type,
+    targetId: to.id,
+    sourceType: from.type,
+    sourceId: from.id,
+    payload: target.codec.encode(message),
+    ingressTime,
+    origin: host.worker,
+    seq: host.nextSeq(),
+  };
+}
+
+/** An egress record for the egress called `name`, which must exist. */
+export function egressRecordFor(host: InvocationHost, name: string, record: unknown, ingressTime: number): EgressRecord {
+  const index = host.egressIndex(name);
+  if (index === undefined) {
+    throw new EddyError(
+      'EDDY_UNKNOWN_EGRESS',
+      `egress ${JSON.stringify(name)} is not defined by the job; defined: ${host.egressNames().join(', ')}`,
+    );
+  }
+  return { egress: index, payload: host.encodeEgress(index, record), ingressTime };
+}
+
+/** A fresh token for a delayed message: unique per worker run and time. */
+export function freshTimerToken(host: InvocationHost): string {
+  return `${Date.now().toString(36)}.${host.worker}.${host.nextSeq()}`;
+}
+
 /**
  * The context of one invocation. Every effect is staged here and applied by the dispatcher only if
  * the handler succeeds, so a failed invocation leaves no trace.
  */
-export class Invocation implements Context {
+export class Invocation implements Context, Effects {
   readonly kg: number;
   writes: Map<string, Uint8Array | null> | undefined;
   sends: Envelope[] | undefined;
@@ -93,7 +148,7 @@ export class Invocation implements Context {
     if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
       throw new EddyError('EDDY_INVALID_ARGUMENT', `sendAfter: delayMs must be a finite number >= 0, got ${String(delayMs)}`);
     }
-    const token = options.token ?? `${Date.now().toString(36)}.${this.host.worker}.${this.host.nextSeq()}`;
+    const token = options.token ?? freshTimerToken(this.host);
     if (
       this.timers?.some((t) => t.token === token) === true ||
       (this.cancels?.includes(token) !== true && this.host.timerPending(this.self, this.kg, token))
@@ -114,40 +169,11 @@ export class Invocation implements Context {
   }
 
   egress(name: string, record: unknown): void {
-    const index = this.host.egressIndex(name);
-    if (index === undefined) {
-      throw new EddyError(
-        'EDDY_UNKNOWN_EGRESS',
-        `egress ${JSON.stringify(name)} is not defined by the job; defined: ${this.host.egressNames().join(', ')}`,
-      );
-    }
-    (this.egressRecords ??= []).push({
-      egress: index,
-      payload: this.host.encodeEgress(index, record),
-      ingressTime: this.envelope.ingressTime,
-    });
+    (this.egressRecords ??= []).push(egressRecordFor(this.host, name, record, this.envelope.ingressTime));
   }
 
   private envelopeTo(to: Address, message: unknown, what: string): Envelope {
-    validateAddress(to, `${what} from ${this.self.type}:${this.self.id}`);
-    const target = this.host.functionType(to.type);
-    if (target === undefined) {
-      throw new EddyError(
-        'EDDY_UNKNOWN_FUNCTION_TYPE',
-        `${what} from ${this.self.type}:${this.self.id} to unknown function type ${JSON.stringify(to.type)}; add it to the job's functions`,
-      );
-    }
-    return {
-      kind: Kind.INVOKE,
-      targetType: to.type,
-      targetId: to.id,
-      sourceType: this.self.type,
-      sourceId: this.self.id,
-      payload: target.codec.encode(message),
-      ingressTime: this.envelope.ingressTime,
-      origin: this.host.worker,
-      seq: this.host.nextSeq(),
-    };
+    return envelopeTo(this.host, this.self, this.envelope.ingressTime, to, message, what);
   }
 }
 

@@ -48,7 +48,29 @@ export interface WorkerStatus {
   egressBatchesSent: number;
 }
 
-export interface WorkerMetrics {
+/** Transaction figures of one worker (part of its metrics). */
+export interface TransactionMetrics {
+  /** 2PC transactions coordinated here that committed, aborted (a participant failed), or ended as retryable (deadlock victims). */
+  transactionsCommitted: number;
+  transactionsAborted: number;
+  transactionsRetryable: number;
+  /** Deadlock cycles broken by a coordinator here (one victim each). */
+  deadlocksFound: number;
+  /** Participant instances locked right now (a gauge). */
+  locksHeld: number;
+  /** Locks released here and the total time they were held, in ms. */
+  locksReleased: number;
+  lockHoldMsTotal: number;
+  sagasSucceeded: number;
+  sagasFailed: number;
+  /** Compensation attempts that failed (each is retried), and compensations given up (dead-lettered). */
+  compensationsFailed: number;
+  compensationsAbandoned: number;
+  /** Protocol envelopes for a transaction that had ended or moved on (late votes, stale probes), ignored. */
+  staleProtocolMessages: number;
+}
+
+export interface WorkerMetrics extends TransactionMetrics {
   worker: number;
   recordsRead: number;
   envelopesRouted: number;

@@ -81,6 +81,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   if (init.restore !== undefined) await restoreKeyGroups(init.restore, keyGroups, backend);
   await router.open();
   await dispatcher.delayed.load(keyGroups);
+  await dispatcher.transactions.load(keyGroups, job.functions);
 
   const metrics = (): WorkerMetrics => ({
     worker,
@@ -100,6 +101,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     connectors: router.connectorMetrics(),
     routerThrottled: router.throttled,
     stateCacheDirty: store.pendingWrites,
+    ...dispatcher.transactions.metrics(),
   });
 
   let starting = false;

@@ -7,12 +7,13 @@
  *   space TIMER  : [fireAt:f64 BE][typeLen:u16][type][idLen:u16][id][token utf8]   value: Timer proto
  *   space TOKEN  : [typeLen:u16][type][idLen:u16][id][token utf8]                   value: fireAt f64
  *   space PARKED : [seq:f64 BE]                                                      value: Envelope proto
+ *   space TXN    : [typeLen:u16][type][idLen:u16][id]   value: ParticipantRecord or CoordinatorRecord proto
  *
  * Keys are kept as latin1 strings (one char per byte) in the cache: cheap to build, usable as Map
  * keys, and converted to bytes only when they reach the backend.
  */
 
-export const Space = { USER: 1, TIMER: 2, TOKEN: 3, PARKED: 4 } as const;
+export const Space = { USER: 1, TIMER: 2, TOKEN: 3, PARKED: 4, TXN: 5 } as const;
 
 const ASCII = /^[ -~]*$/; // printable ASCII is its own UTF-8; anything else is converted
 
@@ -60,6 +61,21 @@ export function tokenKey(kg: number, type: string, id: string, token: string): s
 
 export function parkedKey(kg: number, seq: number): string {
   return keyGroupPrefix(kg, Space.PARKED) + f64(seq);
+}
+
+/** The transaction record of one instance: its lock as a participant, or its transaction as a coordinator. */
+export function txnKey(kg: number, type: string, id: string): string {
+  return keyGroupPrefix(kg, Space.TXN) + lengthPrefixed(type) + lengthPrefixed(id);
+}
+
+/** The instance a `txnKey` belongs to. */
+export function addressOfTxnKey(key: string): { type: string; id: string } {
+  const typeLength = (key.charCodeAt(3) << 8) | key.charCodeAt(4);
+  const type = key.slice(5, 5 + typeLength);
+  const idStart = 5 + typeLength + 2;
+  const idLength = (key.charCodeAt(idStart - 2) << 8) | key.charCodeAt(idStart - 1);
+  const utf8 = (latin1: string): string => Buffer.from(latin1, 'latin1').toString('utf8');
+  return { type: utf8(type), id: utf8(key.slice(idStart, idStart + idLength)) };
 }
 
 export function keyGroupOfKey(key: string): number {

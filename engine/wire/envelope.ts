@@ -1,10 +1,25 @@
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 
-/** Version of envelope.proto; bump with any incompatible change and keep a reader for the old one. */
-export const WIRE_VERSION = 1;
+/**
+ * Version of envelope.proto; bump with any incompatible change and keep a reader for the old one.
+ * 2 added the transaction kinds and `txn` (additively: version-1 bytes read unchanged).
+ */
+export const WIRE_VERSION = 2;
 
-export const Kind = { INVOKE: 1, BARRIER: 2 } as const;
+export const Kind = {
+  INVOKE: 1,
+  BARRIER: 2,
+  PREPARE: 3,
+  VOTE: 4,
+  COMMIT: 5,
+  ABORT: 6,
+  SAGA_STEP: 7,
+  SAGA_RESULT: 8,
+  WAITS_FOR: 9,
+  PROBE: 10,
+} as const;
+export const SagaPhase = { FORWARD: 0, COMPENSATION: 1 } as const;
 export const Channel = { ROUTER: 1, FEEDBACK: 2, ACK: 3 } as const;
 export type ChannelId = (typeof Channel)[keyof typeof Channel];
 
@@ -21,6 +36,28 @@ export interface Envelope {
   seq: number;
   /** BARRIER envelopes only (0 otherwise; protobufjs may leave it undefined on decode). */
   checkpointId?: number;
+  /** Transaction kinds only (protobufjs decodes an absent one as null). */
+  txn?: Transaction | null;
+}
+
+/** A transaction as others refer to it (see envelope.proto). */
+export interface TxnRef {
+  id: string;
+  startedAt: number;
+  coordinatorType: string;
+  coordinatorId: string;
+}
+
+/** The transaction details of a protocol envelope; which fields are set depends on the kind. */
+export interface Transaction {
+  id: string;
+  startedAt?: number;
+  invocations?: Uint8Array[];
+  ok?: boolean;
+  step?: number;
+  phase?: number;
+  blockers?: TxnRef[];
+  initiator?: TxnRef | null;
 }
 
 export interface Batch {

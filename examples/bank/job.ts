@@ -1,19 +1,25 @@
 /**
- * The bank job: requests (inserts, reads, writes, adds, subtracts) arrive on the `requests` ingress,
- * each is routed to its account, and every request gets one record on the `responses` egress.
- * Requests are dealt to splits by account, so each account sees its requests in input order.
+ * The bank job: requests (inserts, reads, writes, adds, subtracts, transfers) arrive on the
+ * `requests` ingress; account operations are routed to their account, transfers to a 2PC or a saga
+ * coordinator, and every request gets one record on the `responses` egress. Requests are dealt to
+ * splits by account, so each account sees its own requests in input order.
  */
 import { defineJob, defineRouter, memoryEgress, memoryIngress } from '../../index.js';
 import { account } from './account.js';
+import { transfer, transferSaga } from './transfer.js';
 import type { BankRequest } from './workload.js';
 
 export default defineJob({
   name: 'bank',
   module: import.meta.url,
-  functions: [account],
+  functions: [account, transfer, transferSaga],
   ingresses: [memoryIngress<BankRequest>('requests', { splitBy: (request) => request.account })],
   routers: [
     defineRouter<BankRequest>('requests', (request) => {
+      if (request.op === 'transfer') {
+        const { account: coordinator, protocol, op: _op, ...message } = request;
+        return { to: (protocol === '2pc' ? transfer : transferSaga).address(coordinator), message };
+      }
       const { account: id, ...message } = request;
       return { to: account.address(id), message };
     }),

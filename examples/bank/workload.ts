@@ -9,14 +9,22 @@ export type BankRequest =
   | { requestId: string; account: string; op: 'insert'; record: AccountRecord }
   | { requestId: string; account: string; op: 'read' }
   | { requestId: string; account: string; op: 'write'; field: number; value: string }
-  | { requestId: string; account: string; op: 'add' | 'subtract'; amount: number };
+  | { requestId: string; account: string; op: 'add' | 'subtract'; amount: number }
+  /** `account` names the coordinator instance that runs the transfer (one transfer at a time each). */
+  | { requestId: string; account: string; op: 'transfer'; protocol: '2pc' | 'saga'; from: string; to: string; amount: number };
 
 export interface WorkloadMix {
   read: number;
   write: number;
   add: number;
   subtract: number;
+  /** Transfers as two-phase commit and as sagas. Default: none. */
+  transfer2pc?: number;
+  transferSaga?: number;
 }
+
+/** Coordinator instances transfers are spread over. */
+export const TRANSFER_COORDINATORS = 64;
 
 export interface WorkloadOptions {
   accounts: number;
@@ -66,7 +74,7 @@ export function insertRequests(accounts: number, seed: number, initialBalance = 
 
 export function operationRequests(options: WorkloadOptions): BankRequest[] {
   const mix = options.mix ?? { read: 0.4, write: 0.2, add: 0.2, subtract: 0.2 };
-  const total = mix.read + mix.write + mix.add + mix.subtract;
+  const total = mix.read + mix.write + mix.add + mix.subtract + (mix.transfer2pc ?? 0) + (mix.transferSaga ?? 0);
   const random = seededRandom(options.seed ^ 0x5eed);
   const maxAmount = options.maxAmount ?? 100;
   const requests: BankRequest[] = [];
@@ -78,7 +86,13 @@ export function operationRequests(options: WorkloadOptions): BankRequest[] {
     else if ((pick -= mix.write) < 0) {
       requests.push({ requestId, account, op: 'write', field: Math.floor(random() * FIELD_COUNT), value: randomField(random) });
     } else if ((pick -= mix.add) < 0) requests.push({ requestId, account, op: 'add', amount: 1 + Math.floor(random() * maxAmount) });
-    else requests.push({ requestId, account, op: 'subtract', amount: 1 + Math.floor(random() * maxAmount) });
+    else if ((pick -= mix.subtract) < 0) requests.push({ requestId, account, op: 'subtract', amount: 1 + Math.floor(random() * maxAmount) });
+    else {
+      const protocol = (pick -= mix.transfer2pc ?? 0) < 0 ? '2pc' : 'saga';
+      const to = accountId((Number(account.slice('account-'.length)) + 1 + Math.floor(random() * (options.accounts - 1))) % options.accounts);
+      const coordinator = `${protocol}-${i % TRANSFER_COORDINATORS}`;
+      requests.push({ requestId, account: coordinator, op: 'transfer', protocol, from: account, to, amount: 1 + Math.floor(random() * maxAmount * 5) });
+    }
   }
   return requests;
 }

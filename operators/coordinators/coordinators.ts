@@ -1,0 +1,329 @@
+import { decodeOrExplain } from '../../engine/codec.js';
+import type { CoordinatorType, SagaCoordinatorType } from '../../engine/coordinator-type.js';
+import { describeError, EddyError, isInvocationFailed } from '../../engine/errors.js';
+import type { Address } from '../../engine/function-type.js';
+import { isPromise } from '../../engine/promises.js';
+import { txnKey } from '../../engine/state/state-keys.js';
+import { type Envelope, Kind, SagaPhase, type Transaction, type TxnRef } from '../../engine/wire/envelope.js';
+import { type CoordinatorRecord, encodeCoordinatorRecord, Protocol, StepStatus, type Step } from '../../engine/wire/transactions.js';
+import { SagaDeclaration, TpcDeclaration } from './coordinator-context.js';
+import { addBlockers, type Probe, receiveProbe } from './deadlock.js';
+import type { TransactionHost } from './host.js';
+import { coordinatorOf, effectsOfOutcome, newTransactionId, protocolEnvelope } from './records.js';
+
+export interface CoordinatorCounters {
+  transactionsCommitted: number;
+  transactionsAborted: number;
+  transactionsRetryable: number;
+  deadlocksFound: number;
+  sagasSucceeded: number;
+  sagasFailed: number;
+  compensationsFailed: number;
+  compensationsAbandoned: number;
+  staleMessages: number;
+}
+
+interface Running {
+  readonly address: Address;
+  readonly kg: number;
+  readonly fn: CoordinatorType;
+  readonly record: CoordinatorRecord;
+}
+
+type Ending = 'success' | 'failure' | 'retryable';
+
+function keyOf(address: Address): string {
+  return `${address.type}\u0000${address.id}`;
+}
+
+/**
+ * The coordinator side: one transaction (or saga) at a time per coordinator instance, its record in
+ * keyed state, the instance held while it runs (later requests wait in its mailbox). Two-phase commit:
+ * PREPARE to every participant, COMMIT after all YES, ABORT after a NO or when chosen as a deadlock
+ * victim. Saga: every forward step at once; after a failure, compensate every step that succeeded
+ * (also those that report later), retrying failed compensations; then the failure effects.
+ */
+export class Coordinators {
+  private readonly running = new Map<string, Running>();
+  readonly counters: CoordinatorCounters = {
+    transactionsCommitted: 0,
+    transactionsAborted: 0,
+    transactionsRetryable: 0,
+    deadlocksFound: 0,
+    sagasSucceeded: 0,
+    sagasFailed: 0,
+    compensationsFailed: 0,
+    compensationsAbandoned: 0,
+    staleMessages: 0,
+  };
+
+  /**
+   * Failure drill for tests (EDDY_TEST_STALE_PROBES=1): every probe also goes out in stale forms
+   * (naming an earlier transaction of its initiator, or a finished one of its target), which must
+   * all be ignored.
+   */
+  private readonly injectStaleProbes = process.env.EDDY_TEST_STALE_PROBES === '1';
+
+  constructor(private readonly host: TransactionHost) {}
+
+  /** A transaction found in keyed state at start (restore, restart): it goes on where it was. */
+  restore(address: Address, kg: number, fn: CoordinatorType, record: CoordinatorRecord): void {
+    this.running.set(keyOf(address), { address, kg, fn, record });
+    this.host.hold(address, false);
+  }
+
+  /** A request: the handler declares the transaction, which then starts. */
+  start(envelope: Envelope, fn: CoordinatorType, kg: number): Promise<void> | undefined {
+    let message: unknown;
+    try {
+      message = decodeOrExplain(fn.codec, envelope.payload, `request for coordinator ${envelope.targetType}:${envelope.targetId}`);
+    } catch (error) {
+      this.host.deadLetter(envelope, 'EDDY_UNDECODABLE_PAYLOAD', describeError(error));
+      return undefined;
+    }
+    this.host.invocations++;
+    const declaration = fn.kind === 'tpc' ? new TpcDeclaration(this.host, fn, envelope) : new SagaDeclaration(this.host, fn, envelope);
+    let result: void | Promise<void>;
+    try {
+      result = fn.kind === 'tpc' ? fn.handler(declaration as TpcDeclaration, message) : fn.handler(declaration as SagaDeclaration, message);
+    } catch (error) {
+      this.declarationFailed(envelope, fn, error);
+      return undefined;
+    }
+    if (!isPromise(result)) {
+      this.begin(declaration, kg);
+      return undefined;
+    }
+    return result.then(
+      () => this.begin(declaration, kg),
+      (error: unknown) => this.declarationFailed(envelope, fn, error),
+    );
+  }
+
+  private declarationFailed(envelope: Envelope, fn: CoordinatorType, error: unknown): void {
+    if (this.host.isClosed) return;
+    if (isInvocationFailed(error)) {
+      // The handler refused the request: no transaction, nothing to apply.
+      this.host.invocationsFailed++;
+      return;
+    }
+    this.host.handlerErrors++;
+    const wrapped = new EddyError(
+      'EDDY_HANDLER_FAILED',
+      `coordinator ${fn.type} failed for request to ${envelope.targetType}:${envelope.targetId} (envelope ${envelope.origin}:${envelope.seq}): ${describeError(error)}`,
+      { cause: error },
+    );
+    this.host.deadLetter(envelope, error instanceof EddyError ? error.code : 'EDDY_HANDLER_FAILED', wrapped.message);
+  }
+
+  private begin(declaration: TpcDeclaration | SagaDeclaration, kg: number): void {
+    if (this.host.isClosed) return;
+    const { fn, request, self } = declaration;
+    if (declaration.steps.length === 0) {
+      const call = fn.kind === 'tpc' ? 'ctx.invoke(address, message)' : 'ctx.invokePair(address, forward, compensation)';
+      this.host.deadLetter(request, 'EDDY_INVALID_ARGUMENT', `coordinator ${fn.type} declared no invocations for this request; call ${call} at least once`);
+      return;
+    }
+    const txn: TxnRef = { id: newTransactionId(this.host.worker), startedAt: Date.now(), coordinatorType: self.type, coordinatorId: self.id };
+    const record: CoordinatorRecord = {
+      protocol: fn.kind === 'tpc' ? Protocol.TWO_PHASE_COMMIT : Protocol.SAGA,
+      txn,
+      steps: declaration.steps,
+      onSuccess: declaration.onSuccess.effects,
+      onFailure: declaration.onFailure.effects,
+      onRetryable: declaration.onRetryable.effects,
+      blockers: [],
+      dependents: [],
+      failed: false,
+      ingressTime: request.ingressTime,
+    };
+    const running: Running = { address: self, kg, fn, record };
+    this.running.set(keyOf(self), running);
+    this.host.hold(self, false);
+    if (record.protocol === Protocol.TWO_PHASE_COMMIT) {
+      for (const step of record.steps) this.send(running, Kind.PREPARE, step, { id: txn.id, startedAt: txn.startedAt, invocations: step.invocations });
+    } else {
+      record.steps.forEach((step, index) => this.sendStep(running, index, SagaPhase.FORWARD));
+    }
+    this.store(running);
+  }
+
+  // ---- two-phase commit ----
+
+  /** A participant voted. A vote for another transaction, or a second one, is late: ignored. */
+  vote(envelope: Envelope): void {
+    const running = this.current(envelope, Protocol.TWO_PHASE_COMMIT);
+    const step = running?.record.steps.find((s) => s.type === envelope.sourceType && s.id === envelope.sourceId && s.status === StepStatus.PENDING);
+    if (running === undefined || step === undefined) {
+      this.counters.staleMessages++;
+      return;
+    }
+    if (envelope.txn?.ok !== true) {
+      step.status = StepStatus.FAILED;
+      this.end(running, 'failure');
+      return;
+    }
+    step.status = StepStatus.DONE;
+    if (running.record.steps.every((s) => s.status === StepStatus.DONE)) this.end(running, 'success');
+    else this.store(running);
+  }
+
+  /** A participant reports that a PREPARE of the current transaction waits behind others. */
+  waitsFor(envelope: Envelope): void {
+    const running = this.current(envelope, Protocol.TWO_PHASE_COMMIT);
+    if (running === undefined) {
+      this.counters.staleMessages++;
+      return;
+    }
+    const probes = addBlockers(running.record, envelope.txn?.blockers ?? []);
+    if (probes.length === 0) return;
+    this.store(running);
+    for (const probe of probes) this.sendProbe(running, probe);
+  }
+
+  /** A deadlock probe; it only means something while this instance runs the transaction it names. */
+  probe(envelope: Envelope): void {
+    const running = this.current(envelope, Protocol.TWO_PHASE_COMMIT);
+    const initiator = envelope.txn?.initiator;
+    if (running === undefined || initiator == null) {
+      this.counters.staleMessages++;
+      return;
+    }
+    const { deadlock, probes } = receiveProbe(running.record, initiator);
+    if (deadlock) {
+      this.counters.deadlocksFound++;
+      this.end(running, 'retryable');
+      return;
+    }
+    if (probes.length === 0) return;
+    this.store(running);
+    for (const probe of probes) this.sendProbe(running, probe);
+  }
+
+  private sendProbe(running: Running, probe: Probe): void {
+    const txn: Transaction = { id: probe.to.id, initiator: probe.initiator };
+    this.host.route(this.envelope(running, Kind.PROBE, coordinatorOf(probe.to), txn));
+    if (!this.injectStaleProbes || probe.initiator.id.endsWith('~stale')) return;
+    const earlier = (ref: TxnRef): TxnRef => ({ ...ref, id: `${ref.id}~stale`, startedAt: ref.startedAt - 1 });
+    // Naming a finished transaction of the target, of the initiator, and "coming back" to the sender too late.
+    this.host.route(this.envelope(running, Kind.PROBE, coordinatorOf(probe.to), { ...txn, id: earlier(probe.to).id }));
+    this.host.route(this.envelope(running, Kind.PROBE, coordinatorOf(probe.to), { ...txn, initiator: earlier(probe.initiator) }));
+    const stale = earlier(running.record.txn);
+    this.host.route(this.envelope(running, Kind.PROBE, running.address, { id: stale.id, initiator: stale }));
+  }
+
+  // ---- sagas ----
+
+  /** A saga step reported how it ended. */
+  sagaResult(envelope: Envelope): void {
+    const running = this.current(envelope, Protocol.SAGA);
+    const index = envelope.txn?.step ?? 0;
+    const step = running?.record.steps[index];
+    const phase = envelope.txn?.phase ?? SagaPhase.FORWARD;
+    const expected = phase === SagaPhase.FORWARD ? StepStatus.PENDING : StepStatus.COMPENSATING;
+    if (running === undefined || step === undefined || step.status !== expected) {
+      this.counters.staleMessages++;
+      return;
+    }
+    const ok = envelope.txn?.ok === true;
+    const { record } = running;
+    if (phase === SagaPhase.FORWARD && ok) {
+      step.status = StepStatus.DONE;
+      // A success that arrives after the saga failed is compensated at once.
+      if (record.failed) this.compensate(running, index);
+    } else if (phase === SagaPhase.FORWARD) {
+      step.status = StepStatus.FAILED;
+      if (!record.failed) {
+        record.failed = true;
+        record.steps.forEach((other, i) => {
+          if (other.status === StepStatus.DONE) this.compensate(running, i);
+        });
+      }
+    } else if (ok) {
+      step.status = StepStatus.COMPENSATED;
+    } else {
+      this.compensationFailed(running, envelope, index, step);
+    }
+    const open = record.steps.some((s) => s.status === StepStatus.PENDING || s.status === StepStatus.COMPENSATING);
+    if (open) this.store(running);
+    else this.end(running, record.failed ? 'failure' : 'success');
+  }
+
+  private compensate(running: Running, index: number): void {
+    running.record.steps[index]!.status = StepStatus.COMPENSATING;
+    this.sendStep(running, index, SagaPhase.COMPENSATION);
+  }
+
+  /** A compensation failed: retry it later (backing off), and after the last attempt, dead-letter it. */
+  private compensationFailed(running: Running, envelope: Envelope, index: number, step: Step): void {
+    this.counters.compensationsFailed++;
+    step.attempts++;
+    const fn = running.fn as SagaCoordinatorType;
+    if (step.attempts < fn.compensationAttempts) {
+      const retry = this.stepEnvelope(running, index, SagaPhase.COMPENSATION);
+      const delayMs = fn.compensationRetryDelayMs * 2 ** (step.attempts - 1);
+      this.host.schedule(running.address, running.kg, { fireAt: Date.now() + delayMs, token: `${running.record.txn.id}/compensate/${index}/${step.attempts}`, envelope: retry });
+      return;
+    }
+    step.status = StepStatus.ABANDONED;
+    this.counters.compensationsAbandoned++;
+    const compensation = { ...this.stepEnvelope(running, index, SagaPhase.COMPENSATION), ingressTime: envelope.ingressTime };
+    this.host.deadLetter(
+      compensation,
+      'EDDY_COMPENSATION_FAILED',
+      `saga ${running.fn.type}:${running.address.id} (transaction ${running.record.txn.id}): the compensation of step ${index} to ${step.type}:${step.id} failed ${step.attempts} times; ` +
+        'its message is in this dead letter: apply it by hand once the cause is fixed',
+    );
+  }
+
+  private sendStep(running: Running, index: number, phase: number): void {
+    this.host.route(this.stepEnvelope(running, index, phase));
+  }
+
+  private stepEnvelope(running: Running, index: number, phase: number): Envelope {
+    const step = running.record.steps[index]!;
+    const envelope = this.envelope(running, Kind.SAGA_STEP, step, { id: running.record.txn.id, step: index, phase });
+    envelope.payload = phase === SagaPhase.FORWARD ? step.invocations[0]! : step.compensation;
+    return envelope;
+  }
+
+  // ---- common ----
+
+  /** The transaction running at the envelope's target, if it is the one the envelope names. */
+  private current(envelope: Envelope, protocol: number): Running | undefined {
+    const running = this.running.get(keyOf({ type: envelope.targetType, id: envelope.targetId }));
+    if (running === undefined || running.record.txn.id !== envelope.txn?.id || running.record.protocol !== protocol) return undefined;
+    return running;
+  }
+
+  /** Ends the transaction: participants learn the decision, the outcome's effects apply, the next request may start. */
+  private end(running: Running, ending: Ending): void {
+    const { record, address, kg } = running;
+    if (record.protocol === Protocol.TWO_PHASE_COMMIT) {
+      const decision = ending === 'success' ? Kind.COMMIT : Kind.ABORT;
+      // A participant that voted NO took no lock: it has nothing to abort.
+      for (const step of record.steps) if (step.status !== StepStatus.FAILED) this.send(running, decision, step, { id: record.txn.id });
+      if (ending === 'success') this.counters.transactionsCommitted++;
+      else if (ending === 'failure') this.counters.transactionsAborted++;
+      else this.counters.transactionsRetryable++;
+    } else if (ending === 'success') this.counters.sagasSucceeded++;
+    else this.counters.sagasFailed++;
+    const outcome = ending === 'success' ? record.onSuccess : ending === 'failure' ? record.onFailure : record.onRetryable;
+    this.host.commit(effectsOfOutcome(address, kg, outcome));
+    this.running.delete(keyOf(address));
+    this.host.store.put(txnKey(kg, address.type, address.id), null);
+    this.host.release(address);
+  }
+
+  private store(running: Running): void {
+    this.host.store.put(txnKey(running.kg, running.address.type, running.address.id), encodeCoordinatorRecord(running.record));
+  }
+
+  private send(running: Running, kind: number, to: Address, txn: Transaction): void {
+    this.host.route(this.envelope(running, kind, to, txn));
+  }
+
+  private envelope(running: Running, kind: number, to: Address, txn: Transaction): Envelope {
+    return protocolEnvelope(kind, running.address, { type: to.type, id: to.id }, txn, running.record.ingressTime, this.host.worker, this.host.nextSeq());
+  }
+}

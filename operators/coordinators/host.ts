@@ -1,0 +1,39 @@
+import type { ErrorCode } from '../../engine/errors.js';
+import type { Address } from '../../engine/function-type.js';
+import type { StateStore } from '../../engine/state/state-store.js';
+import type { Envelope } from '../../engine/wire/envelope.js';
+import type { Effects, InvocationHost, StagedTimer } from '../invocation.js';
+
+/**
+ * What the transaction layer needs from its dispatcher: its store and shuffle, its way of applying
+ * effects, and a narrow view of the per-address mailboxes. A held address (a locked participant, a
+ * coordinator with a transaction in progress) keeps its mailbox: later invocations wait there, in
+ * order, while protocol envelopes pass by.
+ */
+export interface TransactionHost extends InvocationHost {
+  readonly store: StateStore;
+  /** After a stop the dispatcher is closed: late completions are discarded (their envelopes were parked). */
+  readonly isClosed: boolean;
+  invocations: number;
+  invocationsFailed: number;
+  handlerErrors: number;
+  route(envelope: Envelope): void;
+  deadLetter(envelope: Envelope | undefined, code: ErrorCode, reason: string): void;
+  /** Applies effects as for a successful invocation. */
+  commit(effects: Effects): void;
+  /** Keeps a delayed envelope of `owner` in keyed state until `timer.fireAt`. */
+  schedule(owner: Address, kg: number, timer: StagedTimer): void;
+  /**
+   * From now on, invocations of `address` wait in its mailbox until `release`. `locked`: a
+   * participant's lock, which must not hold back router credits (a busy coordinator's queue does).
+   */
+  hold(address: Address, locked: boolean): void;
+  /** Lets the mailbox of `address` run again, in order. */
+  release(address: Address): void;
+  /** What waits in the mailbox of `address` (nothing if it has none). */
+  queued(address: Address): readonly Envelope[];
+  /** Removes the envelope at `index` of the mailbox of `address`. */
+  removeQueued(address: Address, index: number): void;
+  /** The envelope an async invocation of `address` is working on right now, if any. */
+  inFlightOf(address: Address): Envelope | undefined;
+}

@@ -1,0 +1,245 @@
+import { decodeOrExplain } from '../../engine/codec.js';
+import { describeError, EddyError, isInvocationFailed } from '../../engine/errors.js';
+import type { Address, FunctionType, StateSpecs } from '../../engine/function-type.js';
+import { txnKey } from '../../engine/state/state-keys.js';
+import { type Envelope, Kind, type TxnRef } from '../../engine/wire/envelope.js';
+import { encodeParticipantRecord, type ParticipantRecord } from '../../engine/wire/transactions.js';
+import { type Effects, Invocation } from '../invocation.js';
+import type { TransactionHost } from './host.js';
+import { effectsOfRecord, protocolEnvelope, stagedRecordOf, txnOfPrepare } from './records.js';
+import { type HandlerOutcome, runHandlers } from './run-handlers.js';
+
+interface Lock {
+  readonly address: Address;
+  readonly kg: number;
+  readonly txn: TxnRef;
+  readonly effects: Effects;
+  readonly lockedAt: number;
+}
+
+export interface ParticipantCounters {
+  locksTaken: number;
+  lockHoldMsTotal: number;
+  locksReleased: number;
+  staleMessages: number;
+}
+
+function keyOf(address: Address): string {
+  return `${address.type}\u0000${address.id}`;
+}
+
+/**
+ * The participant side of two-phase commit and sagas, for regular functions (which need no change):
+ * PREPARE runs the transaction's invocations of an instance in isolation, keeps their effects staged
+ * in a lock record (keyed state) and votes; while locked, the instance's mailbox waits. COMMIT applies
+ * the staged effects, ABORT discards them (or drops the PREPARE if it is still queued). Saga steps are
+ * ordinary invocations that report how they ended.
+ */
+export class Participants {
+  private readonly locks = new Map<string, Lock>();
+  /** PREPAREs aborted while they ran, by instance: when they end they are discarded. */
+  private readonly abortedWhilePreparing = new Map<string, string>();
+  readonly counters: ParticipantCounters = { locksTaken: 0, lockHoldMsTotal: 0, locksReleased: 0, staleMessages: 0 };
+
+  constructor(private readonly host: TransactionHost) {}
+
+  get locksHeld(): number {
+    return this.locks.size;
+  }
+
+  /** A lock record found in keyed state at start (restore, restart). */
+  restore(address: Address, kg: number, record: ParticipantRecord): void {
+    const key = keyOf(address);
+    if (record.abortedWhilePreparing) {
+      this.abortedWhilePreparing.set(key, record.txn.id);
+      return;
+    }
+    this.locks.set(key, { address, kg, txn: record.txn, effects: effectsOfRecord(address, kg, record.staged), lockedAt: record.lockedAt });
+    this.host.hold(address, true);
+  }
+
+  /**
+   * A PREPARE arrives: if it will queue behind another transaction, tell its coordinator. Only the
+   * nearest one ahead is reported (that one reported the one ahead of it, and so on): the chain
+   * carries the rest, and a long queue costs one edge per waiter, not one per pair.
+   */
+  arriving(envelope: Envelope): void {
+    const address = { type: envelope.targetType, id: envelope.targetId };
+    this.reportWait(envelope, this.nearestAhead(address, this.host.queued(address).length));
+  }
+
+  /** The transaction the PREPARE at mailbox position `index` waits behind directly, if any. */
+  private nearestAhead(address: Address, index: number): TxnRef | undefined {
+    const queued = this.host.queued(address);
+    for (let i = index - 1; i >= 0; i--) if (queued[i]!.kind === Kind.PREPARE) return txnOfPrepare(queued[i]!);
+    const running = this.host.inFlightOf(address);
+    if (running?.kind === Kind.PREPARE) return txnOfPrepare(running);
+    return this.locks.get(keyOf(address))?.txn;
+  }
+
+  private reportWait(envelope: Envelope, blocker: TxnRef | undefined): void {
+    const waiting = envelope.txn!.id;
+    if (blocker === undefined || blocker.id === waiting) return;
+    this.reply(envelope, Kind.WAITS_FOR, { id: waiting, blockers: [blocker] });
+  }
+
+  /** Runs a PREPARE: its invocations in order on one staged invocation; then locks and votes. */
+  prepare(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, kg: number): Promise<void> | undefined {
+    const key = keyOf({ type: envelope.targetType, id: envelope.targetId });
+    const txn = envelope.txn!;
+    if (this.abortedWhilePreparing.get(key) === txn.id) {
+      // Ran before a restart and was aborted meanwhile: nothing to do but forget the mark.
+      this.forgetAborted(envelope, kg);
+      return undefined;
+    }
+    let messages: unknown[];
+    try {
+      messages = (txn.invocations ?? []).map((bytes) => decodeOrExplain(fn.codec, bytes, `PREPARE for ${envelope.targetType}:${envelope.targetId}`));
+    } catch (error) {
+      this.host.deadLetter(envelope, 'EDDY_UNDECODABLE_PAYLOAD', describeError(error));
+      this.reply(envelope, Kind.VOTE, { id: txn.id, ok: false });
+      return undefined;
+    }
+    this.host.invocations += messages.length;
+    const invocation = new Invocation(this.host, fn, envelope, kg);
+    const outcome = runHandlers(fn, invocation, messages);
+    if (outcome instanceof Promise) return outcome.then((ended) => this.prepared(envelope, fn, invocation, ended));
+    this.prepared(envelope, fn, invocation, outcome);
+    return undefined;
+  }
+
+  private prepared(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, invocation: Invocation, outcome: HandlerOutcome): void {
+    if (this.host.isClosed) return;
+    const address = invocation.self;
+    const key = keyOf(address);
+    const txn = txnOfPrepare(envelope);
+    if (this.abortedWhilePreparing.get(key) === txn.id) {
+      // The coordinator decided while this ran: discard, take no lock, and do not vote (it would be late).
+      this.forgetAborted(envelope, invocation.kg);
+      return;
+    }
+    if (outcome !== undefined) {
+      this.failed(envelope, fn, outcome.error);
+      this.reply(envelope, Kind.VOTE, { id: txn.id, ok: false });
+      return;
+    }
+    const lockedAt = Date.now();
+    const record: ParticipantRecord = { txn, staged: stagedRecordOf(invocation), abortedWhilePreparing: false, lockedAt };
+    this.host.store.put(txnKey(invocation.kg, address.type, address.id), encodeParticipantRecord(record));
+    this.locks.set(key, { address, kg: invocation.kg, txn, effects: invocation, lockedAt });
+    this.counters.locksTaken++;
+    this.host.hold(address, true);
+    this.reply(envelope, Kind.VOTE, { id: txn.id, ok: true });
+  }
+
+  /** COMMIT: apply the staged effects of the lock holder and unlock. */
+  commit(envelope: Envelope): void {
+    const lock = this.lockOf(envelope);
+    if (lock === undefined) return;
+    this.host.commit(lock.effects);
+    this.unlock(lock);
+  }
+
+  /** ABORT: discard the lock holder's effects, or drop its PREPARE if still queued, or mark it if running. */
+  abort(envelope: Envelope, kg: number): void {
+    const address = { type: envelope.targetType, id: envelope.targetId };
+    const id = envelope.txn!.id;
+    const lock = this.locks.get(keyOf(address));
+    if (lock?.txn.id === id) {
+      this.unlock(lock);
+      return;
+    }
+    const queued = this.host.queued(address);
+    const index = queued.findIndex((waiting) => waiting.kind === Kind.PREPARE && waiting.txn?.id === id);
+    if (index >= 0) {
+      this.host.removeQueued(address, index);
+      // The next PREPARE waited behind the one removed: it now waits behind the one before.
+      const next = queued.findIndex((waiting, i) => i >= index && waiting.kind === Kind.PREPARE);
+      if (next >= 0) this.reportWait(queued[next]!, this.nearestAhead(address, next));
+      return;
+    }
+    const running = this.host.inFlightOf(address);
+    if (running?.kind === Kind.PREPARE && running.txn?.id === id) {
+      this.abortedWhilePreparing.set(keyOf(address), id);
+      const record: ParticipantRecord = { txn: txnOfPrepare(running), staged: null, abortedWhilePreparing: true, lockedAt: 0 };
+      this.host.store.put(txnKey(kg, address.type, address.id), encodeParticipantRecord(record));
+      return;
+    }
+    // Its PREPARE voted NO (no lock was taken) or this ABORT is a duplicate.
+    this.counters.staleMessages++;
+  }
+
+  /** A saga step: an ordinary invocation whose outcome goes back to the saga coordinator. */
+  sagaStep(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, kg: number): Promise<void> | undefined {
+    let message: unknown;
+    try {
+      message = decodeOrExplain(fn.codec, envelope.payload, `saga step for ${envelope.targetType}:${envelope.targetId}`);
+    } catch (error) {
+      this.host.deadLetter(envelope, 'EDDY_UNDECODABLE_PAYLOAD', describeError(error));
+      this.reportStep(envelope, false);
+      return undefined;
+    }
+    this.host.invocations++;
+    const invocation = new Invocation(this.host, fn, envelope, kg);
+    const outcome = runHandlers(fn, invocation, [message]);
+    const ended = (result: HandlerOutcome): void => {
+      if (this.host.isClosed) return;
+      if (result === undefined) this.host.commit(invocation);
+      else this.failed(envelope, fn, result.error);
+      this.reportStep(envelope, result === undefined);
+    };
+    if (outcome instanceof Promise) return outcome.then(ended);
+    ended(outcome);
+    return undefined;
+  }
+
+  private reportStep(envelope: Envelope, ok: boolean): void {
+    const txn = envelope.txn!;
+    this.reply(envelope, Kind.SAGA_RESULT, { id: txn.id, step: txn.step ?? 0, phase: txn.phase ?? 0, ok });
+  }
+
+  /**
+   * A participant's invocation failed. InvocationFailed is the participant's answer (counted; the
+   * coordinator decides what follows, so onInvocationFailed does not run); anything else is a bug,
+   * reported as a dead letter, and the transaction fails as well.
+   */
+  private failed(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, error: unknown): void {
+    if (isInvocationFailed(error)) {
+      this.host.invocationsFailed++;
+      return;
+    }
+    this.host.handlerErrors++;
+    const wrapped = new EddyError(
+      'EDDY_HANDLER_FAILED',
+      `handler of ${fn.type} failed for ${envelope.targetType}:${envelope.targetId} in transaction ${envelope.txn?.id} (envelope ${envelope.origin}:${envelope.seq}): ${describeError(error)}`,
+      { cause: error },
+    );
+    this.host.deadLetter(envelope, error instanceof EddyError ? error.code : 'EDDY_HANDLER_FAILED', wrapped.message);
+  }
+
+  private lockOf(envelope: Envelope): Lock | undefined {
+    const lock = this.locks.get(keyOf({ type: envelope.targetType, id: envelope.targetId }));
+    if (lock?.txn.id === envelope.txn?.id) return lock;
+    this.counters.staleMessages++;
+    return undefined;
+  }
+
+  private unlock(lock: Lock): void {
+    this.host.store.put(txnKey(lock.kg, lock.address.type, lock.address.id), null);
+    this.locks.delete(keyOf(lock.address));
+    this.counters.locksReleased++;
+    this.counters.lockHoldMsTotal += Date.now() - lock.lockedAt;
+    this.host.release(lock.address);
+  }
+
+  private forgetAborted(envelope: Envelope, kg: number): void {
+    this.abortedWhilePreparing.delete(keyOf({ type: envelope.targetType, id: envelope.targetId }));
+    this.host.store.put(txnKey(kg, envelope.targetType, envelope.targetId), null);
+  }
+
+  private reply(envelope: Envelope, kind: number, txn: NonNullable<Envelope['txn']>): void {
+    const self = { type: envelope.targetType, id: envelope.targetId };
+    const coordinator = { type: envelope.sourceType, id: envelope.sourceId };
+    this.host.route(protocolEnvelope(kind, self, coordinator, txn, envelope.ingressTime, this.host.worker, this.host.nextSeq()));
+  }
+}

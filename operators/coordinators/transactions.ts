@@ -1,0 +1,103 @@
+import type { AnyFunctionType } from '../../engine/coordinator-type.js';
+import type { KeyGroupRange } from '../../engine/key-groups.js';
+import type { TransactionMetrics } from '../../engine/runtime/worker-protocol.js';
+import { addressOfTxnKey, keyGroupPrefix, Space } from '../../engine/state/state-keys.js';
+import { type Envelope, Kind } from '../../engine/wire/envelope.js';
+import { decodeCoordinatorRecord, decodeParticipantRecord } from '../../engine/wire/transactions.js';
+import { Coordinators } from './coordinators.js';
+import type { TransactionHost } from './host.js';
+import { Participants } from './participant.js';
+
+/**
+ * The transaction layer of a function-dispatcher: the dispatcher hands it the protocol envelopes and
+ * the invocations of coordinators; regular functions take part through it unchanged.
+ */
+export class Transactions {
+  private readonly participants: Participants;
+  private readonly coordinators: Coordinators;
+
+  constructor(private readonly host: TransactionHost) {
+    this.participants = new Participants(host);
+    this.coordinators = new Coordinators(host);
+  }
+
+  /** Reads the locks and running transactions of the owned key groups from keyed state (before any work starts). */
+  async load(range: KeyGroupRange, functions: ReadonlyMap<string, AnyFunctionType>): Promise<void> {
+    for (let kg = range.start; kg <= range.end; kg++) {
+      for await (const [key, value] of this.host.store.scanPrefix(keyGroupPrefix(kg, Space.TXN))) {
+        const address = addressOfTxnKey(key);
+        const fn = functions.get(address.type);
+        if (fn === undefined) continue;
+        if (fn.kind === 'regular') this.participants.restore(address, kg, decodeParticipantRecord(value));
+        else this.coordinators.restore(address, kg, fn, decodeCoordinatorRecord(value));
+      }
+    }
+  }
+
+  /**
+   * Protocol envelopes that answer or steer a transaction are handled on arrival, never queued
+   * behind a mailbox (true). PREPARE and SAGA_STEP are invocations: they take their place in the
+   * mailbox like any other (false), and a PREPARE that will wait reports whom it waits for.
+   */
+  intercept(envelope: Envelope, kg: number): boolean {
+    switch (envelope.kind) {
+      case Kind.PREPARE:
+        this.participants.arriving(envelope);
+        return false;
+      case Kind.SAGA_STEP:
+        return false;
+      case Kind.COMMIT:
+        this.participants.commit(envelope);
+        return true;
+      case Kind.ABORT:
+        this.participants.abort(envelope, kg);
+        return true;
+      case Kind.VOTE:
+        this.coordinators.vote(envelope);
+        return true;
+      case Kind.WAITS_FOR:
+        this.coordinators.waitsFor(envelope);
+        return true;
+      case Kind.PROBE:
+        this.coordinators.probe(envelope);
+        return true;
+      case Kind.SAGA_RESULT:
+        this.coordinators.sagaResult(envelope);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** Runs a PREPARE, a saga step, or a request to a coordinator; a promise if a handler went async. */
+  execute(envelope: Envelope, fn: AnyFunctionType, kg: number): Promise<void> | undefined {
+    if (fn.kind !== 'regular') {
+      if (envelope.kind === Kind.INVOKE) return this.coordinators.start(envelope, fn, kg);
+      this.host.deadLetter(envelope, 'EDDY_INVALID_ARGUMENT', `${fn.type} is a coordinator; it cannot take part in another transaction`);
+      return undefined;
+    }
+    if (envelope.kind === Kind.PREPARE) return this.participants.prepare(envelope, fn, kg);
+    if (envelope.kind === Kind.SAGA_STEP) return this.participants.sagaStep(envelope, fn, kg);
+    this.host.deadLetter(envelope, 'EDDY_INVALID_ARGUMENT', `envelope kind ${envelope.kind} cannot be invoked`);
+    return undefined;
+  }
+
+  metrics(): TransactionMetrics {
+    const c = this.coordinators.counters;
+    const p = this.participants.counters;
+    return {
+      transactionsCommitted: c.transactionsCommitted,
+      transactionsAborted: c.transactionsAborted,
+      transactionsRetryable: c.transactionsRetryable,
+      deadlocksFound: c.deadlocksFound,
+      locksHeld: this.participants.locksHeld,
+      locksReleased: p.locksReleased,
+      lockHoldMsTotal: p.lockHoldMsTotal,
+      sagasSucceeded: c.sagasSucceeded,
+      sagasFailed: c.sagasFailed,
+      compensationsFailed: c.compensationsFailed,
+      compensationsAbandoned: c.compensationsAbandoned,
+      staleProtocolMessages: c.staleMessages + p.staleMessages,
+    };
+  }
+}

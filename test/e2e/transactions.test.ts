@@ -1,0 +1,163 @@
+import t from 'tap';
+import type { DeadLetter } from '../../index.js';
+import { run, within } from '../fixtures/harness.js';
+import job, {
+  type Applied,
+  INITIAL_BALANCE,
+  type MultiRequest,
+  type Outcome,
+  type Read,
+  type ReadRequest,
+  type Request,
+  type TransferRequest,
+} from '../fixtures/transfer-job.js';
+import { checkAgainstSerialModel, finalBalances, finalOutcomes, idOnWorker, seededRandom } from '../fixtures/transfer-model.js';
+
+const coordinator = (type: string, id: string): { type: string; id: string } => ({ type, id });
+
+void t.test('a transaction whose second participant fails leaves no trace of the first: no state, messages, delayed messages or egress', async (t) => {
+  const failing: MultiRequest = {
+    txn: 'fails',
+    invocations: [
+      { account: 'x1', message: { op: 'add', amount: 10, txn: 'fails', audit: true } },
+      { account: 'x2', message: { op: 'fail', txn: 'fails' } },
+    ],
+  };
+  // Three invocations, two of them to one account: one participant, staged in declared order.
+  const twice: MultiRequest = {
+    txn: 'twice',
+    invocations: [
+      { account: 'y', message: { op: 'add', amount: 5, txn: 'twice' } },
+      { account: 'z', message: { op: 'subtract', amount: 12, txn: 'twice' } },
+      { account: 'y', message: { op: 'add', amount: 7, txn: 'twice', audit: true } },
+    ],
+  };
+  const later: ReadRequest = { txn: 'read-after', accounts: ['x1', 'x2', 'y', 'z'] };
+  const requests: Request[] = [
+    { to: coordinator('tx/multi', 'm1'), message: failing },
+    { to: coordinator('tx/multi', 'm2'), message: twice },
+    { to: coordinator('tx/empty', 'e'), message: { txn: 'empty' } },
+    { to: coordinator('tx/unknown-target', 'u'), message: { txn: 'unknown' } },
+    { to: { type: 'tx/driver', id: 'd' }, message: { delayMs: 300, requests: [{ to: coordinator('tx/read-all', 'r'), message: later }] } },
+  ];
+  const handle = run(t, job, { workers: 2, inputs: { requests } });
+  const summary = await within(handle.done, 60_000, 'the job');
+  const applied = handle.output<Applied>('applied');
+  const audit = handle.output<{ txn: string; via: string }>('audit');
+  const outcomes = handle.output<Outcome>('outcomes');
+  const reads = handle.output<Read>('reads');
+  const deadLetters = handle.output<DeadLetter>('dead-letters');
+
+  t.same(finalOutcomes(outcomes).get('fails'), 'aborted');
+  t.same(applied.filter((a) => a.txn === 'fails'), [], 'no egress of the participant that succeeded');
+  t.same(audit.filter((a) => a.txn === 'fails').map((a) => a.via), ['onFailure'], 'no message or delayed message of it either; the failure effects ran');
+  t.same(new Map(reads.map((r) => [r.account, r.balance])), new Map([['x1', INITIAL_BALANCE], ['x2', INITIAL_BALANCE], ['y', INITIAL_BALANCE + 12], ['z', INITIAL_BALANCE - 12]]), 'and no state change');
+
+  t.same(finalOutcomes(outcomes).get('twice'), 'committed');
+  t.same(applied.filter((a) => a.account === 'y').map((a) => [a.version, a.amount]), [[1, 5], [2, 7]], 'both invocations of one account applied, in declared order');
+  t.same(audit.filter((a) => a.txn === 'twice').map((a) => a.via).sort(), ['send', 'sendAfter'], 'committed messages and delayed messages are delivered');
+
+  const codes = deadLetters.map((d) => d.code).sort();
+  t.same(codes, ['EDDY_INVALID_ARGUMENT', 'EDDY_UNKNOWN_FUNCTION_TYPE'], 'misused coordinators are dead letters');
+  t.match(deadLetters.find((d) => d.code === 'EDDY_INVALID_ARGUMENT')?.reason, /tx\/empty declared no invocations.*ctx\.invoke\(address, message\)/, 'naming the fix');
+  t.match(deadLetters.find((d) => d.code === 'EDDY_UNKNOWN_FUNCTION_TYPE')?.reason, /unknown function type "tx\/nowhere"; add it to the job's functions/);
+  t.equal(summary.totals.transactionsCommitted, 2);
+  t.equal(summary.totals.transactionsAborted, 1);
+  t.equal(summary.totals.locksHeld, 0, 'no lock is left');
+});
+
+void t.test('two thousand concurrent transfers over 10 accounts equal a serial execution, and 2PC readers always see the same total', async (t) => {
+  const seed = 4242;
+  t.comment(`seed ${seed}`);
+  const random = seededRandom(seed);
+  const accounts = Array.from({ length: 10 }, (_, i) => `acct-${i}`);
+  const transfers: TransferRequest[] = [];
+  const requests: Request[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const from = accounts[Math.floor(random() * accounts.length)]!;
+    let to = accounts[Math.floor(random() * accounts.length)]!;
+    if (to === from) to = accounts[(accounts.indexOf(from) + 1) % accounts.length]!;
+    // Up to 600 of 1000: now and then more than the account has.
+    const transfer: TransferRequest = { txn: `t${i}`, from, to, amount: 1 + Math.floor(random() * 600) };
+    transfers.push(transfer);
+    // 20 coordinators: 20 transfers at a time contend for the 10 accounts.
+    requests.push({ to: coordinator('tx/transfer', `c${i % 20}`), message: transfer });
+    if (i % 20 === 0) requests.push({ to: coordinator('tx/read-all', `r${i % 7}`), message: { txn: `read-${i}`, accounts } satisfies ReadRequest });
+  }
+  const handle = run(t, job, { workers: 2, inputs: { requests } });
+  const summary = await within(handle.done, 120_000, 'the job');
+  const applied = handle.output<Applied>('applied');
+  const outcomes = handle.output<Outcome>('outcomes');
+  const final = finalOutcomes(outcomes);
+  const committed = transfers.filter((transfer) => final.get(transfer.txn) === 'committed').length;
+  const aborted = transfers.filter((transfer) => final.get(transfer.txn) === 'aborted').length;
+  t.comment(`${committed} committed, ${aborted} aborted, ${summary.totals.transactionsRetryable} retried as deadlock victims, ${summary.totals.deadlocksFound} deadlocks`);
+  t.ok(committed > 1000 && aborted > 0, 'most commit, some are refused for insufficient funds');
+  t.same(checkAgainstSerialModel(transfers, applied, outcomes), [], 'no negative balance, and the outcome equals the serial replay in commit order');
+  const balances = finalBalances(accounts, applied);
+  t.equal([...balances.values()].reduce((a, b) => a + b, 0), accounts.length * INITIAL_BALANCE, 'the total is conserved');
+
+  const reads = handle.output<Read>('reads');
+  const sums = new Map<string, number>();
+  for (const read of reads) sums.set(read.txn, (sums.get(read.txn) ?? 0) + read.balance);
+  t.equal(sums.size, 100, 'every reader committed once');
+  t.same([...new Set(sums.values())], [accounts.length * INITIAL_BALANCE], 'every reader saw the same total');
+  t.equal(summary.totals.locksHeld, 0);
+  t.equal(summary.totals.deadLetters, 0);
+});
+
+void t.test('crossed transfers deadlock; exactly one of each pair is retried, and both commit', async (t) => {
+  const workers = 2;
+  const pairs = 16;
+  const requests: Request[] = [];
+  const transfers: TransferRequest[] = [];
+  for (let i = 0; i < pairs; i++) {
+    // a and its coordinator on worker 0, b and its coordinator on worker 1: each coordinator's first
+    // PREPARE is local and slow, its second crosses threads, so the two usually lock one account each.
+    const a = idOnWorker(`a${i}`, 0, workers);
+    const b = idOnWorker(`b${i}`, 1, workers);
+    const there: TransferRequest = { txn: `there-${i}`, from: a, to: b, amount: 100, delayMs: 20, retryDelayMs: 30 };
+    const back: TransferRequest = { txn: `back-${i}`, from: b, to: a, amount: 100, delayMs: 20, retryDelayMs: 30 };
+    transfers.push(there, back);
+    requests.push({
+      to: { type: 'tx/driver', id: `pair-${i}` },
+      message: {
+        delayMs: 50 + i * 150,
+        requests: [
+          { to: coordinator('tx/transfer', idOnWorker(`c-there-${i}`, 0, workers)), message: there },
+          { to: coordinator('tx/transfer', idOnWorker(`c-back-${i}`, 1, workers)), message: back },
+        ],
+      },
+    });
+  }
+  const handle = run(t, job, { workers, inputs: { requests } });
+  const summary = await within(handle.done, 60_000, 'the job');
+  const outcomes = handle.output<Outcome>('outcomes');
+  const applied = handle.output<Applied>('applied');
+  const final = finalOutcomes(outcomes);
+  t.ok(transfers.every((transfer) => final.get(transfer.txn) === 'committed'), 'every transfer committed in the end');
+  t.ok(summary.totals.deadlocksFound >= 1, `deadlocks are found (${summary.totals.deadlocksFound} of ${pairs} pairs) and counted`);
+  const retriesPerPair = Array.from({ length: pairs }, (_, i) => outcomes.filter((o) => o.status === 'retryable' && (o.txn === `there-${i}` || o.txn === `back-${i}`)).length);
+  t.ok(retriesPerPair.every((n) => n <= 1), `one victim per deadlock, never both (retries per pair: ${retriesPerPair.join(' ')})`);
+  t.equal(retriesPerPair.reduce((a, b) => a + b, 0), summary.totals.deadlocksFound, 'each deadlock ended in exactly one retryable abort');
+  t.equal(summary.totals.transactionsRetryable, summary.totals.deadlocksFound);
+  t.same(checkAgainstSerialModel(transfers, applied, outcomes), []);
+});
+
+void t.test('stale probes injected on purpose never abort a transaction in a deadlock-free schedule', async (t) => {
+  process.env.EDDY_TEST_STALE_PROBES = '1';
+  t.teardown(() => {
+    delete process.env.EDDY_TEST_STALE_PROBES;
+  });
+  // Every transfer takes from the hub and gives to an account of its own: much waiting, no cycle.
+  const transfers: TransferRequest[] = Array.from({ length: 300 }, (_, i) => ({ txn: `hub-${i}`, from: 'hub', to: `spoke-${i}`, amount: 1, delayMs: i % 3 }));
+  const requests: Request[] = transfers.map((transfer, i) => ({ to: coordinator('tx/transfer', `h${i % 60}`), message: transfer }));
+  const handle = run(t, job, { workers: 3, inputs: { requests } });
+  const summary = await within(handle.done, 60_000, 'the job');
+  const outcomes = handle.output<Outcome>('outcomes');
+  t.equal(outcomes.filter((o) => o.status === 'committed').length, transfers.length, 'every transfer committed');
+  t.equal(summary.totals.transactionsRetryable, 0, 'none was taken for a deadlock victim');
+  t.equal(summary.totals.deadlocksFound, 0);
+  t.ok(summary.totals.staleProtocolMessages > 0, `the stale probes arrived and were ignored (${summary.totals.staleProtocolMessages})`);
+  t.same(checkAgainstSerialModel(transfers, handle.output<Applied>('applied'), outcomes), []);
+});
