@@ -5,6 +5,7 @@
  * that tells how far from the machine's limit the real handlers are.
  */
 import { defineFunction, defineJob, defineRouter, generatorIngress, memoryEgress, valueState } from '../index.js';
+import { field, mix } from './ycsb-records.js';
 
 export interface YcsbRequest {
   /** Which function runs it: the real record or the no-op limit. */
@@ -60,19 +61,6 @@ export interface YcsbParams {
 
 export const SPLITS = 16;
 
-/** A 32-bit hash of (seed, split, index): every random choice derives from the seed. */
-function mix(seed: number, split: number, index: number, salt: number): number {
-  let h = (seed ^ Math.imul(split + 1, 0x9e3779b9) ^ Math.imul(index + 1, 0x85ebca6b) ^ Math.imul(salt, 0xc2b2ae35)) >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
-  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-function field(seed: number, split: number, index: number, n: number): string {
-  let hex = '';
-  for (let i = 0; i < 4; i++) hex += mix(seed, split, index, n * 4 + i + 10).toString(16).padStart(8, '0');
-  return hex;
-}
 
 /** Keys of split s are s, s + SPLITS, ...; a split first inserts its keys, then runs the workload on them. */
 export function generateRequest(params: YcsbParams, index: number, split: number): YcsbRequest {

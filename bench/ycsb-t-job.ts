@@ -15,6 +15,7 @@ import {
   tpcCoordinator,
   valueState,
 } from '../index.js';
+import { field, mix } from './ycsb-records.js';
 
 export const INITIAL_BALANCE = 10_000;
 /** Coordinator instances: each runs one transfer at a time. */
@@ -106,18 +107,6 @@ export type YcsbTRequest =
   | { kind: 'account'; key: string; message: AccountOp }
   | { kind: 'transfer'; protocol: 'tpc' | 'saga'; coordinator: string; message: Transfer };
 
-function mix(seed: number, split: number, index: number, salt: number): number {
-  let h = (seed ^ Math.imul(split + 1, 0x9e3779b9) ^ Math.imul(index + 1, 0x85ebca6b) ^ Math.imul(salt, 0xc2b2ae35)) >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
-  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-function field(seed: number, split: number, index: number, n: number): string {
-  let hex = '';
-  for (let i = 0; i < 4; i++) hex += mix(seed, split, index, n * 4 + i + 10).toString(16).padStart(8, '0');
-  return hex;
-}
 
 /** Zipfian (theta 0.99) ranks over `n` keys, YCSB's generator (Gray et al.), with its constants cached per n. */
 const zipfCache = new Map<number, { zetan: number; alpha: number; eta: number }>();
