@@ -110,7 +110,7 @@ export function writeResults(title: string, command: string, table: string, note
   if (start < 0) text = `${text.trimEnd()}\n\n${section}`;
   else {
     const next = text.indexOf('\n## ', start + 1);
-    text = text.slice(0, start) + section + (next < 0 ? '' : text.slice(next + 1));
+    text = text.slice(0, start) + section + (next < 0 ? '' : `\n${text.slice(next + 1)}`);
   }
   writeFileSync(file, text);
 }
