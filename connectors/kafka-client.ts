@@ -107,6 +107,21 @@ export function kafkaClient(resolved: ResolvedClientOptions, options: Pick<Kafka
  * a timeout becomes an error that names the brokers and the fix. `onTimeout` releases what the attempt
  * holds (kafkajs would otherwise keep retrying in the background).
  */
+/**
+ * Runs a Kafka call again while it fails with an error kafkajs marks retriable (e.g. NOT_COORDINATOR
+ * while a fresh broker creates its internal topics), up to `attempts` times with a growing pause.
+ */
+export async function retryRetriable<T>(call: () => Promise<T>, attempts = 20): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if ((error as { retriable?: boolean }).retriable !== true || attempt >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * attempt)));
+    }
+  }
+}
+
 export async function withinConnectTimeout<T>(
   resolved: ResolvedClientOptions,
   code: ErrorCode,

@@ -19,6 +19,7 @@ import {
   positiveInteger,
   resolveClientOptions,
   type ResolvedClientOptions,
+  retryRetriable,
   withinConnectTimeout,
 } from './kafka-client.js';
 
@@ -178,7 +179,8 @@ function kafkaSinkEgress<R>(name: string, where: string, options: KafkaClientOpt
         await sink.open();
       } catch (error) {
         await sink.close();
-        throw error;
+        if (error instanceof EddyError) throw error;
+        throw new EddyError('EDDY_SINK_FAILED', `egress ${context.egress} (Kafka topic ${topic}): opening failed: ${describeError(error)}`, { cause: error });
       }
       return sink;
     },
@@ -244,7 +246,7 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
   }
 
   private async readMarker(): Promise<number> {
-    const offsets = await this.admin!.fetchOffsets({ groupId: this.markerGroup, topics: [this.topic] });
+    const offsets = await retryRetriable(() => this.admin!.fetchOffsets({ groupId: this.markerGroup, topics: [this.topic] }));
     const offset = Number(offsets[0]?.partitions.find((p) => p.partition === 0)?.offset ?? -1);
     return offset > 0 ? offset : 0;
   }

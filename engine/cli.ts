@@ -22,7 +22,7 @@ function positiveInteger(name: string) {
 export function formatSummary(summary: JobSummary): string {
   const seconds = summary.uptimeMs / 1000;
   const lines = [
-    `job ${summary.job} ended by ${summary.endedBy} after ${seconds.toFixed(1)} s on ${summary.workers} workers`,
+    `job ${summary.job} ended by ${summary.endedBy} after ${seconds.toFixed(1)} s on ${summary.workers} worker${summary.workers === 1 ? '' : 's'}`,
     `  records read      ${summary.totals.recordsRead}`,
     `  invocations       ${summary.totals.invocations} (${Math.round(summary.totals.invocations / Math.max(seconds, 0.001))}/s), failed ${summary.totals.invocationsFailed}, handler errors ${summary.totals.handlerErrors}`,
     `  messages sent     ${summary.totals.messagesSent}, delayed ${summary.totals.delayedScheduled} (fired ${summary.totals.delayedFired})`,
@@ -48,7 +48,9 @@ interface RunFlags {
   input: string[];
   show: number;
   progress: boolean;
-  adminPort: number | false;
+  adminPort: number;
+  /** false with --no-admin. */
+  admin: boolean;
 }
 
 /** The default admin port of `eddy run`, and where the other commands look for a job. */
@@ -130,7 +132,7 @@ export async function main(argv: string[]): Promise<void> {
         ...(flags.checkpointDir !== undefined && { checkpointDir: resolve(flags.checkpointDir) }),
         ...(flags.checkpointIntervalMs !== undefined && { checkpointIntervalMs: flags.checkpointIntervalMs }),
         ...(flags.restore !== undefined && { restoreFrom: parseRestore(flags.restore) }),
-        ...(flags.adminPort !== false && { adminPort: flags.adminPort }),
+        ...(flags.admin && { adminPort: flags.adminPort }),
         inputs,
       });
       const adminUrl = await handle.adminUrl();

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EddyError } from '../errors.js';
@@ -71,7 +71,8 @@ export function readMetadata(dir: string, id: number): CheckpointMetadata {
   try {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new EddyError('EDDY_CHECKPOINT_NOT_FOUND', `checkpoint ${id} in ${dir} is not complete (no _metadata); list them with \`eddy checkpoints --checkpoint-dir ${dir}\``, { cause });
+    const problem = existsSync(checkpointPath(dir, id)) ? 'is not complete (no _metadata)' : 'does not exist';
+    throw new EddyError('EDDY_CHECKPOINT_NOT_FOUND', `checkpoint ${id} in ${dir} ${problem}; list the complete ones with \`eddy checkpoints --checkpoint-dir ${dir}\``, { cause });
   }
   let metadata: CheckpointMetadata;
   try {
@@ -115,7 +116,7 @@ export function resolveCheckpoint(dir: string, which: 'latest' | number): Checkp
   if (which === 'latest') {
     const ids = listCheckpoints(dir);
     const latest = ids.at(-1);
-    if (latest === undefined) throw new EddyError('EDDY_CHECKPOINT_NOT_FOUND', `no complete checkpoint in ${dir}: run with checkpointDir and checkpointIntervalMs (or handle.checkpoint()) first`);
+    if (latest === undefined) throw new EddyError('EDDY_CHECKPOINT_NOT_FOUND', `no complete checkpoint in ${dir}: run with checkpointDir and checkpointIntervalMs (eddy run --checkpoint-dir <dir> --checkpoint-interval-ms <ms>), or take one with handle.checkpoint() / eddy checkpoint, first`);
     return readMetadata(dir, latest);
   }
   return readMetadata(dir, which);

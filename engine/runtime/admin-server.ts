@@ -33,7 +33,7 @@ export class AdminServer {
           new EddyError(
             'EDDY_INVALID_OPTION',
             error.code === 'EADDRINUSE'
-              ? `options.adminPort: port ${port} on 127.0.0.1 is in use; pick another port, or 0 for a free one`
+              ? `options.adminPort: port ${port} on 127.0.0.1 is in use; pick another port, or 0 for a free one (eddy run --admin-port 0)`
               : `options.adminPort: cannot listen on 127.0.0.1:${port}: ${describeError(error)}`,
             { cause: error },
           ),

@@ -330,7 +330,7 @@ class JobRun implements JobHandle {
       return Promise.reject(new EddyError('EDDY_INVALID_ARGUMENT', `checkpoint({ timeoutMs }): timeoutMs is ${JSON.stringify(timeoutMs)}; give a positive integer (ms)`));
     }
     if (this.coordinator === undefined) {
-      return Promise.reject(new EddyError('EDDY_INVALID_OPTION', 'checkpoint(): the job has no checkpointDir; submit it with options.checkpointDir'));
+      return Promise.reject(new EddyError('EDDY_INVALID_OPTION', 'checkpoint(): the job has no checkpointDir; submit it with options.checkpointDir (eddy run --checkpoint-dir <dir>)'));
     }
     const coordinator = this.coordinator;
     return Promise.race([this.running, this.done.then(() => undefined)]).then(() => coordinator.trigger(timeoutMs));

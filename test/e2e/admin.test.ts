@@ -67,3 +67,12 @@ void t.test('the eddy commands say what to do when no job answers', async (t) =>
   await new Promise<void>((resolve) => blocker.close(() => resolve()));
   await t.rejects(eddy('checkpoint', '--admin', `127.0.0.1:${port}`), /no job answers at http:\/\/127\.0\.0\.1:\d+: is `eddy run` running\?/);
 });
+
+void t.test('eddy run serves the admin endpoint by default and not with --no-admin', async (t) => {
+  const job = join(root, 'examples', 'greeter', 'job.ts');
+  const served = await eddy('run', job, '--workers', '1', '--no-progress', '--admin-port', '0');
+  t.match(served.stderr, /admin endpoint: http:\/\/127\.0\.0\.1:\d+/, 'it says where the endpoint is');
+  const quiet = await eddy('run', job, '--workers', '1', '--no-progress', '--no-admin');
+  t.notMatch(quiet.stderr, /admin endpoint/, '--no-admin: no endpoint');
+  t.match(quiet.stdout, /job greeter ended by end-of-input .* on 1 worker\n/, 'and the job ran (one worker, singular)');
+});
