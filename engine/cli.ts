@@ -2,6 +2,7 @@
  * The `eddy` command line. `eddy run <job-module>` submits a job module (TypeScript or JavaScript)
  * with the engine's options, shows progress, stops cleanly on Ctrl-C, and prints a summary.
  */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
@@ -123,6 +124,7 @@ export async function main(argv: string[]): Promise<void> {
         if (name === undefined || file === undefined || name === '' || file === '') {
           throw new EddyError('EDDY_INVALID_OPTION', `--input ${pair}: write it as <ingress name>=<file>`);
         }
+        if (!existsSync(resolve(file))) throw new EddyError('EDDY_INVALID_OPTION', `--input ${pair}: there is no file ${resolve(file)}`);
         inputs[name] = resolve(file);
       }
       const handle = submit(job, {
@@ -139,11 +141,14 @@ export async function main(argv: string[]): Promise<void> {
       if (adminUrl !== undefined) process.stderr.write(`admin endpoint: ${adminUrl} (eddy status|checkpoint|stop|metrics --admin ${adminUrl})\n`);
       if (flags.progress) showProgress(handle);
       let interrupted = 0;
-      process.on('SIGINT', () => {
-        if (++interrupted > 1) process.exit(130);
-        process.stderr.write('\nstopping: finishing in-flight work and flushing state (Ctrl-C again to abort)\n');
+      // Ctrl-C and a plain `kill` stop cleanly; a second one aborts.
+      const stopCleanly = (signal: NodeJS.Signals): void => {
+        if (++interrupted > 1) process.exit(signal === 'SIGINT' ? 130 : 143);
+        process.stderr.write(`\nstopping (${signal}): finishing in-flight work and flushing state (${signal} again to abort)\n`);
         void handle.stop();
-      });
+      };
+      process.on('SIGINT', stopCleanly);
+      process.on('SIGTERM', stopCleanly);
       const summary = await handle.done;
       process.stdout.write(`${formatSummary(summary)}\n`);
       for (const egress of job.egresses) {

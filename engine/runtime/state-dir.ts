@@ -69,7 +69,8 @@ export function openStateDir(
       throw new EddyError(
         'EDDY_STATE_DIR_MISMATCH',
         `stateDir ${path} was written with workers=${stored.workers} and maxParallelism=${stored.maxParallelism}; ` +
-          `run with those (got workers=${workers}, maxParallelism=${maxParallelism})`,
+          `run with those (got workers=${workers}, maxParallelism=${maxParallelism}); to change the worker count, restore a checkpoint ` +
+          '(checkpointDir with restoreFrom, or eddy run --checkpoint-dir <dir> --restore latest --workers <n>)',
       );
     }
     manifest = restoring ? { ...fresh, positions: {} } : stored;
