@@ -445,13 +445,7 @@ export class FunctionDispatcher implements TransactionHost {
   private failed(invocation: Invocation, message: unknown, error: unknown): Promise<void> | undefined {
     const { fn, envelope } = invocation;
     if (!isInvocationFailed(error)) {
-      this.handlerErrors++;
-      const wrapped = new EddyError(
-        'EDDY_HANDLER_FAILED',
-        `handler of ${fn.type} failed for ${envelope.targetType}:${envelope.targetId} (envelope ${envelope.origin}:${envelope.seq}): ${describeError(error)}`,
-        { cause: error },
-      );
-      this.deadLetter(envelope, error instanceof EddyError ? error.code : 'EDDY_HANDLER_FAILED', wrapped.message);
+      this.handlerFailed(envelope, `handler of ${fn.type}`, `${envelope.targetType}:${envelope.targetId}`, error);
       return undefined;
     }
     this.invocationsFailed++;
@@ -472,6 +466,16 @@ export class FunctionDispatcher implements TransactionHost {
       () => this.commit(recovery),
       (secondError: unknown) => this.failed(recovery, message, wrapFailureHandler(fn, secondError)),
     );
+  }
+
+  /**
+   * A handler threw something other than InvocationFailed: a bug in it. Counted and dead-lettered
+   * (with the code of the engine error it hit, if any); the job goes on.
+   */
+  handlerFailed(envelope: Envelope, who: string, what: string, error: unknown): void {
+    this.handlerErrors++;
+    const reason = `${who} failed for ${what} (envelope ${envelope.origin}:${envelope.seq}): ${describeError(error)}`;
+    this.deadLetter(envelope, error instanceof EddyError ? error.code : 'EDDY_HANDLER_FAILED', reason);
   }
 
   /** Applies the staged effects of a successful invocation. */

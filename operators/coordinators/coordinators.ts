@@ -1,6 +1,6 @@
 import { decodeOrExplain } from '../../engine/codec.js';
 import type { CoordinatorType, SagaCoordinatorType } from '../../engine/coordinator-type.js';
-import { describeError, EddyError, isInvocationFailed } from '../../engine/errors.js';
+import { describeError, isInvocationFailed } from '../../engine/errors.js';
 import type { Address } from '../../engine/function-type.js';
 import { isPromise } from '../../engine/promises.js';
 import { txnKey } from '../../engine/state/state-keys.js';
@@ -107,13 +107,7 @@ export class Coordinators {
       this.host.invocationsFailed++;
       return;
     }
-    this.host.handlerErrors++;
-    const wrapped = new EddyError(
-      'EDDY_HANDLER_FAILED',
-      `coordinator ${fn.type} failed for request to ${envelope.targetType}:${envelope.targetId} (envelope ${envelope.origin}:${envelope.seq}): ${describeError(error)}`,
-      { cause: error },
-    );
-    this.host.deadLetter(envelope, error instanceof EddyError ? error.code : 'EDDY_HANDLER_FAILED', wrapped.message);
+    this.host.handlerFailed(envelope, `coordinator ${fn.type}`, `request to ${envelope.targetType}:${envelope.targetId}`, error);
   }
 
   private begin(declaration: TpcDeclaration | SagaDeclaration, kg: number): void {

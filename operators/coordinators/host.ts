@@ -16,9 +16,10 @@ export interface TransactionHost extends InvocationHost {
   readonly isClosed: boolean;
   invocations: number;
   invocationsFailed: number;
-  handlerErrors: number;
   route(envelope: Envelope): void;
   deadLetter(envelope: Envelope | undefined, code: ErrorCode, reason: string): void;
+  /** `who` (a handler) threw a bug, not InvocationFailed, working on `what`: counted and dead-lettered. */
+  handlerFailed(envelope: Envelope, who: string, what: string, error: unknown): void;
   /** Applies effects as for a successful invocation. */
   commit(effects: Effects): void;
   /** Keeps a delayed envelope of `owner` in keyed state until `timer.fireAt`. */

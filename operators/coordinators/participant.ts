@@ -1,5 +1,5 @@
 import { decodeOrExplain } from '../../engine/codec.js';
-import { describeError, EddyError, isInvocationFailed } from '../../engine/errors.js';
+import { describeError, isInvocationFailed } from '../../engine/errors.js';
 import type { Address, FunctionType, StateSpecs } from '../../engine/function-type.js';
 import { txnKey } from '../../engine/state/state-keys.js';
 import { type Envelope, Kind, type TxnRef } from '../../engine/wire/envelope.js';
@@ -208,13 +208,7 @@ export class Participants {
       this.host.invocationsFailed++;
       return;
     }
-    this.host.handlerErrors++;
-    const wrapped = new EddyError(
-      'EDDY_HANDLER_FAILED',
-      `handler of ${fn.type} failed for ${envelope.targetType}:${envelope.targetId} in transaction ${envelope.txn?.id} (envelope ${envelope.origin}:${envelope.seq}): ${describeError(error)}`,
-      { cause: error },
-    );
-    this.host.deadLetter(envelope, error instanceof EddyError ? error.code : 'EDDY_HANDLER_FAILED', wrapped.message);
+    this.host.handlerFailed(envelope, `handler of ${fn.type}`, `${envelope.targetType}:${envelope.targetId} in transaction ${envelope.txn?.id}`, error);
   }
 
   private lockOf(envelope: Envelope): Lock | undefined {

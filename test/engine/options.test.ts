@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { availableParallelism } from 'node:os';
 import { EddyError } from '../../engine/errors.js';
-import { defaultOptions, resolveOptions } from '../../engine/options.js';
+import { defaultOptions, resolveOptions, type SubmitOptions } from '../../engine/options.js';
 
 /** The EddyError resolveOptions throws for `options`; fails the test if it accepts them. */
 function invalidOptionError(t: Test, options: Record<string, unknown>): EddyError | undefined {
@@ -89,7 +89,7 @@ void t.test('absent options take their defaults', async (t) => {
 void t.test('valid options are kept as given, including the boundaries', async (t) => {
   const log = (_line: string): void => {};
   const inputs = { orders: [1, 2, 3] };
-  const resolved = resolveOptions({
+  const given = {
     workers: 4,
     maxParallelism: 4,
     stateBackend: 'memory',
@@ -109,28 +109,9 @@ void t.test('valid options are kept as given, including the boundaries', async (
     maxRestarts: 0,
     adminPort: 0,
     faultInjection: { delayRouterChannels: [{ from: 3, to: 0, ms: 600_000 }] },
-  });
-  t.same(resolved, {
-    workers: 4,
-    maxParallelism: 4,
-    stateBackend: 'memory',
-    stateDir: '/tmp/eddy-state',
-    inputs,
-    channelCapacity: 16,
-    batchSize: 1,
-    feedbackHighWaterMark: 1,
-    stateCacheEntries: 1,
-    stopTimeoutMs: 0,
-    log,
-    checkpointDir: '/tmp/eddy-checkpoints',
-    checkpointIntervalMs: 10,
-    checkpointsRetained: 1,
-    checkpointTimeoutMs: 100,
-    restoreFrom: 'latest',
-    maxRestarts: 0,
-    adminPort: 0,
-    faultInjection: { delayRouterChannels: [{ from: 3, to: 0, ms: 600_000 }] },
-  });
+  } satisfies SubmitOptions;
+  const resolved = resolveOptions(given);
+  t.same(resolved, given);
   t.equal(resolved.log, log);
   t.equal(resolveOptions({ workers: 256, maxParallelism: 32768 }).workers, 256, 'the largest worker count');
   t.equal(resolveOptions({ batchSize: 65536 }).batchSize, 65536, 'the largest batch');
