@@ -270,7 +270,7 @@ export class FunctionDispatcher implements TransactionHost {
   /**
    * The cut of checkpoint `id`, at once and in one piece: egress so far belongs to epoch `id`; the
    * state, with the invocations still running, the mailboxes and what waits while paused (they run
-   * again after a restore), is snapshotted; then barrier `id` goes out on every feedback channel and processing goes on.
+   * again after a restore) and the transactions' locks and records, is snapshotted; then barrier `id` goes out on every feedback channel and processing goes on.
    */
   private cut(id: number): void {
     this.lastCut = id;
@@ -286,7 +286,7 @@ export class FunctionDispatcher implements TransactionHost {
     }
     // Taken in before the cut but not run yet (the dispatcher is paused while it starts): part of the cut.
     this.pausedQueue.forEach(park);
-    const snapshot = this.config.store.snapshot(parked);
+    const snapshot = this.config.store.snapshot([...parked, ...this.transactions.records()]);
     for (let destination = 0; destination < this.config.workers; destination++) {
       this.feedbackSent++;
       this.config.mesh.push(destination, Channel.FEEDBACK, barrier(id, this.worker));
@@ -550,6 +550,7 @@ export class FunctionDispatcher implements TransactionHost {
       const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
       this.config.store.put(parkedKey(kg, this.nextParkSeq()), encodeEnvelope(envelope));
     }
+    for (const [key, record] of this.transactions.records()) this.config.store.put(key, record);
     const running = this.inFlight.size;
     this.mailboxes.clear();
     this.inFlight.clear();

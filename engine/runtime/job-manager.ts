@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CheckpointCoordinator, type CheckpointInfo } from '../checkpoint/coordinator.js';
 import { checkpointLineage, type CheckpointMetadata, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
@@ -88,7 +89,6 @@ export interface JobHandle {
 }
 
 const POLL_MS = 20;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * The job manager: plans splits, runs the job as a set of workers (engine/runtime/worker-set.ts),

@@ -100,7 +100,9 @@ export type ToWorker =
   | { type: 'pause' }
   | { type: 'checkpoint'; id: number }
   | { type: 'checkpoint-abort'; id: number }
-  | { type: 'close' };
+  | { type: 'close' }
+  /** The attempt failed elsewhere: stop at once, close state without flushing it, end the task. */
+  | { type: 'abandon' };
 
 export type FromWorker =
   | { type: 'ready'; threadId: number }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -6,6 +7,9 @@ import { describeError, EddyError } from '../errors.js';
 import type { Job } from '../job.js';
 import type { ResolvedOptions } from '../options.js';
 import type { FromWorker, SplitAssignment, SplitPosition, ToWorker, WorkerInit, WorkerMetrics, WorkerResult, WorkerStatus } from './worker-protocol.js';
+
+/** How long destroy() lets workers close their state before their threads are terminated. */
+const ABANDON_TIMEOUT_MS = 5_000;
 
 export interface WorkerSetConfig {
   job: Job;
@@ -182,7 +186,14 @@ export class WorkerSet {
     await thread.terminate();
   }
 
+  /**
+   * Ends every thread. Workers still running are asked to abandon the attempt first, so that each
+   * closes its LevelDB and ends its task by itself: terminating a thread with native LevelDB work
+   * in flight is how a process crashes. A worker that does not answer in time is terminated anyway.
+   */
   async destroy(): Promise<void> {
+    this.broadcast({ type: 'abandon' });
+    await Promise.race([Promise.allSettled(this.runs), sleep(ABANDON_TIMEOUT_MS, undefined, { ref: false })]);
     await this.pool.destroy().catch(() => {});
   }
 }

@@ -123,6 +123,18 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
       control.close();
       resolve({ worker, metrics: metrics(), positions: router.positions() });
     };
+    // Another worker failed: this attempt's state and output are thrown away (the job restores a
+    // checkpoint), but the thread ends by itself with its LevelDB closed, not terminated with
+    // native work in flight.
+    const abandon = async (): Promise<void> => {
+      stopping = true;
+      dispatcher.delayed.stop();
+      dispatcher.pause();
+      mesh.close();
+      await router.stop().catch(() => {});
+      await backend.close();
+      control.close();
+    };
     control.on('message', (message: ToWorker) => {
       switch (message.type) {
         case 'start':
@@ -181,6 +193,9 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
           break;
         case 'close':
           close().catch((error: unknown) => reject(new Error(`worker ${worker}: close failed: ${describeError(error)}`, { cause: error })));
+          break;
+        case 'abandon':
+          abandon().then(() => resolve({ worker, metrics: metrics(), positions: [] }), reject);
           break;
       }
     });

@@ -139,7 +139,6 @@ export class Coordinators {
     } else {
       record.steps.forEach((step, index) => this.sendStep(running, index, SagaPhase.FORWARD));
     }
-    this.store(running);
   }
 
   // ---- two-phase commit ----
@@ -159,7 +158,6 @@ export class Coordinators {
     }
     step.status = StepStatus.DONE;
     if (running.record.steps.every((s) => s.status === StepStatus.DONE)) this.end(running, 'success');
-    else this.store(running);
   }
 
   /** A participant reports that a PREPARE of the current transaction waits behind others. */
@@ -171,7 +169,6 @@ export class Coordinators {
     }
     const probes = addBlockers(running.record, envelope.txn?.blockers ?? []);
     if (probes.length === 0) return;
-    this.store(running);
     for (const probe of probes) this.sendProbe(running, probe);
   }
 
@@ -190,7 +187,6 @@ export class Coordinators {
       return;
     }
     if (probes.length === 0) return;
-    this.store(running);
     for (const probe of probes) this.sendProbe(running, probe);
   }
 
@@ -239,8 +235,7 @@ export class Coordinators {
       this.compensationFailed(running, envelope, index, step);
     }
     const open = record.steps.some((s) => s.status === StepStatus.PENDING || s.status === StepStatus.COMPENSATING);
-    if (open) this.store(running);
-    else this.end(running, record.failed ? 'failure' : 'success');
+    if (!open) this.end(running, record.failed ? 'failure' : 'success');
   }
 
   private compensate(running: Running, index: number): void {
@@ -305,12 +300,12 @@ export class Coordinators {
     const outcome = ending === 'success' ? record.onSuccess : ending === 'failure' ? record.onFailure : record.onRetryable;
     this.host.commit(effectsOfOutcome(address, kg, outcome));
     this.running.delete(keyOf(address));
-    this.host.store.put(txnKey(kg, address.type, address.id), null);
     this.host.release(address);
   }
 
-  private store(running: Running): void {
-    this.host.store.put(txnKey(running.kg, running.address.type, running.address.id), encodeCoordinatorRecord(running.record));
+  /** Every running transaction as a keyed-state record, for a checkpoint's cut or a stop. */
+  records(): Array<[string, Uint8Array]> {
+    return [...this.running.values()].map(({ kg, address, record }) => [txnKey(kg, address.type, address.id), encodeCoordinatorRecord(record)]);
   }
 
   private send(running: Running, kind: number, to: Address, txn: Transaction): void {

@@ -28,6 +28,7 @@ function keyOf(address: Address): string {
   return `${address.type}\u0000${address.id}`;
 }
 
+
 /**
  * The participant side of two-phase commit and sagas, for regular functions (which need no change):
  * PREPARE runs the transaction's invocations of an instance in isolation, keeps their effects staged
@@ -38,7 +39,7 @@ function keyOf(address: Address): string {
 export class Participants {
   private readonly locks = new Map<string, Lock>();
   /** PREPAREs aborted while they ran, by instance: when they end they are discarded. */
-  private readonly abortedWhilePreparing = new Map<string, string>();
+  private readonly abortedWhilePreparing = new Map<string, { address: Address; kg: number; txn: TxnRef }>();
   readonly counters: ParticipantCounters = { locksTaken: 0, lockHoldMsTotal: 0, locksReleased: 0, staleMessages: 0 };
 
   constructor(private readonly host: TransactionHost) {}
@@ -51,7 +52,7 @@ export class Participants {
   restore(address: Address, kg: number, record: ParticipantRecord): void {
     const key = keyOf(address);
     if (record.abortedWhilePreparing) {
-      this.abortedWhilePreparing.set(key, record.txn.id);
+      this.abortedWhilePreparing.set(key, { address, kg, txn: record.txn });
       return;
     }
     this.locks.set(key, { address, kg, txn: record.txn, effects: effectsOfRecord(address, kg, record.staged), lockedAt: record.lockedAt });
@@ -87,9 +88,9 @@ export class Participants {
   prepare(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, kg: number): Promise<void> | undefined {
     const key = keyOf({ type: envelope.targetType, id: envelope.targetId });
     const txn = envelope.txn!;
-    if (this.abortedWhilePreparing.get(key) === txn.id) {
+    if (this.abortedWhilePreparing.get(key)?.txn.id === txn.id) {
       // Ran before a restart and was aborted meanwhile: nothing to do but forget the mark.
-      this.forgetAborted(envelope, kg);
+      this.abortedWhilePreparing.delete(key);
       return undefined;
     }
     let messages: unknown[];
@@ -113,9 +114,9 @@ export class Participants {
     const address = invocation.self;
     const key = keyOf(address);
     const txn = txnOfPrepare(envelope);
-    if (this.abortedWhilePreparing.get(key) === txn.id) {
+    if (this.abortedWhilePreparing.get(key)?.txn.id === txn.id) {
       // The coordinator decided while this ran: discard, take no lock, and do not vote (it would be late).
-      this.forgetAborted(envelope, invocation.kg);
+      this.abortedWhilePreparing.delete(key);
       return;
     }
     if (outcome !== undefined) {
@@ -123,10 +124,7 @@ export class Participants {
       this.reply(envelope, Kind.VOTE, { id: txn.id, ok: false });
       return;
     }
-    const lockedAt = Date.now();
-    const record: ParticipantRecord = { txn, staged: stagedRecordOf(invocation), abortedWhilePreparing: false, lockedAt };
-    this.host.store.put(txnKey(invocation.kg, address.type, address.id), encodeParticipantRecord(record));
-    this.locks.set(key, { address, kg: invocation.kg, txn, effects: invocation, lockedAt });
+    this.locks.set(key, { address, kg: invocation.kg, txn, effects: invocation, lockedAt: Date.now() });
     this.counters.locksTaken++;
     this.host.hold(address, true);
     this.reply(envelope, Kind.VOTE, { id: txn.id, ok: true });
@@ -160,9 +158,7 @@ export class Participants {
     }
     const running = this.host.inFlightOf(address);
     if (running?.kind === Kind.PREPARE && running.txn?.id === id) {
-      this.abortedWhilePreparing.set(keyOf(address), id);
-      const record: ParticipantRecord = { txn: txnOfPrepare(running), staged: null, abortedWhilePreparing: true, lockedAt: 0 };
-      this.host.store.put(txnKey(kg, address.type, address.id), encodeParticipantRecord(record));
+      this.abortedWhilePreparing.set(keyOf(address), { address, kg, txn: txnOfPrepare(running) });
       return;
     }
     // Its PREPARE voted NO (no lock was taken) or this ABORT is a duplicate.
@@ -219,16 +215,23 @@ export class Participants {
   }
 
   private unlock(lock: Lock): void {
-    this.host.store.put(txnKey(lock.kg, lock.address.type, lock.address.id), null);
     this.locks.delete(keyOf(lock.address));
     this.counters.locksReleased++;
     this.counters.lockHoldMsTotal += Date.now() - lock.lockedAt;
     this.host.release(lock.address);
   }
 
-  private forgetAborted(envelope: Envelope, kg: number): void {
-    this.abortedWhilePreparing.delete(keyOf({ type: envelope.targetType, id: envelope.targetId }));
-    this.host.store.put(txnKey(kg, envelope.targetType, envelope.targetId), null);
+  /** Every lock and abort mark as a keyed-state record, for a checkpoint's cut or a stop. */
+  records(): Array<[string, Uint8Array]> {
+    const out: Array<[string, Uint8Array]> = [];
+    for (const lock of this.locks.values()) {
+      const record: ParticipantRecord = { txn: lock.txn, staged: stagedRecordOf(lock.effects), abortedWhilePreparing: false, lockedAt: lock.lockedAt };
+      out.push([txnKey(lock.kg, lock.address.type, lock.address.id), encodeParticipantRecord(record)]);
+    }
+    for (const { address, kg, txn } of this.abortedWhilePreparing.values()) {
+      out.push([txnKey(kg, address.type, address.id), encodeParticipantRecord({ txn, staged: null, abortedWhilePreparing: true, lockedAt: 0 })]);
+    }
+    return out;
   }
 
   private reply(envelope: Envelope, kind: number, txn: NonNullable<Envelope['txn']>): void {

@@ -21,10 +21,16 @@ export class Transactions {
     this.coordinators = new Coordinators(host);
   }
 
-  /** Reads the locks and running transactions of the owned key groups from keyed state (before any work starts). */
+  /**
+   * Takes over the locks and running transactions of the owned key groups that a stop or a restored
+   * checkpoint left in keyed state (before any work starts). From then on they live on the heap and
+   * reach keyed state again only in a checkpoint's cut or at a stop (see `records`).
+   */
   async load(range: KeyGroupRange, functions: ReadonlyMap<string, AnyFunctionType>): Promise<void> {
+    const taken: string[] = [];
     for (let kg = range.start; kg <= range.end; kg++) {
       for await (const [key, value] of this.host.store.scanPrefix(keyGroupPrefix(kg, Space.TXN))) {
+        taken.push(key);
         const address = addressOfTxnKey(key);
         const fn = functions.get(address.type);
         if (fn === undefined) continue;
@@ -32,6 +38,16 @@ export class Transactions {
         else this.coordinators.restore(address, kg, fn, decodeCoordinatorRecord(value));
       }
     }
+    for (const key of taken) this.host.store.put(key, null);
+  }
+
+  /**
+   * The transaction bookkeeping as keyed-state records, written only where a consistent state is
+   * kept: a checkpoint's cut and a stop. A transaction lives for milliseconds; writing its records
+   * to LevelDB on every step (and deleting them at its end) cost more than the transaction itself.
+   */
+  records(): Array<[string, Uint8Array]> {
+    return [...this.participants.records(), ...this.coordinators.records()];
   }
 
   /**

@@ -1,10 +1,14 @@
 /**
  * Transactions across crashes: workers killed at seeded moments while two-phase-commit transfers run
  * with checkpoints every 50 ms. Locks, staged effects, votes and coordinator records are keyed state,
- * so after each restore every transaction is all-or-nothing and the history equals a serial one.
+ * so after each restore every transaction is all-or-nothing and the history equals a serial one; the
+ * same holds across stops and restarts from the state directory.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
-import { killRepeatedly, run, tempDir, within } from '../fixtures/harness.js';
+import { killRepeatedly, run, tempDir, waitFor, within } from '../fixtures/harness.js';
+import fileJob from '../fixtures/transfer-file-job.js';
 import job, { type Applied, INITIAL_BALANCE, type Outcome, type Request, type TransferRequest } from '../fixtures/transfer-job.js';
 import { checkAgainstSerialModel, finalBalances, finalOutcomes, seededRandom } from '../fixtures/transfer-model.js';
 
@@ -35,6 +39,52 @@ void t.test('2PC transfers with three worker kills: each transaction all-or-noth
   t.equal(summary.restarts, 3, 'three restores');
   const applied = handle.output<Applied>('applied');
   const outcomes = handle.output<Outcome>('outcomes');
+  const final = finalOutcomes(outcomes);
+  t.equal(transfers.filter((transfer) => final.get(transfer.txn) === undefined).length, 0, 'every transfer has an outcome');
+  const decided = outcomes.filter((o) => o.status !== 'retryable');
+  t.equal(new Set(decided.map((o) => o.txn)).size, decided.length, 'one commit or abort per transfer, never two');
+  t.same(checkAgainstSerialModel(transfers, applied, outcomes), [], 'committed transfers applied both legs once, aborted ones none, in a serial order');
+  const balances = finalBalances(accounts, applied);
+  t.equal([...balances.values()].reduce((a, b) => a + b, 0), accounts.length * INITIAL_BALANCE, 'the total is conserved');
+  t.equal(summary.totals.locksHeld, 0, 'no lock is left');
+});
+
+void t.test('stop() in the middle of 2PC transfers and a restart from the state directory: locks, staged effects and coordinator records carry over', async (t) => {
+  const random = seededRandom(91);
+  const accounts = Array.from({ length: 10 }, (_, i) => `acct-${i}`);
+  const transfers: TransferRequest[] = [];
+  const requests: Request[] = [];
+  for (let i = 0; i < 900; i++) {
+    const from = accounts[Math.floor(random() * accounts.length)]!;
+    let to = accounts[Math.floor(random() * accounts.length)]!;
+    if (to === from) to = accounts[(accounts.indexOf(from) + 1) % accounts.length]!;
+    // The subtract leg takes 3 ms: a stop always finds transactions holding locks.
+    const transfer: TransferRequest = { txn: `t${i}`, from, to, amount: 1 + Math.floor(random() * 600), delayMs: 3 };
+    transfers.push(transfer);
+    requests.push({ to: { type: 'tx/transfer', id: `c${i % 20}` }, message: transfer });
+  }
+  const stateDir = tempDir(t, 'stop-tx');
+  // Files, one split each: their read positions survive a stop, so each run goes on where the last stopped.
+  const files = [0, 1, 2, 3].map((split) => join(tempDir(t, 'stop-tx-input'), `requests-${split}.ndjson`));
+  files.forEach((file, split) => writeFileSync(file, requests.filter((_, i) => i % files.length === split).map((r) => JSON.stringify(r) + '\n').join('')));
+  const inputs = { requests: files };
+  const applied: Applied[] = [];
+  const outcomes: Outcome[] = [];
+  const locksAtStops: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    // stopTimeoutMs 0: the stop parks running transactions at once instead of letting them drain.
+    const handle = run(t, fileJob, { workers: 2, stateDir, stopTimeoutMs: 0, inputs });
+    await waitFor(() => handle.output('outcomes').length >= 100, 'outcomes of this round');
+    const summary = await handle.stop();
+    locksAtStops.push(summary.totals.locksHeld);
+    applied.push(...handle.output<Applied>('applied'));
+    outcomes.push(...handle.output<Outcome>('outcomes'));
+  }
+  const last = run(t, fileJob, { workers: 2, stateDir, inputs });
+  const summary = await within(last.done, 120_000, 'the remaining transfers');
+  applied.push(...last.output<Applied>('applied'));
+  outcomes.push(...last.output<Outcome>('outcomes'));
+  t.ok(locksAtStops.some((locks) => locks > 0), `stops came while locks were held (${locksAtStops.join(', ')})`);
   const final = finalOutcomes(outcomes);
   t.equal(transfers.filter((transfer) => final.get(transfer.txn) === undefined).length, 0, 'every transfer has an outcome');
   const decided = outcomes.filter((o) => o.status !== 'retryable');
