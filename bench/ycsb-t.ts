@@ -9,9 +9,10 @@
  *
  * The default matrix keeps a run under about five minutes; flags narrow or widen it:
  *   --transfer-ratios 0,10,50,100  --protocols tpc,saga  --fail-ratios 0,50,100  --zipfian
+ *   --max-transactions 32,128,512 (the engine's maxTransactionsPerWorker)
  */
 import { parseArgs } from 'node:util';
-import { engine, type JobHandle, type JobSummary } from '../index.js';
+import { defaultOptions, engine, type JobHandle, type JobSummary } from '../index.js';
 import { type BenchFlags, measure, type Measured, printTable, round, type Row, writeResults } from './harness.js';
 import job, { type YcsbTParams } from './ycsb-t-job.js';
 
@@ -24,6 +25,8 @@ interface Config {
   distribution: 'uniform' | 'zipfian';
   /** Also measure latency at 80% of the maximum. */
   at80: boolean;
+  /** The engine option maxTransactionsPerWorker (undefined: its default). */
+  maxTransactions: number | undefined;
 }
 
 function percentList(value: string | undefined, fallback: number[]): number[] {
@@ -38,9 +41,17 @@ function configs(flags: BenchFlags, argv: string[]): Config[] {
   const { values } = parseArgs({
     args: argv,
     strict: false,
-    options: { 'transfer-ratios': { type: 'string' }, protocols: { type: 'string' }, 'fail-ratios': { type: 'string' }, zipfian: { type: 'boolean', default: false } },
+    options: {
+      'transfer-ratios': { type: 'string' },
+      protocols: { type: 'string' },
+      'fail-ratios': { type: 'string' },
+      zipfian: { type: 'boolean', default: false },
+      'max-transactions': { type: 'string' },
+    },
   });
-  const custom = values['transfer-ratios'] !== undefined || values.protocols !== undefined || values['fail-ratios'] !== undefined || argv.includes('--workers') || argv.includes('--keys');
+  const custom = ['transfer-ratios', 'protocols', 'fail-ratios', 'max-transactions'].some((flag) => values[flag] !== undefined) || argv.includes('--workers') || argv.includes('--keys');
+  const bounds = typeof values['max-transactions'] === 'string' ? values['max-transactions'].split(',').map(Number) : [undefined];
+  if (bounds.some((n) => n !== undefined && !(Number.isInteger(n) && n > 0))) throw new Error(`--max-transactions: expected positive integers, got ${values['max-transactions']}`);
   const distribution = values.zipfian === true ? 'zipfian' : 'uniform';
   if (custom) {
     const protocols = (typeof values.protocols === 'string' ? values.protocols.split(',') : ['tpc', 'saga']) as Array<'tpc' | 'saga'>;
@@ -50,7 +61,7 @@ function configs(flags: BenchFlags, argv: string[]): Config[] {
         for (const transferRatio of percentList(values['transfer-ratios'] as string | undefined, [100])) {
           for (const protocol of transferRatio === 0 ? (['tpc'] as const) : protocols) {
             for (const failRatio of percentList(values['fail-ratios'] as string | undefined, [0])) {
-              out.push({ workers, keys, transferRatio, protocol, failRatio, distribution, at80: true });
+              for (const maxTransactions of bounds) out.push({ workers, keys, transferRatio, protocol, failRatio, distribution, at80: true, maxTransactions });
             }
           }
         }
@@ -59,7 +70,7 @@ function configs(flags: BenchFlags, argv: string[]): Config[] {
     return out;
   }
   const main = (protocol: 'tpc' | 'saga', extra: Partial<Config> = {}): Config => ({
-    workers: 2, keys: 5000, transferRatio: 100, protocol, failRatio: 0, distribution: 'uniform', at80: false, ...extra,
+    workers: 2, keys: 5000, transferRatio: 100, protocol, failRatio: 0, distribution: 'uniform', at80: false, maxTransactions: undefined, ...extra,
   });
   return [
     main('tpc', { at80: true }),
@@ -90,7 +101,8 @@ function start(config: Config, seed: number, ratePerSec?: number): JobHandle {
     protocol: config.protocol,
     distribution: config.distribution,
   };
-  return engine.submit(job, { workers: config.workers, inputs: { requests: { params, ratePerSec } }, log: () => {} });
+  const bound = config.maxTransactions === undefined ? {} : { maxTransactionsPerWorker: config.maxTransactions };
+  return engine.submit(job, { workers: config.workers, ...bound, inputs: { requests: { params, ratePerSec } }, log: () => {} });
 }
 
 function row(config: Config, load: string, run: Measured): Row {
@@ -105,6 +117,7 @@ function row(config: Config, load: string, run: Measured): Row {
     workers: config.workers,
     transferRatio: config.transferRatio,
     failRatio: config.failRatio,
+    maxTxns: config.maxTransactions ?? defaultOptions.maxTransactionsPerWorker,
     load,
     opsPerSec: Math.round(run.opsPerSec),
     p50Ms: round(run.latency.p50Ms, 2),

@@ -27,6 +27,11 @@ export interface SubmitOptions {
   feedbackHighWaterMark?: number;
   /** State entries cached per worker. Default: 200000. */
   stateCacheEntries?: number;
+  /**
+   * Transactions and sagas the coordinators of one worker run at once; further requests to
+   * coordinators wait in arrival order (and back-pressure the routers). Default: 256.
+   */
+  maxTransactionsPerWorker?: number;
   /** How long `stop()` lets in-flight work finish before it parks the rest in state. Default: 10000 ms. */
   stopTimeoutMs?: number;
   /** Called with engine log lines (worker failures, dead letters). Default: console.error. */
@@ -75,6 +80,7 @@ export interface ResolvedOptions {
   batchSize: number;
   feedbackHighWaterMark: number;
   stateCacheEntries: number;
+  maxTransactionsPerWorker: number;
   stopTimeoutMs: number;
   log: (line: string) => void;
   checkpointDir: string | undefined;
@@ -94,6 +100,7 @@ export const defaultOptions = {
   batchSize: 256,
   feedbackHighWaterMark: 50_000,
   stateCacheEntries: 200_000,
+  maxTransactionsPerWorker: 256,
   stopTimeoutMs: 10_000,
   checkpointsRetained: 3,
   checkpointTimeoutMs: 60_000,
@@ -102,7 +109,7 @@ export const defaultOptions = {
 
 const KNOWN = new Set([
   'workers', 'stateDir', 'stateBackend', 'maxParallelism', 'inputs', 'channelCapacity', 'batchSize',
-  'feedbackHighWaterMark', 'stateCacheEntries', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
+  'feedbackHighWaterMark', 'stateCacheEntries', 'maxTransactionsPerWorker', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
   'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'maxRestarts', 'adminPort',
   'faultInjection',
 ]);
@@ -157,6 +164,7 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
     batchSize: integer('batchSize', options.batchSize ?? defaultOptions.batchSize, 1, 1 << 16),
     feedbackHighWaterMark: integer('feedbackHighWaterMark', options.feedbackHighWaterMark ?? defaultOptions.feedbackHighWaterMark, 1, 1 << 30),
     stateCacheEntries: integer('stateCacheEntries', options.stateCacheEntries ?? defaultOptions.stateCacheEntries, 1, 1 << 30),
+    maxTransactionsPerWorker: integer('maxTransactionsPerWorker', options.maxTransactionsPerWorker ?? defaultOptions.maxTransactionsPerWorker, 1, 1 << 20),
     stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? defaultOptions.stopTimeoutMs, 0, 24 * 3600 * 1000),
     log: options.log ?? ((line: string) => console.error(line)),
     checkpointDir: options.checkpointDir,

@@ -45,6 +45,8 @@ export interface DispatcherConfig {
   /** Called when the waiting backlog falls back under the low-water mark. */
   onBacklogDrained: () => void;
   lowWaterMark: number;
+  /** Transactions (and sagas) this worker's coordinators run at once; further requests wait their turn. */
+  maxTransactions: number;
 }
 
 /**
@@ -73,7 +75,7 @@ export class FunctionDispatcher implements TransactionHost {
   private alignmentBuffers: Envelope[][];
   /** Handlers running (async) right now. */
   private running = 0;
-  /** Envelopes waiting behind a running invocation of the same address, or while paused. */
+  /** Envelopes waiting behind a running invocation of the same address, for a transaction slot, or while paused. */
   private waiting = 0;
   private readonly mailboxes = new Map<string, Envelope[]>();
   /**
@@ -92,6 +94,12 @@ export class FunctionDispatcher implements TransactionHost {
   private readonly creditsDue: number[];
   private readonly feedbackAcksDue: number[];
   private readonly pausedQueue: Envelope[] = [];
+  /**
+   * Requests to coordinators while `maxTransactions` run here: they wait in arrival order and keep
+   * their router credit, so a burst of transactions back-pressures the routers instead of piling up
+   * as lock convoys (2PC throughput collapses when every request starts at once).
+   */
+  private readonly admission: Envelope[] = [];
   private seq = 0;
   /**
    * Parked entries (at a stop or a cut) are keyed by this ever-growing number: later ones sort after
@@ -142,8 +150,9 @@ export class FunctionDispatcher implements TransactionHost {
 
   release(address: Address): void {
     const key = addressKeyOf(address.type, address.id);
-    if (!this.held.delete(key) || this.inFlight.has(key)) return;
-    this.drain(key);
+    if (!this.held.delete(key)) return;
+    if (!this.inFlight.has(key)) this.drain(key);
+    this.admit();
   }
 
   queued(address: Address): readonly Envelope[] {
@@ -284,6 +293,7 @@ export class FunctionDispatcher implements TransactionHost {
       if (running !== undefined) park(running);
       mailbox.forEach(park);
     }
+    this.admission.forEach(park);
     // Taken in before the cut but not run yet (the dispatcher is paused while it starts): part of the cut.
     this.pausedQueue.forEach(park);
     const snapshot = this.config.store.snapshot([...parked, ...this.transactions.records()]);
@@ -305,6 +315,16 @@ export class FunctionDispatcher implements TransactionHost {
       return false;
     }
     if (envelope.kind !== Kind.INVOKE && this.transactions.intercept(envelope, keyGroupOf(envelope.targetId, this.config.maxParallelism))) return true;
+    if (envelope.kind === Kind.INVOKE && (this.admission.length > 0 || this.transactions.inProgress >= this.config.maxTransactions) && this.startsTransaction(envelope)) {
+      this.admission.push(envelope);
+      this.waiting++;
+      return false;
+    }
+    return this.enter(envelope);
+  }
+
+  /** Runs the envelope now, or queues it behind its address. True if it no longer counts against router credits. */
+  private enter(envelope: Envelope): boolean {
     const key = addressKey(envelope);
     const mailbox = this.mailboxes.get(key);
     if (mailbox !== undefined) {
@@ -314,6 +334,24 @@ export class FunctionDispatcher implements TransactionHost {
     }
     this.invokeNow(envelope);
     return true;
+  }
+
+  private startsTransaction(envelope: Envelope): boolean {
+    const kind = this.config.job.functions.get(envelope.targetType)?.kind;
+    return kind !== undefined && kind !== 'regular';
+  }
+
+  /** Lets requests waiting for a transaction slot in, in order, while slots are free. */
+  private admit(): void {
+    while (this.admission.length > 0 && !this.paused && this.transactions.inProgress < this.config.maxTransactions) {
+      const envelope = this.admission.shift()!;
+      this.waiting--;
+      if (this.enter(envelope)) this.dequeued(envelope);
+    }
+  }
+
+  get transactionsWaiting(): number {
+    return this.admission.length;
   }
 
   /** A queued envelope runs now: if a router is owed its credit, it gets it back (batched per turn). */
@@ -359,6 +397,7 @@ export class FunctionDispatcher implements TransactionHost {
   resume(): void {
     if (!this.paused || this.closed) return;
     this.paused = false;
+    this.admit();
     const queued = this.pausedQueue.splice(0);
     this.waiting -= queued.length;
     for (const envelope of queued) {
@@ -545,7 +584,7 @@ export class FunctionDispatcher implements TransactionHost {
       if (running !== undefined) waiting.push(running);
       waiting.push(...mailbox);
     }
-    waiting.push(...this.pausedQueue);
+    waiting.push(...this.admission, ...this.pausedQueue);
     for (const envelope of waiting) {
       const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
       this.config.store.put(parkedKey(kg, this.nextParkSeq()), encodeEnvelope(envelope));
@@ -555,6 +594,7 @@ export class FunctionDispatcher implements TransactionHost {
     this.mailboxes.clear();
     this.inFlight.clear();
     this.pausedQueue.length = 0;
+    this.admission.length = 0;
     this.waiting = 0;
     return { parked: waiting.length, running };
   }

@@ -102,11 +102,25 @@ const COUNTERS: ReadonlyArray<[keyof Totals, string]> = [
   ['delayedScheduled', 'delayed messages scheduled'],
   ['delayedFired', 'delayed messages delivered'],
   ['feedbackHeldForCheckpoint', 'feedback envelopes held because their checkpoint barrier came before this worker\'s snapshot'],
+  ['transactionsCommitted', '2PC transactions committed'],
+  ['transactionsAborted', '2PC transactions aborted because a participant failed'],
+  ['transactionsRetryable', '2PC transactions ended as retryable (deadlock victims, lock-wait timeouts)'],
+  ['deadlocksFound', 'deadlock cycles broken'],
+  ['locksReleased', 'participant locks released'],
+  ['lockHoldMsTotal', 'milliseconds participant locks were held, summed'],
+  ['sagasSucceeded', 'sagas that succeeded'],
+  ['sagasFailed', 'sagas that failed (and compensated)'],
+  ['compensationsFailed', 'saga compensations that failed (each is retried)'],
+  ['compensationsAbandoned', 'saga compensations given up after their last attempt (dead-lettered)'],
+  ['staleProtocolMessages', 'late votes, stale probes and other protocol messages ignored'],
 ];
 const GAUGES: ReadonlyArray<[keyof Totals, string]> = [
   ['mailboxDepth', 'envelopes waiting behind a running invocation of their address'],
   ['feedbackBacklog', 'feedback envelopes taken in and not yet run'],
   ['stateCacheDirty', 'state entries written and not yet flushed to LevelDB'],
+  ['transactionsRunning', 'transactions and sagas running in coordinators'],
+  ['transactionsWaiting', 'requests to coordinators waiting for a transaction slot (maxTransactionsPerWorker)'],
+  ['locksHeld', 'participant instances locked by a transaction'],
 ];
 
 /** The job's metrics for Prometheus; read from the workers once per scrape. */

@@ -56,6 +56,10 @@ export interface TransactionMetrics {
   transactionsRetryable: number;
   /** Deadlock cycles broken by a coordinator here (one victim each). */
   deadlocksFound: number;
+  /** Transactions and sagas the worker's coordinators are running (a gauge, at most maxTransactionsPerWorker). */
+  transactionsRunning: number;
+  /** Requests to coordinators waiting for one of the worker's maxTransactionsPerWorker slots (a gauge). */
+  transactionsWaiting: number;
   /** Participant instances locked right now (a gauge). */
   locksHeld: number;
   /** Locks released here and the total time they were held, in ms. */

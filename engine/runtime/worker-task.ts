@@ -61,6 +61,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     log,
     onBacklogDrained: () => router.kick(),
     lowWaterMark: options.feedbackHighWaterMark / 2,
+    maxTransactions: options.maxTransactionsPerWorker,
     onCut: (id, snapshot) => checkpoints.cut(id, snapshot, feedback.onOwnSnapshot(id)),
   });
   const feedback = new Feedback(dispatcher, workers, options.maxParallelism);
@@ -102,6 +103,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     routerThrottled: router.throttled,
     stateCacheDirty: store.pendingWrites,
     ...dispatcher.transactions.metrics(),
+    transactionsWaiting: dispatcher.transactionsWaiting,
   });
 
   let starting = false;

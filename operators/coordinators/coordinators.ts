@@ -66,6 +66,10 @@ export class Coordinators {
 
   constructor(private readonly host: TransactionHost) {}
 
+  get inProgress(): number {
+    return this.running.size;
+  }
+
   /** A transaction found in keyed state at start (restore, restart): it goes on where it was. */
   restore(address: Address, kg: number, fn: CoordinatorType, record: CoordinatorRecord): void {
     this.running.set(keyOf(address), { address, kg, fn, record });

@@ -50,6 +50,11 @@ export class Transactions {
     return [...this.participants.records(), ...this.coordinators.records()];
   }
 
+  /** Transactions and sagas that coordinators of this worker run right now. */
+  get inProgress(): number {
+    return this.coordinators.inProgress;
+  }
+
   /**
    * Protocol envelopes that answer or steer a transaction are handled on arrival, never queued
    * behind a mailbox (true). PREPARE and SAGA_STEP are invocations: they take their place in the
@@ -98,7 +103,7 @@ export class Transactions {
     return undefined;
   }
 
-  metrics(): TransactionMetrics {
+  metrics(): Omit<TransactionMetrics, 'transactionsWaiting'> {
     const c = this.coordinators.counters;
     const p = this.participants.counters;
     return {
@@ -106,6 +111,7 @@ export class Transactions {
       transactionsAborted: c.transactionsAborted,
       transactionsRetryable: c.transactionsRetryable,
       deadlocksFound: c.deadlocksFound,
+      transactionsRunning: this.coordinators.inProgress,
       locksHeld: this.participants.locksHeld,
       locksReleased: p.locksReleased,
       lockHoldMsTotal: p.lockHoldMsTotal,

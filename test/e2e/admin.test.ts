@@ -41,6 +41,8 @@ void t.test('the admin endpoint answers status, metrics, checkpoint and stop, an
   t.equal(invocations.length, 2, 'a Prometheus counter of invocations per worker');
   t.ok(invocations.every((m) => Number(m[2]) > 0), 'both workers invoked');
   t.match(metrics, /^# TYPE eddy_mailbox_depth gauge$/m, 'mailbox depth is a gauge');
+  t.match(metrics, /^# TYPE eddy_transactions_committed_total counter$/m, 'transaction counters are exported');
+  t.match(metrics, /^# TYPE eddy_transactions_waiting gauge$/m, 'requests waiting for a transaction slot is a gauge');
   t.match(metrics, new RegExp(`^eddy_checkpoints_completed_total\\{job="e2e-counter"\\} 1$`, 'm'), 'checkpoints completed');
 
   const { stdout: stopped } = await eddy('stop', '--admin', url!);

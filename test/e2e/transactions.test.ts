@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { DeadLetter } from '../../index.js';
-import { run, within } from '../fixtures/harness.js';
+import { run, sleep, within } from '../fixtures/harness.js';
 import job, {
   type Applied,
   INITIAL_BALANCE,
@@ -161,4 +161,39 @@ void t.test('stale probes injected on purpose never abort a transaction in a dea
   t.equal(summary.totals.deadlocksFound, 0);
   t.ok(summary.totals.staleProtocolMessages > 0, `the stale probes arrived and were ignored (${summary.totals.staleProtocolMessages})`);
   t.same(checkAgainstSerialModel(transfers, handle.output<Applied>('applied'), outcomes), []);
+});
+
+void t.test('maxTransactionsPerWorker bounds the transactions running at once; the others wait their turn and all commit, serially', async (t) => {
+  const workers = 2;
+  const random = seededRandom(5);
+  const accounts = Array.from({ length: 40 }, (_, i) => `acct-${i}`);
+  const transfers: TransferRequest[] = [];
+  const requests: Request[] = [];
+  for (let i = 0; i < 400; i++) {
+    const from = accounts[Math.floor(random() * accounts.length)]!;
+    let to = accounts[Math.floor(random() * accounts.length)]!;
+    if (to === from) to = accounts[(accounts.indexOf(from) + 1) % accounts.length]!;
+    // One coordinator instance per transfer, all at once: without the bound all 400 would start together.
+    const transfer: TransferRequest = { txn: `t${i}`, from, to, amount: 1, delayMs: 2 };
+    transfers.push(transfer);
+    requests.push({ to: coordinator('tx/transfer', `c${i}`), message: transfer });
+  }
+  const handle = run(t, job, { workers, maxTransactionsPerWorker: 1, inputs: { requests } });
+  let mostRunning = 0;
+  let mostWaiting = 0;
+  let ended = false;
+  const done = handle.done.finally(() => (ended = true));
+  while (!ended) {
+    const { totals, perWorker } = await handle.metrics();
+    mostRunning = Math.max(mostRunning, ...perWorker.map((w) => w.transactionsRunning));
+    mostWaiting = Math.max(mostWaiting, totals.transactionsWaiting);
+    await sleep(10);
+  }
+  const summary = await within(done, 60_000, 'the transfers');
+  t.equal(mostRunning, 1, 'one transaction at a time per worker');
+  t.ok(mostWaiting > 0, `requests waited for a slot (up to ${mostWaiting} seen)`);
+  const final = finalOutcomes(handle.output<Outcome>('outcomes'));
+  t.ok(transfers.every((transfer) => final.get(transfer.txn) === 'committed'), 'every transfer committed');
+  t.same(checkAgainstSerialModel(transfers, handle.output<Applied>('applied'), handle.output<Outcome>('outcomes')), []);
+  t.equal(summary.totals.transactionsWaiting, 0, 'nothing waits at the end');
 });
