@@ -49,8 +49,9 @@ export interface TpcOptions<M> {
   /** Codec of the requests this coordinator receives. Default: JSON. */
   codec?: Codec<M>;
   /**
-   * Longest time a participant's PREPARE may wait for a lock before the transaction ends as
-   * retryable: a second line of defence behind deadlock detection. Default: none (wait).
+   * Longest time a transaction may wait for all its votes (its PREPAREs for their locks) before it
+   * ends as retryable (`onRetryable`): a second line of defence behind deadlock detection, for
+   * participants that hold locks too long. Default: none (wait).
    */
   lockWaitTimeoutMs?: number;
 }

@@ -148,6 +148,10 @@ export class FunctionDispatcher implements TransactionHost {
     else if (locked) for (const envelope of mailbox) this.dequeued(envelope);
   }
 
+  afterTimer(): void {
+    this.scheduleFlush();
+  }
+
   release(address: Address): void {
     const key = addressKeyOf(address.type, address.id);
     if (!this.held.delete(key)) return;

@@ -106,6 +106,7 @@ const COUNTERS: ReadonlyArray<[keyof Totals, string]> = [
   ['transactionsAborted', '2PC transactions aborted because a participant failed'],
   ['transactionsRetryable', '2PC transactions ended as retryable (deadlock victims, lock-wait timeouts)'],
   ['deadlocksFound', 'deadlock cycles broken'],
+  ['lockWaitTimeouts', '2PC transactions ended as retryable after waiting longer than their lockWaitTimeoutMs'],
   ['locksReleased', 'participant locks released'],
   ['lockHoldMsTotal', 'milliseconds participant locks were held, summed'],
   ['sagasSucceeded', 'sagas that succeeded'],

@@ -56,6 +56,8 @@ export interface TransactionMetrics {
   transactionsRetryable: number;
   /** Deadlock cycles broken by a coordinator here (one victim each). */
   deadlocksFound: number;
+  /** Transactions ended as retryable because their votes took longer than the coordinator's lockWaitTimeoutMs. */
+  lockWaitTimeouts: number;
   /** Transactions and sagas the worker's coordinators are running (a gauge, at most maxTransactionsPerWorker). */
   transactionsRunning: number;
   /** Requests to coordinators waiting for one of the worker's maxTransactionsPerWorker slots (a gauge). */

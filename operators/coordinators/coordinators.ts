@@ -21,6 +21,7 @@ export interface CoordinatorCounters {
   compensationsFailed: number;
   compensationsAbandoned: number;
   staleMessages: number;
+  lockWaitTimeouts: number;
 }
 
 interface Running {
@@ -55,7 +56,10 @@ export class Coordinators {
     compensationsFailed: 0,
     compensationsAbandoned: 0,
     staleMessages: 0,
+    lockWaitTimeouts: 0,
   };
+  /** Per coordinator instance with a lockWaitTimeoutMs, the timer of its running transaction's vote phase. */
+  private readonly lockWaitTimers = new Map<string, NodeJS.Timeout>();
 
   /**
    * Failure drill for tests (EDDY_TEST_STALE_PROBES=1): every probe also goes out in stale forms
@@ -72,8 +76,11 @@ export class Coordinators {
 
   /** A transaction found in keyed state at start (restore, restart): it goes on where it was. */
   restore(address: Address, kg: number, fn: CoordinatorType, record: CoordinatorRecord): void {
-    this.running.set(keyOf(address), { address, kg, fn, record });
+    const running: Running = { address, kg, fn, record };
+    this.running.set(keyOf(address), running);
     this.host.hold(address, false);
+    // The wait counts again from the restart: waiting time before it is not known to have been spent.
+    if (record.protocol === Protocol.TWO_PHASE_COMMIT) this.armLockWait(running);
   }
 
   /** A request: the handler declares the transaction, which then starts. */
@@ -140,6 +147,7 @@ export class Coordinators {
     this.host.hold(self, false);
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) {
       for (const step of record.steps) this.send(running, Kind.PREPARE, step, { id: txn.id, startedAt: txn.startedAt, invocations: step.invocations });
+      this.armLockWait(running);
     } else {
       record.steps.forEach((step, index) => this.sendStep(running, index, SagaPhase.FORWARD));
     }
@@ -192,6 +200,28 @@ export class Coordinators {
     }
     if (probes.length === 0) return;
     for (const probe of probes) this.sendProbe(running, probe);
+  }
+
+  /**
+   * The second line of defence behind deadlock detection: a transaction whose votes are not all in
+   * after the coordinator's lockWaitTimeoutMs (its PREPAREs wait for locks that long) ends as
+   * retryable, like a deadlock victim.
+   */
+  private armLockWait(running: Running): void {
+    const timeoutMs = running.fn.kind === 'tpc' ? running.fn.lockWaitTimeoutMs : undefined;
+    if (timeoutMs === undefined) return;
+    const key = keyOf(running.address);
+    const id = running.record.txn.id;
+    const timer = setTimeout(() => {
+      this.lockWaitTimers.delete(key);
+      const current = this.running.get(key);
+      if (this.host.isClosed || current?.record.txn.id !== id) return;
+      this.counters.lockWaitTimeouts++;
+      this.end(current, 'retryable');
+      this.host.afterTimer();
+    }, timeoutMs);
+    timer.unref();
+    this.lockWaitTimers.set(key, timer);
   }
 
   private sendProbe(running: Running, probe: Probe): void {
@@ -304,6 +334,11 @@ export class Coordinators {
     const outcome = ending === 'success' ? record.onSuccess : ending === 'failure' ? record.onFailure : record.onRetryable;
     this.host.commit(effectsOfOutcome(address, kg, outcome));
     this.running.delete(keyOf(address));
+    const timer = this.lockWaitTimers.get(keyOf(address));
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.lockWaitTimers.delete(keyOf(address));
+    }
     this.host.release(address);
   }
 

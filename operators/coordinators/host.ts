@@ -29,6 +29,8 @@ export interface TransactionHost extends InvocationHost {
    * participant's lock, which must not hold back router credits (a busy coordinator's queue does).
    */
   hold(address: Address, locked: boolean): void;
+  /** Work done outside an invocation (a timer fired): flush state and return credits as after one. */
+  afterTimer(): void;
   /** Lets the mailbox of `address` run again, in order. */
   release(address: Address): void;
   /** What waits in the mailbox of `address` (nothing if it has none). */

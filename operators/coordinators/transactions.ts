@@ -112,6 +112,7 @@ export class Transactions {
       transactionsRetryable: c.transactionsRetryable,
       deadlocksFound: c.deadlocksFound,
       transactionsRunning: this.coordinators.inProgress,
+      lockWaitTimeouts: c.lockWaitTimeouts,
       locksHeld: this.participants.locksHeld,
       locksReleased: p.locksReleased,
       lockHoldMsTotal: p.lockHoldMsTotal,

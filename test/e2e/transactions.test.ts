@@ -197,3 +197,37 @@ void t.test('maxTransactionsPerWorker bounds the transactions running at once; t
   t.same(checkAgainstSerialModel(transfers, handle.output<Applied>('applied'), handle.output<Outcome>('outcomes')), []);
   t.equal(summary.totals.transactionsWaiting, 0, 'nothing waits at the end');
 });
+
+void t.test('a transaction waiting for a lock longer than its lockWaitTimeoutMs ends as retryable and commits on retry; one without a timeout just waits', async (t) => {
+  const workers = 2;
+  // The holder locks `y` at once, then spends 800 ms preparing its other leg: `y` stays locked that long.
+  const holder: TransferRequest = { txn: 'holder', from: 'slow-x', to: 'y', amount: 10, delayMs: 800 };
+  const impatient: TransferRequest = { txn: 'impatient', from: 'y', to: 'z', amount: 5 };
+  const patient: TransferRequest = { txn: 'patient', from: 'y', to: 'w', amount: 5 };
+  const requests: Request[] = [
+    { to: coordinator('tx/transfer', 'c-holder'), message: holder },
+    {
+      to: { type: 'tx/driver', id: 'later' },
+      message: {
+        delayMs: 200,
+        requests: [
+          { to: coordinator('tx/impatient-transfer', 'c-impatient'), message: impatient },
+          { to: coordinator('tx/transfer', 'c-patient'), message: patient },
+        ],
+      },
+    },
+  ];
+  const handle = run(t, job, { workers, inputs: { requests } });
+  const summary = await within(handle.done, 30_000, 'the job');
+  const outcomes = handle.output<Outcome>('outcomes');
+  const of = (txn: string): string[] => outcomes.filter((o) => o.txn === txn).map((o) => o.status);
+  t.same(of('holder'), ['committed'], 'the lock holder commits, untouched');
+  t.same(of('patient'), ['committed'], 'the transaction without a timeout waits and commits, never aborted');
+  t.ok(of('impatient').length >= 2 && of('impatient').slice(0, -1).every((s) => s === 'retryable'), `the impatient one times out (${of('impatient').join(', ')})`);
+  t.equal(of('impatient').at(-1), 'committed', 'and commits on a retry');
+  t.equal(summary.totals.lockWaitTimeouts, of('impatient').length - 1, 'each timeout is counted');
+  t.equal(summary.totals.transactionsRetryable, summary.totals.lockWaitTimeouts, 'and reported as retryable');
+  t.equal(summary.totals.deadlocksFound, 0, 'no deadlock was involved');
+  t.same(checkAgainstSerialModel([holder, impatient, patient], handle.output<Applied>('applied'), outcomes), []);
+  t.equal(summary.totals.locksHeld, 0);
+});
