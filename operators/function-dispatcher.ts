@@ -12,7 +12,7 @@ import type { StateStore } from '../engine/state/state-store.js';
 import { barrier, Channel, decodeEnvelope, encodeEnvelope, type Envelope, Kind } from '../engine/wire/envelope.js';
 import { DelayedMessages } from './delayed-messages.js';
 import { type Effects, Invocation, type StagedTimer } from './invocation.js';
-import type { TransactionHost } from './coordinators/host.js';
+import type { HoldMode, TransactionHost } from './coordinators/host.js';
 import { Transactions } from './coordinators/transactions.js';
 import { isPromise } from '../engine/promises.js';
 
@@ -78,11 +78,8 @@ export class FunctionDispatcher implements TransactionHost {
   /** Envelopes waiting behind a running invocation of the same address, for a transaction slot, or while paused. */
   private waiting = 0;
   private readonly mailboxes = new Map<string, Envelope[]>();
-  /**
-   * Addresses a transaction holds: their mailboxes wait for `release`. True for a locked participant
-   * (its mailbox does not count against router credits), false for a busy coordinator.
-   */
-  private readonly held = new Map<string, boolean>();
+  /** Addresses a transaction holds (see HoldMode): their mailboxes wait for `release`. */
+  private readonly held = new Map<string, HoldMode>();
   /** The envelope each running async invocation works on, by address: parked with its mailbox on close. */
   private readonly inFlight = new Map<string, Envelope>();
   /** After close, late completions of running handlers are discarded: their envelopes were parked. */
@@ -136,16 +133,26 @@ export class FunctionDispatcher implements TransactionHost {
 
   /**
    * A transaction holds `address`: later envelopes wait in its mailbox. Waiting behind a participant's
-   * lock is not back-pressure (`locked`): router envelopes queued there give their credit back at
-   * once, or a full mailbox behind a lock would stop the routers that must deliver its COMMIT's
-   * causes. Requests waiting for a busy coordinator keep their credit, as behind any running invocation.
+   * lock is not back-pressure: router envelopes queued there give their credit back at once.
+   * Requests waiting for a busy coordinator keep their credit, as behind any running invocation.
    */
-  hold(address: Address, locked: boolean): void {
+  hold(address: Address, mode: HoldMode): void {
     const key = addressKeyOf(address.type, address.id);
-    this.held.set(key, locked);
+    this.held.set(key, mode);
     const mailbox = this.mailboxes.get(key);
     if (mailbox === undefined) this.mailboxes.set(key, []);
-    else if (locked) for (const envelope of mailbox) this.dequeued(envelope);
+    else if (mode !== 'busy') for (const envelope of mailbox) this.dequeued(envelope);
+  }
+
+  requeueFirst(address: Address, envelope: Envelope): void {
+    this.mailboxes.get(addressKeyOf(address.type, address.id))!.unshift(envelope);
+    this.waiting++;
+  }
+
+  /** Whether the mailbox of `key` must wait before running `head`: a shared lock lets PREPAREs through. */
+  private blocked(key: string, head: Envelope): boolean {
+    const mode = this.held.get(key);
+    return mode !== undefined && !(mode === 'shared' && head.kind === Kind.PREPARE);
   }
 
   afterTimer(): void {
@@ -334,7 +341,10 @@ export class FunctionDispatcher implements TransactionHost {
     if (mailbox !== undefined) {
       mailbox.push(envelope);
       this.waiting++;
-      return this.held.get(key) === true;
+      const mode = this.held.get(key);
+      // Under a shared lock a PREPARE with nothing ahead of it runs now.
+      if (mode === 'shared' && mailbox.length === 1 && !this.inFlight.has(key)) this.drain(key);
+      return mode === 'locked' || mode === 'shared';
     }
     this.invokeNow(envelope);
     return true;
@@ -433,7 +443,7 @@ export class FunctionDispatcher implements TransactionHost {
   /** Runs what waited for an address, in order, until one goes async or a transaction holds the address. */
   private drain(key: string): void {
     const mailbox = this.mailboxes.get(key)!;
-    while (mailbox.length > 0 && !this.paused && !this.held.has(key)) {
+    while (mailbox.length > 0 && !this.paused && !this.blocked(key, mailbox[0]!)) {
       const next = mailbox.shift()!;
       this.waiting--;
       this.dequeued(next);

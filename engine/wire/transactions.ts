@@ -23,11 +23,21 @@ export interface StagedEffectsRecord {
   egress: EgressRecord[];
 }
 
-export interface ParticipantRecord {
+export interface SharedHolder {
   txn: TxnRef;
+  lockedAt: number;
+}
+
+/**
+ * A participant instance's transaction state: an exclusive lock (`txn`, `staged`), or the holders of
+ * its shared lock (`shared`), and possibly the mark of a PREPARE aborted while it ran (`txn`).
+ */
+export interface ParticipantRecord {
+  txn: TxnRef | null;
   staged: StagedEffectsRecord | null;
   abortedWhilePreparing: boolean;
   lockedAt: number;
+  shared: SharedHolder[];
 }
 
 export interface DelayedSend {

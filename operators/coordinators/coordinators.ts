@@ -78,7 +78,7 @@ export class Coordinators {
   restore(address: Address, kg: number, fn: CoordinatorType, record: CoordinatorRecord): void {
     const running: Running = { address, kg, fn, record };
     this.running.set(keyOf(address), running);
-    this.host.hold(address, false);
+    this.host.hold(address, 'busy');
     // The wait counts again from the restart: waiting time before it is not known to have been spent.
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) this.armLockWait(running);
   }
@@ -144,7 +144,7 @@ export class Coordinators {
     };
     const running: Running = { address: self, kg, fn, record };
     this.running.set(keyOf(self), running);
-    this.host.hold(self, false);
+    this.host.hold(self, 'busy');
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) {
       for (const step of record.steps) this.send(running, Kind.PREPARE, step, { id: txn.id, startedAt: txn.startedAt, invocations: step.invocations });
       this.armLockWait(running);

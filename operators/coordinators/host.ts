@@ -5,6 +5,14 @@ import type { Envelope } from '../../engine/wire/envelope.js';
 import type { Effects, InvocationHost, StagedTimer } from '../invocation.js';
 
 /**
+ * How a transaction holds an address. `busy`: a coordinator runs a transaction; requests wait and
+ * keep their router credit. `locked`: a participant's exclusive lock; everything waits, credits go
+ * back (a full mailbox behind a lock must not stop the routers that deliver its COMMIT's causes).
+ * `shared`: read-only participants hold it; a PREPARE at the head of the mailbox may still run.
+ */
+export type HoldMode = 'busy' | 'locked' | 'shared';
+
+/**
  * What the transaction layer needs from its dispatcher: its store and shuffle, its way of applying
  * effects, and a narrow view of the per-address mailboxes. A held address (a locked participant, a
  * coordinator with a transaction in progress) keeps its mailbox: later invocations wait there, in
@@ -24,11 +32,10 @@ export interface TransactionHost extends InvocationHost {
   commit(effects: Effects): void;
   /** Keeps a delayed envelope of `owner` in keyed state until `timer.fireAt`. */
   schedule(owner: Address, kg: number, timer: StagedTimer): void;
-  /**
-   * From now on, invocations of `address` wait in its mailbox until `release`. `locked`: a
-   * participant's lock, which must not hold back router credits (a busy coordinator's queue does).
-   */
-  hold(address: Address, locked: boolean): void;
+  /** From now on, invocations of `address` wait in its mailbox (as `mode` says) until `release`. */
+  hold(address: Address, mode: HoldMode): void;
+  /** Puts a PREPARE that ran back at the head of the mailbox of `address`, to run again later. */
+  requeueFirst(address: Address, envelope: Envelope): void;
   /** Work done outside an invocation (a timer fired): flush state and return credits as after one. */
   afterTimer(): void;
   /** Lets the mailbox of `address` run again, in order. */

@@ -3,10 +3,10 @@ import { describeError, isInvocationFailed } from '../../engine/errors.js';
 import type { Address, FunctionType, StateSpecs } from '../../engine/function-type.js';
 import { txnKey } from '../../engine/state/state-keys.js';
 import { type Envelope, Kind, type TxnRef } from '../../engine/wire/envelope.js';
-import { encodeParticipantRecord, type ParticipantRecord } from '../../engine/wire/transactions.js';
+import { encodeParticipantRecord, type ParticipantRecord, type SharedHolder } from '../../engine/wire/transactions.js';
 import { type Effects, Invocation } from '../invocation.js';
 import type { TransactionHost } from './host.js';
-import { effectsOfRecord, protocolEnvelope, stagedRecordOf, txnOfPrepare } from './records.js';
+import { effectsOfRecord, isEmpty, protocolEnvelope, stagedRecordOf, txnOfPrepare } from './records.js';
 import { type HandlerOutcome, runHandlers } from './run-handlers.js';
 
 interface Lock {
@@ -15,6 +15,13 @@ interface Lock {
   readonly txn: TxnRef;
   readonly effects: Effects;
   readonly lockedAt: number;
+}
+
+/** The read-only participants of an instance, by transaction id: they staged nothing. */
+interface SharedLock {
+  readonly address: Address;
+  readonly kg: number;
+  readonly holders: Map<string, SharedHolder>;
 }
 
 export interface ParticipantCounters {
@@ -38,25 +45,32 @@ function keyOf(address: Address): string {
  */
 export class Participants {
   private readonly locks = new Map<string, Lock>();
+  private readonly sharedLocks = new Map<string, SharedLock>();
   /** PREPAREs aborted while they ran, by instance: when they end they are discarded. */
   private readonly abortedWhilePreparing = new Map<string, { address: Address; kg: number; txn: TxnRef }>();
   readonly counters: ParticipantCounters = { locksTaken: 0, lockHoldMsTotal: 0, locksReleased: 0, staleMessages: 0 };
 
   constructor(private readonly host: TransactionHost) {}
 
+  /** Instances locked, exclusively or shared. */
   get locksHeld(): number {
-    return this.locks.size;
+    return this.locks.size + this.sharedLocks.size;
   }
 
   /** A lock record found in keyed state at start (restore, restart). */
   restore(address: Address, kg: number, record: ParticipantRecord): void {
     const key = keyOf(address);
+    if (record.shared.length > 0) {
+      this.sharedLocks.set(key, { address, kg, holders: new Map(record.shared.map((holder) => [holder.txn.id, holder])) });
+      this.host.hold(address, 'shared');
+    }
+    if (record.txn === null) return;
     if (record.abortedWhilePreparing) {
       this.abortedWhilePreparing.set(key, { address, kg, txn: record.txn });
       return;
     }
     this.locks.set(key, { address, kg, txn: record.txn, effects: effectsOfRecord(address, kg, record.staged), lockedAt: record.lockedAt });
-    this.host.hold(address, true);
+    this.host.hold(address, 'locked');
   }
 
   /**
@@ -69,19 +83,29 @@ export class Participants {
     this.reportWait(envelope, this.nearestAhead(address, this.host.queued(address).length));
   }
 
-  /** The transaction the PREPARE at mailbox position `index` waits behind directly, if any. */
-  private nearestAhead(address: Address, index: number): TxnRef | undefined {
+  /**
+   * The transactions the PREPARE at mailbox position `index` waits behind directly: the nearest
+   * PREPARE ahead, else the one running, else the lock holder(s). Behind a shared lock with nothing
+   * ahead, it runs at once (a read-only one joins the lock; a writer reports its wait then).
+   */
+  private nearestAhead(address: Address, index: number): TxnRef[] {
     const queued = this.host.queued(address);
-    for (let i = index - 1; i >= 0; i--) if (queued[i]!.kind === Kind.PREPARE) return txnOfPrepare(queued[i]!);
+    for (let i = index - 1; i >= 0; i--) if (queued[i]!.kind === Kind.PREPARE) return [txnOfPrepare(queued[i]!)];
     const running = this.host.inFlightOf(address);
-    if (running?.kind === Kind.PREPARE) return txnOfPrepare(running);
-    return this.locks.get(keyOf(address))?.txn;
+    if (running?.kind === Kind.PREPARE) return [txnOfPrepare(running)];
+    const key = keyOf(address);
+    const lock = this.locks.get(key);
+    if (lock !== undefined) return [lock.txn];
+    const shared = this.sharedLocks.get(key);
+    if (shared !== undefined && index > 0) return [...shared.holders.values()].map((holder) => holder.txn);
+    return [];
   }
 
-  private reportWait(envelope: Envelope, blocker: TxnRef | undefined): void {
+  private reportWait(envelope: Envelope, blockers: readonly TxnRef[]): void {
     const waiting = envelope.txn!.id;
-    if (blocker === undefined || blocker.id === waiting) return;
-    this.reply(envelope, Kind.WAITS_FOR, { id: waiting, blockers: [blocker] });
+    const others = blockers.filter((blocker) => blocker.id !== waiting);
+    if (others.length === 0) return;
+    this.reply(envelope, Kind.WAITS_FOR, { id: waiting, blockers: others });
   }
 
   /** Runs a PREPARE: its invocations in order on one staged invocation; then locks and votes. */
@@ -124,14 +148,35 @@ export class Participants {
       this.reply(envelope, Kind.VOTE, { id: txn.id, ok: false });
       return;
     }
+    const shared = this.sharedLocks.get(key);
+    if (isEmpty(invocation)) {
+      // Read-only: a shared lock, beside other read-only participants. Writers wait for all of them.
+      const holder: SharedHolder = { txn, lockedAt: Date.now() };
+      if (shared === undefined) {
+        this.sharedLocks.set(key, { address, kg: invocation.kg, holders: new Map([[txn.id, holder]]) });
+        this.host.hold(address, 'shared');
+      } else shared.holders.set(txn.id, holder);
+      this.counters.locksTaken++;
+      this.reply(envelope, Kind.VOTE, { id: txn.id, ok: true });
+      return;
+    }
+    if (shared !== undefined) {
+      // A writer behind read-only holders: what it staged is discarded and it runs again once they
+      // are gone. Until then the instance is locked, so later PREPAREs queue behind it (no starving).
+      this.host.hold(address, 'locked');
+      this.host.requeueFirst(address, envelope);
+      this.reportWait(envelope, [...shared.holders.values()].map((h) => h.txn));
+      return;
+    }
     this.locks.set(key, { address, kg: invocation.kg, txn, effects: invocation, lockedAt: Date.now() });
     this.counters.locksTaken++;
-    this.host.hold(address, true);
+    this.host.hold(address, 'locked');
     this.reply(envelope, Kind.VOTE, { id: txn.id, ok: true });
   }
 
   /** COMMIT: apply the staged effects of the lock holder and unlock. */
   commit(envelope: Envelope): void {
+    if (this.leaveShared(envelope)) return;
     const lock = this.lockOf(envelope);
     if (lock === undefined) return;
     this.host.commit(lock.effects);
@@ -140,6 +185,7 @@ export class Participants {
 
   /** ABORT: discard the lock holder's effects, or drop its PREPARE if still queued, or mark it if running. */
   abort(envelope: Envelope, kg: number): void {
+    if (this.leaveShared(envelope)) return;
     const address = { type: envelope.targetType, id: envelope.targetId };
     const id = envelope.txn!.id;
     const lock = this.locks.get(keyOf(address));
@@ -214,6 +260,22 @@ export class Participants {
     return undefined;
   }
 
+  /** COMMIT or ABORT of a read-only participant: it leaves the shared lock; the last one releases it. */
+  private leaveShared(envelope: Envelope): boolean {
+    const key = keyOf({ type: envelope.targetType, id: envelope.targetId });
+    const shared = this.sharedLocks.get(key);
+    const holder = shared?.holders.get(envelope.txn!.id);
+    if (shared === undefined || holder === undefined) return false;
+    shared.holders.delete(holder.txn.id);
+    this.counters.locksReleased++;
+    this.counters.lockHoldMsTotal += Date.now() - holder.lockedAt;
+    if (shared.holders.size === 0) {
+      this.sharedLocks.delete(key);
+      this.host.release(shared.address);
+    }
+    return true;
+  }
+
   private unlock(lock: Lock): void {
     this.locks.delete(keyOf(lock.address));
     this.counters.locksReleased++;
@@ -221,17 +283,24 @@ export class Participants {
     this.host.release(lock.address);
   }
 
-  /** Every lock and abort mark as a keyed-state record, for a checkpoint's cut or a stop. */
+  /** Every lock and abort mark as a keyed-state record (one per instance), for a checkpoint's cut or a stop. */
   records(): Array<[string, Uint8Array]> {
-    const out: Array<[string, Uint8Array]> = [];
+    const records = new Map<string, ParticipantRecord>();
+    const recordOf = (address: Address, kg: number): ParticipantRecord => {
+      const key = txnKey(kg, address.type, address.id);
+      let record = records.get(key);
+      if (record === undefined) {
+        record = { txn: null, staged: null, abortedWhilePreparing: false, lockedAt: 0, shared: [] };
+        records.set(key, record);
+      }
+      return record;
+    };
     for (const lock of this.locks.values()) {
-      const record: ParticipantRecord = { txn: lock.txn, staged: stagedRecordOf(lock.effects), abortedWhilePreparing: false, lockedAt: lock.lockedAt };
-      out.push([txnKey(lock.kg, lock.address.type, lock.address.id), encodeParticipantRecord(record)]);
+      Object.assign(recordOf(lock.address, lock.kg), { txn: lock.txn, staged: stagedRecordOf(lock.effects), lockedAt: lock.lockedAt });
     }
-    for (const { address, kg, txn } of this.abortedWhilePreparing.values()) {
-      out.push([txnKey(kg, address.type, address.id), encodeParticipantRecord({ txn, staged: null, abortedWhilePreparing: true, lockedAt: 0 })]);
-    }
-    return out;
+    for (const shared of this.sharedLocks.values()) recordOf(shared.address, shared.kg).shared = [...shared.holders.values()];
+    for (const { address, kg, txn } of this.abortedWhilePreparing.values()) Object.assign(recordOf(address, kg), { txn, abortedWhilePreparing: true });
+    return [...records].map(([key, record]) => [key, encodeParticipantRecord(record)]);
   }
 
   private reply(envelope: Envelope, kind: number, txn: NonNullable<Envelope['txn']>): void {

@@ -7,7 +7,8 @@ import { checkAgainstSerialModel, finalBalances } from '../fixtures/transfer-mod
 /**
  * Random schedules of transfers: how many workers, which accounts, amounts (some overdrawing), when
  * each transaction starts and how long its subtract leg takes (the delays stand in for slow channels
- * and handlers). Every run must be serializable and conserve money, whatever deadlocks it makes.
+ * and handlers), and which also look at an account without changing it (shared locks). Every run must
+ * be serializable and conserve money, whatever deadlocks it makes.
  */
 void t.test('random schedules of transfers over worker counts and delays are serializable', async (t) => {
   const schedule = fc.record({
@@ -21,6 +22,7 @@ void t.test('random schedules of transfers over worker counts and delays are ser
         amount: fc.integer({ min: 1, max: 1200 }),
         startMs: fc.nat(40),
         delayMs: fc.nat(4),
+        check: fc.option(fc.nat(5), { nil: undefined }),
       }),
       { minLength: 10, maxLength: 60 },
     ),
@@ -31,7 +33,9 @@ void t.test('random schedules of transfers over worker counts and delays are ser
       const transfers: TransferRequest[] = s.transfers.map((x, i) => {
         const from = accounts[x.from % s.accounts]!;
         const to = accounts[(x.from + 1 + (x.to % (s.accounts - 1))) % s.accounts]!;
-        return { txn: `p${i}`, from, to, amount: x.amount, ...(x.delayMs > 0 ? { delayMs: x.delayMs } : {}) };
+        // Some also look at a third account without changing it: a read-only participant (shared lock).
+        const check = x.check === undefined ? {} : { check: accounts[x.check % s.accounts]! };
+        return { txn: `p${i}`, from, to, amount: x.amount, ...(x.delayMs > 0 ? { delayMs: x.delayMs } : {}), ...check };
       });
       const requests: Request[] = transfers.map((transfer, i) => ({
         to: { type: 'tx/driver', id: `d${i}` },

@@ -231,3 +231,26 @@ void t.test('a transaction waiting for a lock longer than its lockWaitTimeoutMs 
   t.same(checkAgainstSerialModel([holder, impatient, patient], handle.output<Applied>('applied'), outcomes), []);
   t.equal(summary.totals.locksHeld, 0);
 });
+
+void t.test('read-only participants share their lock: a second reader commits while the first holds it; a writer waits for both', async (t) => {
+  const workers = 2;
+  const noop = (txn: string): MultiRequest['invocations'][number] => ({ account: 'shared', message: { op: 'noop', txn } });
+  // reader-1 holds `shared` (read-only) for as long as its other leg takes to prepare: 600 ms.
+  const reader1: MultiRequest = { txn: 'reader-1', invocations: [noop('reader-1'), { account: 'slow', message: { op: 'subtract', amount: 1, txn: 'reader-1', delayMs: 600 } }] };
+  const reader2: MultiRequest = { txn: 'reader-2', invocations: [noop('reader-2'), { account: 'other', message: { op: 'add', amount: 1, txn: 'reader-2' } }] };
+  const writer: MultiRequest = { txn: 'writer', invocations: [{ account: 'shared', message: { op: 'subtract', amount: 5, txn: 'writer' } }] };
+  const later = (delayMs: number, request: MultiRequest, id: string): Request => ({
+    to: { type: 'tx/driver', id },
+    message: { delayMs, requests: [{ to: coordinator('tx/multi', `c-${request.txn}`), message: request }] },
+  });
+  const requests: Request[] = [{ to: coordinator('tx/multi', 'c-reader-1'), message: reader1 }, later(150, reader2, 'd2'), later(300, writer, 'd3')];
+  const handle = run(t, job, { workers, inputs: { requests } });
+  const summary = await within(handle.done, 30_000, 'the job');
+  const committed = handle.output<Outcome>('outcomes').filter((o) => o.status === 'committed').map((o) => o.txn);
+  t.same(committed, ['reader-2', 'reader-1', 'writer'], 'reader-2 did not wait for reader-1; the writer waited for both');
+  const applied = handle.output<Applied>('applied');
+  t.same(applied.filter((a) => a.account === 'shared').map((a) => [a.txn, a.version, a.balance]), [['writer', 1, INITIAL_BALANCE - 5]], 'the writer applied once');
+  t.equal(summary.totals.locksHeld, 0, 'no lock is left');
+  t.equal(summary.totals.deadlocksFound, 0);
+  t.equal(summary.totals.transactionsRetryable, 0);
+});
