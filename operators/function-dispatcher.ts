@@ -144,6 +144,12 @@ export class FunctionDispatcher implements TransactionHost {
     else if (mode !== 'busy') for (const envelope of mailbox) this.dequeued(envelope);
   }
 
+  reshare(address: Address): void {
+    const key = addressKeyOf(address.type, address.id);
+    this.held.set(key, 'shared');
+    if (!this.inFlight.has(key)) this.drain(key);
+  }
+
   requeueFirst(address: Address, envelope: Envelope): void {
     this.mailboxes.get(addressKeyOf(address.type, address.id))!.unshift(envelope);
     this.waiting++;

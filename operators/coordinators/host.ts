@@ -34,6 +34,8 @@ export interface TransactionHost extends InvocationHost {
   schedule(owner: Address, kg: number, timer: StagedTimer): void;
   /** From now on, invocations of `address` wait in its mailbox (as `mode` says) until `release`. */
   hold(address: Address, mode: HoldMode): void;
+  /** Back to a shared hold of `address` (the writer waiting at its head left): its head may run now. */
+  reshare(address: Address): void;
   /** Puts a PREPARE that ran back at the head of the mailbox of `address`, to run again later. */
   requeueFirst(address: Address, envelope: Envelope): void;
   /** Work done outside an invocation (a timer fired): flush state and return credits as after one. */

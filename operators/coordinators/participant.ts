@@ -197,9 +197,12 @@ export class Participants {
     const index = queued.findIndex((waiting) => waiting.kind === Kind.PREPARE && waiting.txn?.id === id);
     if (index >= 0) {
       this.host.removeQueued(address, index);
+      // A writer that waited at the head for read-only holders: the others may share the lock again.
+      if (index === 0 && this.sharedLocks.has(keyOf(address))) this.host.reshare(address);
       // The next PREPARE waited behind the one removed: it now waits behind the one before.
-      const next = queued.findIndex((waiting, i) => i >= index && waiting.kind === Kind.PREPARE);
-      if (next >= 0) this.reportWait(queued[next]!, this.nearestAhead(address, next));
+      const rest = this.host.queued(address);
+      const next = rest.findIndex((waiting, i) => i >= index && waiting.kind === Kind.PREPARE);
+      if (next >= 0) this.reportWait(rest[next]!, this.nearestAhead(address, next));
       return;
     }
     const running = this.host.inFlightOf(address);

@@ -254,3 +254,27 @@ void t.test('read-only participants share their lock: a second reader commits wh
   t.equal(summary.totals.deadlocksFound, 0);
   t.equal(summary.totals.transactionsRetryable, 0);
 });
+
+void t.test('a writer that gave up waiting behind read-only holders lets later readers share the lock again', async (t) => {
+  const workers = 2;
+  const noop = (txn: string): MultiRequest['invocations'][number] => ({ account: 'shared', message: { op: 'noop', txn } });
+  const reader1: MultiRequest = { txn: 'reader-1', invocations: [noop('reader-1'), { account: 'slow', message: { op: 'subtract', amount: 1, txn: 'reader-1', delayMs: 800 } }] };
+  const reader2: MultiRequest = { txn: 'reader-2', invocations: [noop('reader-2'), { account: 'other', message: { op: 'add', amount: 1, txn: 'reader-2' } }] };
+  // Waits behind reader-1 from 150 ms, gives up at 250 ms (lockWaitTimeoutMs 100) and retries only after 3 s.
+  const writer: TransferRequest = { txn: 'writer', from: 'shared', to: 'elsewhere', amount: 5, retryDelayMs: 3000 };
+  const later = (delayMs: number, to: { type: string; id: string }, message: unknown, id: string): Request => ({
+    to: { type: 'tx/driver', id },
+    message: { delayMs, requests: [{ to, message }] },
+  });
+  const requests: Request[] = [
+    { to: coordinator('tx/multi', 'c-reader-1'), message: reader1 },
+    later(150, coordinator('tx/impatient-transfer', 'c-writer'), writer, 'd-writer'),
+    later(400, coordinator('tx/multi', 'c-reader-2'), reader2, 'd-reader-2'),
+  ];
+  const handle = run(t, job, { workers, inputs: { requests } });
+  const summary = await within(handle.done, 30_000, 'the job');
+  const outcomes = handle.output<Outcome>('outcomes');
+  t.same(outcomes.filter((o) => o.status === 'committed').map((o) => o.txn), ['reader-2', 'reader-1', 'writer'], 'reader-2 shared the lock with reader-1; the writer committed on its retry');
+  t.ok(summary.totals.lockWaitTimeouts >= 1, 'the writer gave up waiting');
+  t.equal(summary.totals.locksHeld, 0, 'no lock is left');
+});
