@@ -118,6 +118,8 @@ function row(config: Config, load: string, run: Measured): Row {
     transferRatio: config.transferRatio,
     failRatio: config.failRatio,
     maxTxns: config.maxTransactions ?? defaultOptions.maxTransactionsPerWorker,
+    // Where the adaptive limit ended, per worker (summed over workers in the totals).
+    endLimit: round(totals.transactionLimit / config.workers, 1),
     load,
     opsPerSec: Math.round(run.opsPerSec),
     p50Ms: round(run.latency.p50Ms, 2),

@@ -45,7 +45,7 @@ export interface DispatcherConfig {
   /** Called when the waiting backlog falls back under the low-water mark. */
   onBacklogDrained: () => void;
   lowWaterMark: number;
-  /** Transactions (and sagas) this worker's coordinators run at once; further requests wait their turn. */
+  /** Most transactions (and sagas) this worker's coordinators run at once; further requests wait their turn. */
   maxTransactions: number;
 }
 
@@ -92,7 +92,8 @@ export class FunctionDispatcher implements TransactionHost {
   private readonly feedbackAcksDue: number[];
   private readonly pausedQueue: Envelope[] = [];
   /**
-   * Requests to coordinators while `maxTransactions` run here: they wait in arrival order and keep
+   * Requests to coordinators while the admission limit's worth of transactions run here (at most
+   * `maxTransactions`, fewer under lock contention): they wait in arrival order and keep
    * their router credit, so a burst of transactions back-pressures the routers instead of piling up
    * as lock convoys (2PC throughput collapses when every request starts at once).
    */
@@ -114,7 +115,7 @@ export class FunctionDispatcher implements TransactionHost {
     this.feedbackAcksDue = Array.from({ length: config.workers }, () => 0);
     this.egressIndexes = new Map(config.job.egresses.map((egress, index) => [egress.name, index]));
     this.delayed = new DelayedMessages(config.store, (envelope) => this.route(envelope), () => this.scheduleFlush());
-    this.transactions = new Transactions(this);
+    this.transactions = new Transactions(this, config.maxTransactions);
   }
 
   // ---- TransactionHost ----
@@ -332,7 +333,7 @@ export class FunctionDispatcher implements TransactionHost {
       return false;
     }
     if (envelope.kind !== Kind.INVOKE && this.transactions.intercept(envelope, keyGroupOf(envelope.targetId, this.config.maxParallelism))) return true;
-    if (envelope.kind === Kind.INVOKE && (this.admission.length > 0 || this.transactions.inProgress >= this.config.maxTransactions) && this.startsTransaction(envelope)) {
+    if (envelope.kind === Kind.INVOKE && (this.admission.length > 0 || !this.transactions.slotFree) && this.startsTransaction(envelope)) {
       this.admission.push(envelope);
       this.waiting++;
       return false;
@@ -363,7 +364,7 @@ export class FunctionDispatcher implements TransactionHost {
 
   /** Lets requests waiting for a transaction slot in, in order, while slots are free. */
   private admit(): void {
-    while (this.admission.length > 0 && !this.paused && this.transactions.inProgress < this.config.maxTransactions) {
+    while (this.admission.length > 0 && !this.paused && this.transactions.slotFree) {
       const envelope = this.admission.shift()!;
       this.waiting--;
       if (this.enter(envelope)) this.dequeued(envelope);

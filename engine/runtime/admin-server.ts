@@ -120,6 +120,7 @@ const GAUGES: ReadonlyArray<[keyof Totals, string]> = [
   ['feedbackBacklog', 'feedback envelopes taken in and not yet run'],
   ['stateCacheDirty', 'state entries written and not yet flushed to LevelDB'],
   ['transactionsRunning', 'transactions and sagas running in coordinators'],
+  ['transactionLimit', 'transactions a worker starts at once now (maxTransactionsPerWorker, less under lock contention)'],
   ['transactionsWaiting', 'requests to coordinators waiting for a transaction slot (maxTransactionsPerWorker)'],
   ['locksHeld', 'participant instances locked by a transaction'],
 ];

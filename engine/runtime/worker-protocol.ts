@@ -60,6 +60,8 @@ export interface TransactionMetrics {
   lockWaitTimeouts: number;
   /** Transactions and sagas the worker's coordinators are running (a gauge, at most maxTransactionsPerWorker). */
   transactionsRunning: number;
+  /** Transactions the worker starts at once now: maxTransactionsPerWorker, less under lock contention (a gauge). */
+  transactionLimit: number;
   /** Requests to coordinators waiting for one of the worker's maxTransactionsPerWorker slots (a gauge). */
   transactionsWaiting: number;
   /** Participant instances locked right now (a gauge). */

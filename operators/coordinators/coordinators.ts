@@ -7,6 +7,7 @@ import { txnKey } from '../../engine/state/state-keys.js';
 import { type Envelope, Kind, SagaPhase, type Transaction, type TxnRef } from '../../engine/wire/envelope.js';
 import { type CoordinatorRecord, encodeCoordinatorRecord, Protocol, StepStatus, type Step } from '../../engine/wire/transactions.js';
 import { SagaDeclaration, TpcDeclaration } from './coordinator-context.js';
+import type { AdmissionLimit } from './admission.js';
 import { addBlockers, type Probe, receiveProbe } from './deadlock.js';
 import type { TransactionHost } from './host.js';
 import { coordinatorOf, effectsOfOutcome, newTransactionId, protocolEnvelope } from './records.js';
@@ -68,7 +69,10 @@ export class Coordinators {
    */
   private readonly injectStaleProbes = process.env.EDDY_TEST_STALE_PROBES === '1';
 
-  constructor(private readonly host: TransactionHost) {}
+  constructor(
+    private readonly host: TransactionHost,
+    private readonly limit: AdmissionLimit,
+  ) {}
 
   get inProgress(): number {
     return this.running.size;
@@ -334,6 +338,7 @@ export class Coordinators {
     const outcome = ending === 'success' ? record.onSuccess : ending === 'failure' ? record.onFailure : record.onRetryable;
     this.host.commit(effectsOfOutcome(address, kg, outcome));
     this.running.delete(keyOf(address));
+    this.limit.transactionEnded(record.blockers.length > 0);
     const timer = this.lockWaitTimers.get(keyOf(address));
     if (timer !== undefined) {
       clearTimeout(timer);

@@ -4,6 +4,7 @@ import type { TransactionMetrics } from '../../engine/runtime/worker-protocol.js
 import { addressOfTxnKey, keyGroupPrefix, Space } from '../../engine/state/state-keys.js';
 import { type Envelope, Kind } from '../../engine/wire/envelope.js';
 import { decodeCoordinatorRecord, decodeParticipantRecord } from '../../engine/wire/transactions.js';
+import { AdmissionLimit } from './admission.js';
 import { Coordinators } from './coordinators.js';
 import type { TransactionHost } from './host.js';
 import { Participants } from './participant.js';
@@ -16,9 +17,15 @@ export class Transactions {
   private readonly participants: Participants;
   private readonly coordinators: Coordinators;
 
-  constructor(private readonly host: TransactionHost) {
+  private readonly limit: AdmissionLimit;
+
+  constructor(
+    private readonly host: TransactionHost,
+    maxTransactions: number,
+  ) {
+    this.limit = new AdmissionLimit(maxTransactions);
     this.participants = new Participants(host);
-    this.coordinators = new Coordinators(host);
+    this.coordinators = new Coordinators(host, this.limit);
   }
 
   /**
@@ -50,9 +57,9 @@ export class Transactions {
     return [...this.participants.records(), ...this.coordinators.records()];
   }
 
-  /** Transactions and sagas that coordinators of this worker run right now. */
-  get inProgress(): number {
-    return this.coordinators.inProgress;
+  /** Whether another transaction or saga may start here now (see AdmissionLimit). */
+  get slotFree(): boolean {
+    return this.coordinators.inProgress < this.limit.current;
   }
 
   /**
@@ -112,6 +119,7 @@ export class Transactions {
       transactionsRetryable: c.transactionsRetryable,
       deadlocksFound: c.deadlocksFound,
       transactionsRunning: this.coordinators.inProgress,
+      transactionLimit: this.limit.current,
       lockWaitTimeouts: c.lockWaitTimeouts,
       locksHeld: this.participants.locksHeld,
       locksReleased: p.locksReleased,

@@ -278,3 +278,26 @@ void t.test('a writer that gave up waiting behind read-only holders lets later r
   t.ok(summary.totals.lockWaitTimeouts >= 1, 'the writer gave up waiting');
   t.equal(summary.totals.locksHeld, 0, 'no lock is left');
 });
+
+void t.test('under hot contention the workers lower their admission limit; the transfers stay serial', async (t) => {
+  const workers = 2;
+  const random = seededRandom(11);
+  const accounts = ['hot-0', 'hot-1', 'hot-2'];
+  const transfers: TransferRequest[] = [];
+  const requests: Request[] = [];
+  for (let i = 0; i < 600; i++) {
+    const from = accounts[Math.floor(random() * accounts.length)]!;
+    const to = accounts[(accounts.indexOf(from) + 1 + Math.floor(random() * 2)) % accounts.length]!;
+    const transfer: TransferRequest = { txn: `h${i}`, from, to, amount: 1 };
+    transfers.push(transfer);
+    requests.push({ to: coordinator('tx/transfer', `c${i}`), message: transfer });
+  }
+  const handle = run(t, job, { workers, inputs: { requests } });
+  const summary = await within(handle.done, 120_000, 'the transfers');
+  const limits = summary.perWorker.map((w) => w.transactionLimit);
+  // Every transfer touches two of three accounts: nearly every one waits for a lock.
+  t.ok(limits.every((limit) => limit < 256), `each worker lowered its limit from 256 (now ${limits.join(', ')})`);
+  const final = finalOutcomes(handle.output<Outcome>('outcomes'));
+  t.ok(transfers.every((transfer) => final.get(transfer.txn) === 'committed'), 'every transfer committed in the end');
+  t.same(checkAgainstSerialModel(transfers, handle.output<Applied>('applied'), handle.output<Outcome>('outcomes')), []);
+});
