@@ -165,6 +165,8 @@ export async function runYcsbT(flags: BenchFlags, argv: string[], command: strin
         '80% of that maximum; latency is from the router reading the request to the answer reaching the sink, over the measured window. ' +
         '`committed`/`aborted`/`retryable` and the deadlock and lock figures are totals of the whole run (warm-up included). Transfers move 1 ' +
         'between two distinct accounts; `failRatio` of them fail in their credit leg (2PC rolls the debit back, sagas compensate it). ' +
+        'Every transfer has its own coordinator instance (keyed by its request id, as in the seed\'s benchmark); `maxTxns` is the ' +
+        'engine option maxTransactionsPerWorker and `endLimit` where the adaptive admission limit ended, per worker. ' +
         'The 0% row is the baseline of reads and writes without coordinators. Threads (job manager and workers) share the 2 cores; 3 ' +
         'workers are oversubscribed.',
     );
