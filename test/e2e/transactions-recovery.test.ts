@@ -9,24 +9,16 @@ import { join } from 'node:path';
 import t from 'tap';
 import { killRepeatedly, run, tempDir, waitFor, within } from '../fixtures/harness.js';
 import fileJob from '../fixtures/transfer-file-job.js';
-import job, { type Applied, INITIAL_BALANCE, type Outcome, type Request, type TransferRequest } from '../fixtures/transfer-job.js';
-import { checkAgainstSerialModel, finalBalances, finalOutcomes, seededRandom } from '../fixtures/transfer-model.js';
+import job, { type Applied, type Outcome, type Request } from '../fixtures/transfer-job.js';
+import { checkTransferRun, randomTransfers, seededRandom } from '../fixtures/transfer-model.js';
 
 void t.test('2PC transfers with three worker kills: each transaction all-or-nothing, the history serial, the total conserved', async (t) => {
   const seed = Number(process.env.EDDY_TEST_SEED ?? 77);
   t.comment(`seed ${seed} (EDDY_TEST_SEED)`);
   const random = seededRandom(seed);
   const accounts = Array.from({ length: 10 }, (_, i) => `acct-${i}`);
-  const transfers: TransferRequest[] = [];
-  const requests: Request[] = [];
-  for (let i = 0; i < 1500; i++) {
-    const from = accounts[Math.floor(random() * accounts.length)]!;
-    let to = accounts[Math.floor(random() * accounts.length)]!;
-    if (to === from) to = accounts[(accounts.indexOf(from) + 1) % accounts.length]!;
-    const transfer: TransferRequest = { txn: `t${i}`, from, to, amount: 1 + Math.floor(random() * 600) };
-    transfers.push(transfer);
-    requests.push({ to: { type: 'tx/transfer', id: `c${i % 20}` }, message: transfer });
-  }
+  const transfers = randomTransfers(random, accounts, 1500, 600);
+  const requests: Request[] = transfers.map((transfer, i) => ({ to: { type: 'tx/transfer', id: `c${i % 20}` }, message: transfer }));
   const handle = run(t, job, {
     workers: 2,
     checkpointDir: tempDir(t, 'chk-tx'),
@@ -37,32 +29,15 @@ void t.test('2PC transfers with three worker kills: each transaction all-or-noth
   await killRepeatedly(handle, 2, 3, random);
   const summary = await within(handle.done, 180_000, 'the transfers');
   t.equal(summary.restarts, 3, 'three restores');
-  const applied = handle.output<Applied>('applied');
-  const outcomes = handle.output<Outcome>('outcomes');
-  const final = finalOutcomes(outcomes);
-  t.equal(transfers.filter((transfer) => final.get(transfer.txn) === undefined).length, 0, 'every transfer has an outcome');
-  const decided = outcomes.filter((o) => o.status !== 'retryable');
-  t.equal(new Set(decided.map((o) => o.txn)).size, decided.length, 'one commit or abort per transfer, never two');
-  t.same(checkAgainstSerialModel(transfers, applied, outcomes), [], 'committed transfers applied both legs once, aborted ones none, in a serial order');
-  const balances = finalBalances(accounts, applied);
-  t.equal([...balances.values()].reduce((a, b) => a + b, 0), accounts.length * INITIAL_BALANCE, 'the total is conserved');
-  t.equal(summary.totals.locksHeld, 0, 'no lock is left');
+  checkTransferRun(t, transfers, accounts, handle.output<Applied>('applied'), handle.output<Outcome>('outcomes'), summary.totals.locksHeld);
 });
 
 void t.test('stop() in the middle of 2PC transfers and a restart from the state directory: locks, staged effects and coordinator records carry over', async (t) => {
   const random = seededRandom(91);
   const accounts = Array.from({ length: 10 }, (_, i) => `acct-${i}`);
-  const transfers: TransferRequest[] = [];
-  const requests: Request[] = [];
-  for (let i = 0; i < 900; i++) {
-    const from = accounts[Math.floor(random() * accounts.length)]!;
-    let to = accounts[Math.floor(random() * accounts.length)]!;
-    if (to === from) to = accounts[(accounts.indexOf(from) + 1) % accounts.length]!;
-    // The subtract leg takes 3 ms: a stop always finds transactions holding locks.
-    const transfer: TransferRequest = { txn: `t${i}`, from, to, amount: 1 + Math.floor(random() * 600), delayMs: 3 };
-    transfers.push(transfer);
-    requests.push({ to: { type: 'tx/transfer', id: `c${i % 20}` }, message: transfer });
-  }
+  // The subtract leg takes 3 ms: a stop always finds transactions holding locks.
+  const transfers = randomTransfers(random, accounts, 900, 600, { delayMs: 3 });
+  const requests: Request[] = transfers.map((transfer, i) => ({ to: { type: 'tx/transfer', id: `c${i % 20}` }, message: transfer }));
   const stateDir = tempDir(t, 'stop-tx');
   // Files, one split each: their read positions survive a stop, so each run goes on where the last stopped.
   const files = [0, 1, 2, 3].map((split) => join(tempDir(t, 'stop-tx-input'), `requests-${split}.ndjson`));
@@ -85,12 +60,5 @@ void t.test('stop() in the middle of 2PC transfers and a restart from the state 
   applied.push(...last.output<Applied>('applied'));
   outcomes.push(...last.output<Outcome>('outcomes'));
   t.ok(locksAtStops.some((locks) => locks > 0), `stops came while locks were held (${locksAtStops.join(', ')})`);
-  const final = finalOutcomes(outcomes);
-  t.equal(transfers.filter((transfer) => final.get(transfer.txn) === undefined).length, 0, 'every transfer has an outcome');
-  const decided = outcomes.filter((o) => o.status !== 'retryable');
-  t.equal(new Set(decided.map((o) => o.txn)).size, decided.length, 'one commit or abort per transfer, never two');
-  t.same(checkAgainstSerialModel(transfers, applied, outcomes), [], 'committed transfers applied both legs once, aborted ones none, in a serial order');
-  const balances = finalBalances(accounts, applied);
-  t.equal([...balances.values()].reduce((a, b) => a + b, 0), accounts.length * INITIAL_BALANCE, 'the total is conserved');
-  t.equal(summary.totals.locksHeld, 0, 'no lock is left');
+  checkTransferRun(t, transfers, accounts, applied, outcomes, summary.totals.locksHeld);
 });

@@ -2,6 +2,7 @@ import t from 'tap';
 import type { DeadLetter } from '../../index.js';
 import { run, sleep, within } from '../fixtures/harness.js';
 import job, {
+  type AccountOp,
   type Applied,
   INITIAL_BALANCE,
   type MultiRequest,
@@ -11,7 +12,7 @@ import job, {
   type Request,
   type TransferRequest,
 } from '../fixtures/transfer-job.js';
-import { checkAgainstSerialModel, finalBalances, finalOutcomes, idOnWorker, seededRandom } from '../fixtures/transfer-model.js';
+import { checkAgainstSerialModel, finalBalances, finalOutcomes, idOnWorker, randomTransfers, seededRandom } from '../fixtures/transfer-model.js';
 
 const coordinator = (type: string, id: string): { type: string; id: string } => ({ type, id });
 
@@ -167,17 +168,9 @@ void t.test('maxTransactionsPerWorker bounds the transactions running at once; t
   const workers = 2;
   const random = seededRandom(5);
   const accounts = Array.from({ length: 40 }, (_, i) => `acct-${i}`);
-  const transfers: TransferRequest[] = [];
-  const requests: Request[] = [];
-  for (let i = 0; i < 400; i++) {
-    const from = accounts[Math.floor(random() * accounts.length)]!;
-    let to = accounts[Math.floor(random() * accounts.length)]!;
-    if (to === from) to = accounts[(accounts.indexOf(from) + 1) % accounts.length]!;
-    // One coordinator instance per transfer, all at once: without the bound all 400 would start together.
-    const transfer: TransferRequest = { txn: `t${i}`, from, to, amount: 1, delayMs: 2 };
-    transfers.push(transfer);
-    requests.push({ to: coordinator('tx/transfer', `c${i}`), message: transfer });
-  }
+  const transfers = randomTransfers(random, accounts, 400, 1, { delayMs: 2 });
+  // One coordinator instance per transfer, all at once: without the bound all 400 would start together.
+  const requests: Request[] = transfers.map((transfer, i) => ({ to: coordinator('tx/transfer', `c${i}`), message: transfer }));
   const handle = run(t, job, { workers, maxTransactionsPerWorker: 1, inputs: { requests } });
   let mostRunning = 0;
   let mostWaiting = 0;
@@ -232,18 +225,28 @@ void t.test('a transaction waiting for a lock longer than its lockWaitTimeoutMs 
   t.equal(summary.totals.locksHeld, 0);
 });
 
+/** A transaction that looks at `shared` without changing it (read-only there) and moves 1 at `account`, which takes `delayMs`. */
+function reader(txn: string, account: string, delayMs?: number): MultiRequest {
+  const leg: AccountOp = { op: 'subtract', amount: 1, txn, ...(delayMs === undefined ? {} : { delayMs }) };
+  return { txn, invocations: [{ account: 'shared', message: { op: 'noop', txn } }, { account, message: leg }] };
+}
+
+/** A request to `to` sent after `delayMs` (through the driver function). */
+function later(delayMs: number, to: { type: string; id: string }, message: unknown): Request {
+  return { to: { type: 'tx/driver', id: `later-${delayMs}` }, message: { delayMs, requests: [{ to, message }] } };
+}
+
 void t.test('read-only participants share their lock: a second reader commits while the first holds it; a writer waits for both', async (t) => {
   const workers = 2;
-  const noop = (txn: string): MultiRequest['invocations'][number] => ({ account: 'shared', message: { op: 'noop', txn } });
   // reader-1 holds `shared` (read-only) for as long as its other leg takes to prepare: 600 ms.
-  const reader1: MultiRequest = { txn: 'reader-1', invocations: [noop('reader-1'), { account: 'slow', message: { op: 'subtract', amount: 1, txn: 'reader-1', delayMs: 600 } }] };
-  const reader2: MultiRequest = { txn: 'reader-2', invocations: [noop('reader-2'), { account: 'other', message: { op: 'add', amount: 1, txn: 'reader-2' } }] };
+  const reader1 = reader('reader-1', 'slow', 600);
+  const reader2 = reader('reader-2', 'other');
   const writer: MultiRequest = { txn: 'writer', invocations: [{ account: 'shared', message: { op: 'subtract', amount: 5, txn: 'writer' } }] };
-  const later = (delayMs: number, request: MultiRequest, id: string): Request => ({
-    to: { type: 'tx/driver', id },
-    message: { delayMs, requests: [{ to: coordinator('tx/multi', `c-${request.txn}`), message: request }] },
-  });
-  const requests: Request[] = [{ to: coordinator('tx/multi', 'c-reader-1'), message: reader1 }, later(150, reader2, 'd2'), later(300, writer, 'd3')];
+  const requests: Request[] = [
+    { to: coordinator('tx/multi', 'c-reader-1'), message: reader1 },
+    later(150, coordinator('tx/multi', 'c-reader-2'), reader2),
+    later(300, coordinator('tx/multi', 'c-writer'), writer),
+  ];
   const handle = run(t, job, { workers, inputs: { requests } });
   const summary = await within(handle.done, 30_000, 'the job');
   const committed = handle.output<Outcome>('outcomes').filter((o) => o.status === 'committed').map((o) => o.txn);
@@ -257,19 +260,14 @@ void t.test('read-only participants share their lock: a second reader commits wh
 
 void t.test('a writer that gave up waiting behind read-only holders lets later readers share the lock again', async (t) => {
   const workers = 2;
-  const noop = (txn: string): MultiRequest['invocations'][number] => ({ account: 'shared', message: { op: 'noop', txn } });
-  const reader1: MultiRequest = { txn: 'reader-1', invocations: [noop('reader-1'), { account: 'slow', message: { op: 'subtract', amount: 1, txn: 'reader-1', delayMs: 800 } }] };
-  const reader2: MultiRequest = { txn: 'reader-2', invocations: [noop('reader-2'), { account: 'other', message: { op: 'add', amount: 1, txn: 'reader-2' } }] };
+  const reader1 = reader('reader-1', 'slow', 800);
+  const reader2 = reader('reader-2', 'other');
   // Waits behind reader-1 from 150 ms, gives up at 250 ms (lockWaitTimeoutMs 100) and retries only after 3 s.
   const writer: TransferRequest = { txn: 'writer', from: 'shared', to: 'elsewhere', amount: 5, retryDelayMs: 3000 };
-  const later = (delayMs: number, to: { type: string; id: string }, message: unknown, id: string): Request => ({
-    to: { type: 'tx/driver', id },
-    message: { delayMs, requests: [{ to, message }] },
-  });
   const requests: Request[] = [
     { to: coordinator('tx/multi', 'c-reader-1'), message: reader1 },
-    later(150, coordinator('tx/impatient-transfer', 'c-writer'), writer, 'd-writer'),
-    later(400, coordinator('tx/multi', 'c-reader-2'), reader2, 'd-reader-2'),
+    later(150, coordinator('tx/impatient-transfer', 'c-writer'), writer),
+    later(400, coordinator('tx/multi', 'c-reader-2'), reader2),
   ];
   const handle = run(t, job, { workers, inputs: { requests } });
   const summary = await within(handle.done, 30_000, 'the job');
@@ -283,15 +281,8 @@ void t.test('under hot contention the workers lower their admission limit; the t
   const workers = 2;
   const random = seededRandom(11);
   const accounts = ['hot-0', 'hot-1', 'hot-2'];
-  const transfers: TransferRequest[] = [];
-  const requests: Request[] = [];
-  for (let i = 0; i < 600; i++) {
-    const from = accounts[Math.floor(random() * accounts.length)]!;
-    const to = accounts[(accounts.indexOf(from) + 1 + Math.floor(random() * 2)) % accounts.length]!;
-    const transfer: TransferRequest = { txn: `h${i}`, from, to, amount: 1 };
-    transfers.push(transfer);
-    requests.push({ to: coordinator('tx/transfer', `c${i}`), message: transfer });
-  }
+  const transfers = randomTransfers(random, accounts, 600, 1);
+  const requests: Request[] = transfers.map((transfer, i) => ({ to: coordinator('tx/transfer', `c${i}`), message: transfer }));
   const handle = run(t, job, { workers, inputs: { requests } });
   const summary = await within(handle.done, 120_000, 'the transfers');
   const limits = summary.perWorker.map((w) => w.transactionLimit);
