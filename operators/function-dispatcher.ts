@@ -128,6 +128,14 @@ export class FunctionDispatcher implements TransactionHost {
     return this.closed;
   }
 
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  slotFreed(): void {
+    this.admit();
+  }
+
   schedule(owner: Address, kg: number, timer: StagedTimer): void {
     this.delayed.schedule(owner, kg, timer.fireAt, timer.token, timer.envelope);
   }
@@ -397,7 +405,7 @@ export class FunctionDispatcher implements TransactionHost {
   }
 
   get mailboxDepth(): number {
-    return this.waiting - this.pausedQueue.length;
+    return this.waiting - this.pausedQueue.length - this.admission.length;
   }
 
   get idle(): boolean {
@@ -406,6 +414,16 @@ export class FunctionDispatcher implements TransactionHost {
 
   get noneRunning(): boolean {
     return this.running === 0;
+  }
+
+  /**
+   * The attempt failed elsewhere and this worker's state is thrown away: closed like after a stop
+   * (late completions and timers are discarded), but nothing is parked.
+   */
+  abandon(): void {
+    this.closed = true;
+    this.pause();
+    this.transactions.stopTimers();
   }
 
   /** Stops starting invocations; running ones finish, arriving envelopes wait. */

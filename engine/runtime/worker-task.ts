@@ -130,8 +130,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     // native work in flight.
     const abandon = async (): Promise<void> => {
       stopping = true;
-      dispatcher.delayed.stop();
-      dispatcher.pause();
+      dispatcher.abandon();
       mesh.close();
       await router.stop().catch(() => {});
       await backend.close();

@@ -59,6 +59,8 @@ export class Coordinators {
     staleMessages: 0,
     lockWaitTimeouts: 0,
   };
+  /** Requests whose declaration handler went async and has not settled yet. */
+  private declaring = 0;
   /** Per coordinator instance with a lockWaitTimeoutMs, the timer of its running transaction's vote phase. */
   private readonly lockWaitTimers = new Map<string, NodeJS.Timeout>();
 
@@ -74,8 +76,15 @@ export class Coordinators {
     private readonly limit: AdmissionLimit,
   ) {}
 
+  /** Transactions and sagas running here, with requests whose (async) declaration is still running. */
   get inProgress(): number {
-    return this.running.size;
+    return this.running.size + this.declaring;
+  }
+
+  /** Ends no transaction: used when the worker abandons its attempt, so no lock-wait timer fires later. */
+  stopTimers(): void {
+    for (const timer of this.lockWaitTimers.values()) clearTimeout(timer);
+    this.lockWaitTimers.clear();
   }
 
   /** A transaction found in keyed state at start (restore, restart): it goes on where it was. */
@@ -109,9 +118,21 @@ export class Coordinators {
       this.begin(declaration, kg);
       return undefined;
     }
+    // An async declaration holds its transaction slot already: the limit counts it as running.
+    this.declaring++;
+    const settled = (): void => {
+      this.declaring--;
+      this.host.slotFreed();
+    };
     return result.then(
-      () => this.begin(declaration, kg),
-      (error: unknown) => this.declarationFailed(envelope, fn, error),
+      () => {
+        this.begin(declaration, kg);
+        settled();
+      },
+      (error: unknown) => {
+        this.declarationFailed(envelope, fn, error);
+        settled();
+      },
     );
   }
 
@@ -220,6 +241,12 @@ export class Coordinators {
       this.lockWaitTimers.delete(key);
       const current = this.running.get(key);
       if (this.host.isClosed || current?.record.txn.id !== id) return;
+      // Paused (before the start, or while stopping): the job manager has counted what was sent; the
+      // wait counts again from now (a stop parks the transaction and its record re-arms on restore).
+      if (this.host.isPaused) {
+        this.armLockWait(current);
+        return;
+      }
       this.counters.lockWaitTimeouts++;
       this.end(current, 'retryable');
       this.host.afterTimer();
@@ -338,7 +365,8 @@ export class Coordinators {
     const outcome = ending === 'success' ? record.onSuccess : ending === 'failure' ? record.onFailure : record.onRetryable;
     this.host.commit(effectsOfOutcome(address, kg, outcome));
     this.running.delete(keyOf(address));
-    this.limit.transactionEnded(record.blockers.length > 0);
+    // Only 2PC waits for locks: sagas would dilute the contention signal.
+    if (record.protocol === Protocol.TWO_PHASE_COMMIT) this.limit.transactionEnded(record.blockers.length > 0);
     const timer = this.lockWaitTimers.get(keyOf(address));
     if (timer !== undefined) {
       clearTimeout(timer);

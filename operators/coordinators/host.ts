@@ -22,6 +22,8 @@ export interface TransactionHost extends InvocationHost {
   readonly store: StateStore;
   /** After a stop the dispatcher is closed: late completions are discarded (their envelopes were parked). */
   readonly isClosed: boolean;
+  /** Before the start and while stopping nothing new runs. */
+  readonly isPaused: boolean;
   invocations: number;
   invocationsFailed: number;
   route(envelope: Envelope): void;
@@ -38,6 +40,8 @@ export interface TransactionHost extends InvocationHost {
   reshare(address: Address): void;
   /** Puts a PREPARE that ran back at the head of the mailbox of `address`, to run again later. */
   requeueFirst(address: Address, envelope: Envelope): void;
+  /** A transaction slot may have come free without a transaction ending (a declaration failed). */
+  slotFreed(): void;
   /** Work done outside an invocation (a timer fired): flush state and return credits as after one. */
   afterTimer(): void;
   /** Lets the mailbox of `address` run again, in order. */

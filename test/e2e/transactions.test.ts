@@ -191,6 +191,26 @@ void t.test('maxTransactionsPerWorker bounds the transactions running at once; t
   t.equal(summary.totals.transactionsWaiting, 0, 'nothing waits at the end');
 });
 
+void t.test('a request whose coordinator declares asynchronously holds its transaction slot while it declares', async (t) => {
+  const workers = 2;
+  const accounts = Array.from({ length: 40 }, (_, i) => `acct-${i}`);
+  const transfers = randomTransfers(seededRandom(6), accounts, 60, 1);
+  const requests: Request[] = transfers.map((transfer, i) => ({ to: coordinator('tx/slow-declaration', `c${i}`), message: transfer }));
+  const handle = run(t, job, { workers, maxTransactionsPerWorker: 1, inputs: { requests } });
+  let mostRunning = 0;
+  let ended = false;
+  const done = handle.done.finally(() => (ended = true));
+  while (!ended) {
+    const { perWorker } = await handle.metrics();
+    mostRunning = Math.max(mostRunning, ...perWorker.map((w) => w.transactionsRunning));
+    await sleep(5);
+  }
+  await within(done, 60_000, 'the transfers');
+  t.equal(mostRunning, 1, 'one declaration or transaction at a time per worker');
+  const final = finalOutcomes(handle.output<Outcome>('outcomes'));
+  t.ok(transfers.every((transfer) => final.get(transfer.txn) === 'committed'), 'every transfer committed');
+});
+
 void t.test('a transaction waiting for a lock longer than its lockWaitTimeoutMs ends as retryable and commits on retry; one without a timeout just waits', async (t) => {
   const workers = 2;
   // The holder locks `y` at once, then spends 800 ms preparing its other leg: `y` stays locked that long.
