@@ -8,6 +8,9 @@ import type { Job } from '../job.js';
 import type { ResolvedOptions } from '../options.js';
 import type { FromWorker, SplitAssignment, SplitPosition, ToWorker, WorkerInit, WorkerMetrics, WorkerResult, WorkerStatus } from './worker-protocol.js';
 
+/** V8's young generation per worker thread, in MB (the default is about 32 on 64-bit). */
+const WORKER_YOUNG_GENERATION_MB = 64;
+
 /** How long destroy() lets workers close their state before their threads are terminated. */
 const ABANDON_TIMEOUT_MS = 5_000;
 
@@ -54,6 +57,9 @@ export class WorkerSet {
       concurrentTasksPerWorker: 1,
       idleTimeout: 60_000,
       atomics: 'disabled',
+      // Envelopes, invocations and protocol records are short-lived: a larger young generation lets
+      // more of them die in a scavenge instead of being promoted (ycsb-t: +4-6%; 384 MB was slower).
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
   }
 
