@@ -26,6 +26,12 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   const { worker, workers, options, control } = init;
   const post = (message: FromWorker): void => control.postMessage(message);
   const log = (line: string): void => post({ type: 'log', line });
+  // Messages that come while this worker still starts (an abandon when another worker fails during a
+  // long restore) are kept and handled, in order, once it is up: the thread then still ends with its
+  // LevelDB closed instead of being terminated at the deadline.
+  const early: ToWorker[] = [];
+  const keepEarly = (message: ToWorker): void => void early.push(message);
+  control.on('message', keepEarly);
 
   const job = jobFromModule((await import(init.jobModule)) as Record<string, unknown>, init.jobModule);
   if (job.name !== init.jobName) {
@@ -136,7 +142,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
       await backend.close();
       control.close();
     };
-    control.on('message', (message: ToWorker) => {
+    const handle = (message: ToWorker): void => {
       switch (message.type) {
         case 'start':
           starting = true;
@@ -199,7 +205,10 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
           abandon().then(() => resolve({ worker, metrics: metrics(), positions: [] }), reject);
           break;
       }
-    });
+    };
+    control.off('message', keepEarly);
+    control.on('message', handle);
+    early.forEach(handle);
     post({ type: 'ready', threadId });
   });
 }
