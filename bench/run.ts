@@ -17,7 +17,7 @@ switch (name) {
     break;
   case 'ycsb-t': {
     // ycsb-t has flags of its own: the shared parser sees only the common ones.
-    const own = new Set(['--transfer-ratios', '--protocols', '--fail-ratios', '--zipfian', '--max-transactions']);
+    const own = new Set(['--transfer-ratios', '--protocols', '--fail-ratios', '--zipfian', '--max-transactions', '--latency-load']);
     const common: string[] = [];
     for (let i = 0; i < rest.length; i++) {
       const arg = rest[i]!;

@@ -10,6 +10,7 @@
  * The default matrix keeps a run under about five minutes; flags narrow or widen it:
  *   --transfer-ratios 0,10,50,100  --protocols tpc,saga  --fail-ratios 0,50,100  --zipfian
  *   --max-transactions 32,128,512 (the engine's maxTransactionsPerWorker)
+ *   --latency-load 0.6 (the share of the maximum for the latency run; default 0.8)
  */
 import { parseArgs } from 'node:util';
 import { defaultOptions, engine, type JobHandle, type JobSummary } from '../index.js';
@@ -47,6 +48,7 @@ function configs(flags: BenchFlags, argv: string[]): Config[] {
       'fail-ratios': { type: 'string' },
       zipfian: { type: 'boolean', default: false },
       'max-transactions': { type: 'string' },
+      'latency-load': { type: 'string' },
     },
   });
   const custom = ['transfer-ratios', 'protocols', 'fail-ratios', 'max-transactions'].some((flag) => values[flag] !== undefined) || argv.includes('--workers') || argv.includes('--keys');
@@ -133,14 +135,24 @@ function row(config: Config, load: string, run: Measured): Row {
   };
 }
 
+/** The share of the maximum at which latency is measured (`--latency-load`, default 0.8). */
+function latencyLoad(argv: string[]): number {
+  const { values } = parseArgs({ args: argv, strict: false, options: { 'latency-load': { type: 'string' } } });
+  const load = values['latency-load'] === undefined ? 0.8 : Number(values['latency-load']);
+  if (!(load > 0 && load <= 1)) throw new Error(`--latency-load: expected a share of the maximum in (0, 1], got ${String(values['latency-load'])}`);
+  return load;
+}
+
 export async function runYcsbT(flags: BenchFlags, argv: string[], command: string): Promise<void> {
   const rows: Row[] = [];
+  const load = latencyLoad(argv);
+  const loadLabel = `${Math.round(load * 100)}%`;
   for (const config of configs(flags, argv)) {
     const ready = (count: number): boolean => count >= config.keys;
     const warmupMs = 2000;
     const max = await measure(start(config, flags.seed), 'responses', flags.durationS, warmupMs, ready);
     const runs: Array<[string, Measured]> = [['max', max]];
-    if (config.at80) runs.push(['80%', await measure(start(config, flags.seed, Math.round(max.opsPerSec * 0.8)), 'responses', flags.durationS, warmupMs, ready)]);
+    if (config.at80) runs.push([loadLabel, await measure(start(config, flags.seed, Math.round(max.opsPerSec * load)), 'responses', flags.durationS, warmupMs, ready)]);
     for (const [load, run] of runs) {
       const r = row(config, load, run);
       rows.push(r);
