@@ -227,15 +227,16 @@ export class Participants {
     this.host.invocations++;
     const invocation = new Invocation(this.host, fn, envelope, kg);
     const outcome = runHandlers(fn, invocation, [message]);
-    const ended = (result: HandlerOutcome): void => {
-      if (this.host.isClosed) return;
-      if (result === undefined) this.host.commit(invocation);
-      else this.failed(envelope, fn, result.error);
-      this.reportStep(envelope, result === undefined);
-    };
-    if (outcome instanceof Promise) return outcome.then(ended);
-    ended(outcome);
+    if (outcome instanceof Promise) return outcome.then((result) => this.stepEnded(envelope, fn, invocation, result));
+    this.stepEnded(envelope, fn, invocation, outcome);
     return undefined;
+  }
+
+  private stepEnded(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, invocation: Invocation, result: HandlerOutcome): void {
+    if (this.host.isClosed) return;
+    if (result === undefined) this.host.commit(invocation);
+    else this.failed(envelope, fn, result.error);
+    this.reportStep(envelope, result === undefined);
   }
 
   private reportStep(envelope: Envelope, ok: boolean): void {
