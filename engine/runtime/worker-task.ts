@@ -16,6 +16,7 @@ import { MemoryBackend } from '../state/memory-backend.js';
 import { StateStore } from '../state/state-store.js';
 import { Channel } from '../wire/envelope.js';
 import { restoreKeyGroups, WorkerCheckpoints } from './worker-checkpoints.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
 
@@ -118,6 +119,9 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     const close = async (): Promise<void> => {
       await router.stop();
       dispatcher.pause();
+      // Parked from a fresh turn: an async invocation that just ended finishes its bookkeeping in the
+      // same microtask run (a PREPARE locks, then leaves the running set), never half of it.
+      await nextTurn();
       const { parked, running } = dispatcher.parkWaiting();
       if (parked > 0) {
         log(`worker ${worker}: parked ${parked} envelopes in state (${running} of them still running); they run first on the next start`);
