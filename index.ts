@@ -39,23 +39,7 @@ export { showProgress, type ProgressOptions } from './engine/runtime/progress.js
 export type { DeadLetter } from './operators/function-dispatcher.js';
 export { generatorIngress, type GeneratorInput, memoryEgress, memoryIngress, type MemoryInput } from './connectors/memory.js';
 export { fileEgress, fileIngress } from './connectors/file.js';
-export {
-  DeadLetterHeaders,
-  kafkaDeadLetterEgress,
-  kafkaEgress,
-  type KafkaEgressOptions,
-  kafkaIngress,
-  type KafkaClientOptions,
-  type KafkaIngressInput,
-  type KafkaIngressOptions,
-  type KafkaPosition,
-  type KafkaRawRecord,
-  type KafkaReaderMetrics,
-  type KafkaRecord,
-  type KafkaSink,
-  type KafkaSinkMetrics,
-  type KafkaSplitReader,
-} from './connectors/kafka.js';
+export * from './connectors/kafka.js';
 
 /**
  * Defines a job: its functions, ingresses with their routers, and egresses. A job without a

@@ -364,13 +364,14 @@ export class Coordinators {
     else this.counters.sagasFailed++;
     const outcome = ending === 'success' ? record.onSuccess : ending === 'failure' ? record.onFailure : record.onRetryable;
     this.host.commit(effectsOfOutcome(address, kg, outcome));
-    this.running.delete(keyOf(address));
+    const key = keyOf(address);
+    this.running.delete(key);
     // Only 2PC waits for locks: sagas would dilute the contention signal.
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) this.limit.transactionEnded(record.blockers.length > 0);
-    const timer = this.lockWaitTimers.get(keyOf(address));
+    const timer = this.lockWaitTimers.get(key);
     if (timer !== undefined) {
       clearTimeout(timer);
-      this.lockWaitTimers.delete(keyOf(address));
+      this.lockWaitTimers.delete(key);
     }
     this.host.release(address);
   }

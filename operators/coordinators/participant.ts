@@ -31,6 +31,9 @@ export interface ParticipantCounters {
   staleMessages: number;
 }
 
+/** Most PREPAREs wait for nobody: one shared empty answer instead of an array each. */
+const NO_BLOCKERS: readonly TxnRef[] = [];
+
 function keyOf(address: Address): string {
   return `${address.type}\u0000${address.id}`;
 }
@@ -88,7 +91,7 @@ export class Participants {
    * PREPARE ahead, else the one running, else the lock holder(s). Behind a shared lock with nothing
    * ahead, it runs at once (a read-only one joins the lock; a writer reports its wait then).
    */
-  private nearestAhead(address: Address, index: number): TxnRef[] {
+  private nearestAhead(address: Address, index: number): readonly TxnRef[] {
     const queued = this.host.queued(address);
     for (let i = index - 1; i >= 0; i--) if (queued[i]!.kind === Kind.PREPARE) return [txnOfPrepare(queued[i]!)];
     const running = this.host.inFlightOf(address);
@@ -98,10 +101,11 @@ export class Participants {
     if (lock !== undefined) return [lock.txn];
     const shared = this.sharedLocks.get(key);
     if (shared !== undefined && index > 0) return [...shared.holders.values()].map((holder) => holder.txn);
-    return [];
+    return NO_BLOCKERS;
   }
 
   private reportWait(envelope: Envelope, blockers: readonly TxnRef[]): void {
+    if (blockers.length === 0) return;
     const waiting = envelope.txn!.id;
     const others = blockers.filter((blocker) => blocker.id !== waiting);
     if (others.length === 0) return;
@@ -266,6 +270,7 @@ export class Participants {
 
   /** COMMIT or ABORT of a read-only participant: it leaves the shared lock; the last one releases it. */
   private leaveShared(envelope: Envelope): boolean {
+    if (this.sharedLocks.size === 0) return false;
     const key = keyOf({ type: envelope.targetType, id: envelope.targetId });
     const shared = this.sharedLocks.get(key);
     const holder = shared?.holders.get(envelope.txn!.id);
