@@ -28,6 +28,12 @@ export interface SubmitOptions {
   /** State entries cached per worker. Default: 200000. */
   stateCacheEntries?: number;
   /**
+   * How long a state write may wait in the cache before it is written to LevelDB (sooner once a tenth
+   * of `stateCacheEntries` wait). Checkpoints and stops write everything first, so this trades no
+   * guarantee: a key written often in that time is written once. Default: 1000 ms.
+   */
+  stateFlushIntervalMs?: number;
+  /**
    * Transactions and sagas the coordinators of one worker run at once; further requests to
    * coordinators wait in arrival order (and back-pressure the routers). Default: 256.
    */
@@ -80,6 +86,7 @@ export interface ResolvedOptions {
   batchSize: number;
   feedbackHighWaterMark: number;
   stateCacheEntries: number;
+  stateFlushIntervalMs: number;
   maxTransactionsPerWorker: number;
   stopTimeoutMs: number;
   log: (line: string) => void;
@@ -100,6 +107,7 @@ export const defaultOptions = {
   batchSize: 256,
   feedbackHighWaterMark: 50_000,
   stateCacheEntries: 200_000,
+  stateFlushIntervalMs: 1000,
   maxTransactionsPerWorker: 256,
   stopTimeoutMs: 10_000,
   checkpointsRetained: 3,
@@ -109,7 +117,7 @@ export const defaultOptions = {
 
 const KNOWN = new Set([
   'workers', 'stateDir', 'stateBackend', 'maxParallelism', 'inputs', 'channelCapacity', 'batchSize',
-  'feedbackHighWaterMark', 'stateCacheEntries', 'maxTransactionsPerWorker', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
+  'feedbackHighWaterMark', 'stateCacheEntries', 'stateFlushIntervalMs', 'maxTransactionsPerWorker', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
   'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'maxRestarts', 'adminPort',
   'faultInjection',
 ]);
@@ -164,6 +172,7 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
     batchSize: integer('batchSize', options.batchSize ?? defaultOptions.batchSize, 1, 1 << 16),
     feedbackHighWaterMark: integer('feedbackHighWaterMark', options.feedbackHighWaterMark ?? defaultOptions.feedbackHighWaterMark, 1, 1 << 30),
     stateCacheEntries: integer('stateCacheEntries', options.stateCacheEntries ?? defaultOptions.stateCacheEntries, 1, 1 << 30),
+    stateFlushIntervalMs: integer('stateFlushIntervalMs', options.stateFlushIntervalMs ?? defaultOptions.stateFlushIntervalMs, 0, 3600 * 1000),
     maxTransactionsPerWorker: integer('maxTransactionsPerWorker', options.maxTransactionsPerWorker ?? defaultOptions.maxTransactionsPerWorker, 1, 1 << 20),
     stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? defaultOptions.stopTimeoutMs, 0, 24 * 3600 * 1000),
     log: options.log ?? ((line: string) => console.error(line)),

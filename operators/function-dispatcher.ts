@@ -602,10 +602,7 @@ export class FunctionDispatcher implements TransactionHost {
     setImmediate(() => {
       this.flushScheduled = false;
       this.returnDueCredits();
-      this.config.store.flush().catch((error: unknown) => {
-        this.config.log(`worker ${this.worker}: state write failed, will retry: ${describeError(error)}`);
-        setTimeout(() => this.scheduleFlush(), 100);
-      });
+      this.config.store.flushSoon();
     });
   }
 

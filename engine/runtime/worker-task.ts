@@ -41,7 +41,11 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   const backend = init.stateLocation === undefined ? new MemoryBackend() : new LevelDbBackend(init.stateLocation);
   await backend.open();
   // With checkpoints, the store remembers what changed between cuts: most checkpoints write only that.
-  const store = new StateStore(backend, options.stateCacheEntries, init.checkpointDir === undefined ? 0 : CHANGES_TRACKED);
+  const store = new StateStore(backend, options.stateCacheEntries, init.checkpointDir === undefined ? 0 : CHANGES_TRACKED, {
+    intervalMs: options.stateFlushIntervalMs,
+    maxDirty: Math.max(1, Math.floor(options.stateCacheEntries / 10)),
+    onError: (error) => log(`worker ${worker}: state write failed, will retry: ${describeError(error)}`),
+  });
   const keyGroups = keyGroupRangeOf(worker, workers, options.maxParallelism);
   const egress = new EgressOutbox(control);
   // After a restore of checkpoint n, output belongs to epoch n + 1 on: never to an epoch at or below
@@ -129,7 +133,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
       mesh.flush();
       egress.flush();
       await store.flushAll();
-      await backend.close();
+      await store.close();
       mesh.close();
       post({ type: 'closed' });
       control.close();
@@ -143,7 +147,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
       dispatcher.abandon();
       mesh.close();
       await router.stop().catch(() => {});
-      await backend.close();
+      await store.close();
       control.close();
     };
     const handle = (message: ToWorker): void => {

@@ -3,8 +3,23 @@ import { fromBytes, prefixEnd, toBytes } from './state-keys.js';
 
 interface Taken {
   entries: Map<string, CacheEntry>;
-  batch: Array<[Uint8Array, Uint8Array | null]>;
+  /** Keys with their values as of the take (an entry may be rewritten before the write runs). */
+  batch: Array<[string, Uint8Array | null]>;
 }
+
+/** When `flushSoon` writes: a write may wait in the cache for `intervalMs`, or until `maxDirty` wait. */
+export interface FlushPolicy {
+  intervalMs: number;
+  maxDirty: number;
+  /** A background write failed; its entries are dirty again, so a later flush retries them. */
+  onError(error: unknown): void;
+}
+
+/**
+ * Entries per backend write: a flush of many entries goes out in several batches, each after an
+ * event-loop turn, so building one never stalls the worker for long.
+ */
+const WRITE_CHUNK = 1000;
 
 /**
  * A cut of the state: a frozen backend snapshot, and what changed since the previous cut (the value
@@ -24,8 +39,12 @@ interface CacheEntry {
 
 /**
  * A write-back cache in front of a StateBackend. Reads hit the cache or fall through to a synchronous
- * backend read; writes only mark entries dirty; `flush` writes every dirty entry in one batch.
+ * backend read; writes only mark entries dirty; `flush` writes every dirty entry.
  * Only clean entries are evicted, so nothing written is ever lost before it reaches the backend.
+ *
+ * Between cuts the backend's content promises nothing (a failed attempt restores a checkpoint; a stop
+ * flushes everything), so `flushSoon` lets writes wait, as Kafka Streams' record cache does until a
+ * commit: a key written many times is written once, and the backend gets fewer, larger batches.
  */
 export class StateStore {
   private readonly cache = new Map<string, CacheEntry>();
@@ -39,10 +58,13 @@ export class StateStore {
    * `trackChanges`: the most changed keys remembered between cuts (0: none), so a checkpoint can
    * write only what changed; beyond it the next cut reports its changes as unknown.
    */
+  private flushTimer: NodeJS.Timeout | undefined;
+
   constructor(
     readonly backend: StateBackend,
     private readonly capacity: number,
     private readonly trackChanges = 0,
+    private readonly policy: FlushPolicy | undefined = undefined,
   ) {
     this.changes = trackChanges > 0 ? new Map() : undefined;
   }
@@ -92,6 +114,37 @@ export class StateStore {
     });
     this.flushing = flushing;
     return flushing;
+  }
+
+  /**
+   * Writes the dirty entries at once when the policy's `maxDirty` are waiting, else within its
+   * `intervalMs` (no policy: at once). Failures go to the policy's `onError` and are retried after the interval.
+   */
+  flushSoon(): void {
+    const policy = this.policy;
+    if (this.dirty.size === 0) return;
+    if (policy === undefined || this.dirty.size >= policy.maxDirty) {
+      this.flushInBackground();
+    } else if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => this.flushInBackground(), policy.intervalMs);
+    }
+  }
+
+  private flushInBackground(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.flush().catch((error: unknown) => {
+      this.policy?.onError(error);
+      // Tried again after the interval, even if nothing is written meanwhile.
+      if (this.policy !== undefined) this.flushTimer ??= setTimeout(() => this.flushInBackground(), this.policy.intervalMs);
+    });
+  }
+
+  /** Stops background writes and closes the backend; what is still dirty is not written. */
+  async close(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    await this.backend.close();
   }
 
   /** Resolves once nothing is dirty and no write is running. */
@@ -146,10 +199,10 @@ export class StateStore {
   private takeDirty(): Taken {
     const entries = this.dirty;
     this.dirty = new Map();
-    const batch: Array<[Uint8Array, Uint8Array | null]> = [];
+    const batch: Array<[string, Uint8Array | null]> = [];
     for (const [key, entry] of entries) {
       entry.dirty = false;
-      batch.push([toBytes(key), entry.value]);
+      batch.push([key, entry.value]);
       this.changes?.set(key, entry.value);
     }
     this.boundChanges();
@@ -168,10 +221,12 @@ export class StateStore {
   }
 
   private async write(taken: Taken, extra: ReadonlyArray<readonly [string, Uint8Array | null]> = []): Promise<void> {
-    const batch = taken.batch;
-    for (const [key, value] of extra) batch.push([toBytes(key), value]);
+    const batch = extra.length === 0 ? taken.batch : [...taken.batch, ...extra];
     try {
-      await this.backend.write(batch);
+      for (let start = 0; start < batch.length; start += WRITE_CHUNK) {
+        const chunk = batch.slice(start, start + WRITE_CHUNK).map(([key, value]) => [toBytes(key), value] as const);
+        await this.backend.write(chunk);
+      }
     } catch (error) {
       this.markDirtyAgain(taken);
       throw error;

@@ -398,3 +398,69 @@ void t.test('change tracking gives up (changes unknown) beyond its bound, and st
   untracked.put('a', v('1'));
   t.equal((await untracked.snapshot()).changes, undefined, 'without tracking: always unknown');
 });
+
+const quietPolicy = { intervalMs: 60_000, maxDirty: 1_000_000, onError: (): void => {} };
+
+void t.test('flushSoon lets writes wait for the interval; a key rewritten meanwhile is written once, with its last value', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100, 0, { ...quietPolicy, intervalMs: 30 });
+  for (let i = 0; i < 10; i++) {
+    store.put('hot', v(`h${i}`));
+    store.flushSoon();
+  }
+  store.put('cold', v('c'));
+  store.flushSoon();
+  t.same(backend.writes, [], 'nothing is written before the interval');
+  for (let waited = 0; backend.writes.length === 0 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  t.same(backend.writes, [[['hot', 'h9'], ['cold', 'c']]], 'one batch, each key once');
+  await store.flushAll();
+  t.equal(backend.stored('hot'), 'h9');
+  await store.close();
+});
+
+void t.test('flushSoon writes at once when maxDirty entries wait', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100, 0, { ...quietPolicy, maxDirty: 3 });
+  store.put('a', v('1'));
+  store.put('b', v('2'));
+  store.flushSoon();
+  t.same(backend.writes, [], 'two of three: waits');
+  store.put('c', v('3'));
+  store.flushSoon();
+  t.same(backend.writes, [[['a', '1'], ['b', '2'], ['c', '3']]], 'the third starts the write');
+  await store.close();
+});
+
+void t.test('close() cancels a pending background write', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100, 0, { ...quietPolicy, intervalMs: 20 });
+  store.put('a', v('1'));
+  store.flushSoon();
+  await store.close();
+  await new Promise((r) => setTimeout(r, 80));
+  t.same(backend.writes, [], 'nothing written after close');
+});
+
+void t.test('a failed background write is reported and tried again after the interval, without further writes', async (t) => {
+  const backend = new ProbeBackend();
+  backend.failing.add(0);
+  const errors: string[] = [];
+  const store = new StateStore(backend, 100, 0, { intervalMs: 20, maxDirty: 1, onError: (e) => errors.push((e as Error).message) });
+  store.put('a', v('1'));
+  store.flushSoon();
+  for (let waited = 0; backend.stored('a') === undefined && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  t.same(errors, ['disk full']);
+  t.equal(backend.writes.length, 2, 'the retry is the second write');
+  t.equal(backend.stored('a'), '1');
+  await store.close();
+});
+
+void t.test('a flush of more than 1000 entries goes to the backend in batches of 1000, all before it resolves', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 10_000);
+  for (let i = 0; i < 2500; i++) store.put(`k${String(i).padStart(4, '0')}`, v(String(i)));
+  await store.flush();
+  t.same(backend.writes.map((w) => w.length), [1000, 1000, 500]);
+  t.equal(backend.stored('k2499'), '2499');
+  t.equal(store.pendingWrites, 0);
+});
