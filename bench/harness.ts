@@ -57,11 +57,27 @@ export interface Measured {
   summary: JobSummary;
 }
 
+/** Envelopes waiting in the workers (mailboxes and transactions not yet admitted) below which a job has caught up. */
+const SETTLED_BACKLOG = 200;
+
 /**
  * Measures a running job over `durationS`, after `ready()` holds (e.g. the records were loaded) and
  * a warm-up: the egress rate and the ingress-to-egress latency of that window only. Then stops it.
+ *
+ * With `settle` (runs at a fixed input rate), the warm-up also lasts until the job has caught up:
+ * while code is still being compiled the first seconds run slower than the rate, and the backlog that
+ * builds then takes seconds to drain; measured in that window, latency is that of the start-up, not of
+ * the load. A job that never catches up (the rate is above what it sustains) is measured anyway, after
+ * 30 s, and said so on stderr.
  */
-export async function measure(handle: JobHandle, egress: string, durationS: number, warmupMs: number, ready: (count: number) => boolean): Promise<Measured> {
+export async function measure(
+  handle: JobHandle,
+  egress: string,
+  durationS: number,
+  warmupMs: number,
+  ready: (count: number) => boolean,
+  settle = false,
+): Promise<Measured> {
   const count = async (): Promise<number> => (await handle.metrics()).egress[egress] ?? 0;
   const deadline = Date.now() + 60_000;
   while (!ready(await count())) {
@@ -69,6 +85,19 @@ export async function measure(handle: JobHandle, egress: string, durationS: numb
     await sleep(20);
   }
   await sleep(warmupMs);
+  if (settle) {
+    const backlog = async (): Promise<number> => {
+      const { totals } = await handle.metrics();
+      return totals.mailboxDepth + totals.transactionsWaiting;
+    };
+    const giveUp = Date.now() + 30_000;
+    let calm = 0; // consecutive polls below the bound
+    while (calm < 2 && Date.now() < giveUp) {
+      calm = (await backlog()) < SETTLED_BACKLOG ? calm + 1 : 0;
+      await sleep(250);
+    }
+    if (calm < 2) console.error(`the job did not catch up with its input rate within 30 s (backlog ${await backlog()}); measured anyway`);
+  }
   handle.resetLatency();
   const c0 = await count();
   const t0 = performance.now();

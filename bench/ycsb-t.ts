@@ -152,7 +152,7 @@ export async function runYcsbT(flags: BenchFlags, argv: string[], command: strin
     const warmupMs = 2000;
     const max = await measure(start(config, flags.seed), 'responses', flags.durationS, warmupMs, ready);
     const runs: Array<[string, Measured]> = [['max', max]];
-    if (config.at80) runs.push([loadLabel, await measure(start(config, flags.seed, Math.round(max.opsPerSec * load)), 'responses', flags.durationS, warmupMs, ready)]);
+    if (config.at80) runs.push([loadLabel, await measure(start(config, flags.seed, Math.round(max.opsPerSec * load)), 'responses', flags.durationS, warmupMs, ready, true)]);
     for (const [load, run] of runs) {
       const r = row(config, load, run);
       rows.push(r);

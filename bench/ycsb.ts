@@ -27,7 +27,7 @@ export async function runYcsb(flags: BenchFlags, command: string): Promise<void>
         const limit = await measure(start(params('limit'), workers), 'responses', flags.durationS, warmupMs, ready);
         const max = await measure(start(params('record'), workers), 'responses', flags.durationS, warmupMs, ready);
         const rate = Math.round(max.opsPerSec * 0.8);
-        const at80 = await measure(start(params('record'), workers, rate), 'responses', flags.durationS, warmupMs, ready);
+        const at80 = await measure(start(params('record'), workers, rate), 'responses', flags.durationS, warmupMs, ready, true);
         for (const [load, run] of [['max', max], ['80%', at80]] as const) {
           const row = {
             workload,

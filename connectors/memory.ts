@@ -21,17 +21,30 @@ export interface MemoryIngressOptions<R> {
 export type MemoryInput<R> = readonly R[] | { records: readonly R[]; ratePerSec?: number };
 
 /**
- * Paces a split at `ratePerSec` from its first read: how many records may be read now, or how
- * long to wait. Unlimited when the rate is undefined.
+ * What a paced split may still read at once after it fell behind (it was not read, e.g. while its
+ * router waited for credits or the job was starting): a token bucket of this many milliseconds of
+ * records. Without the bound, a slow start would be paid back later as a burst above the rate, and a
+ * latency measured "at 80% load" would be measured at full load.
  */
-function pacer(ratePerSec: number | undefined, startIndex: number): (next: number, wanted: number) => number {
-  if (ratePerSec === undefined) return (_next, wanted) => wanted;
-  // The clock starts at the first read, not at open: workers open their splits before the job
-  // starts, and counting that wait would release a burst of "overdue" records at the start.
-  let startedAt: number | undefined;
-  return (next, wanted) => {
-    startedAt ??= Date.now();
-    return Math.min(wanted, Math.max(0, Math.floor(((Date.now() - startedAt) * ratePerSec) / 1000) - (next - startIndex)));
+const MAX_BURST_MS = 100;
+
+/**
+ * Paces a split at `ratePerSec` from its first read: how many records may be read now (0: wait).
+ * Unlimited when the rate is undefined.
+ */
+function pacer(ratePerSec: number | undefined): (wanted: number) => number {
+  if (ratePerSec === undefined) return (wanted) => wanted;
+  const burst = Math.max(1, (ratePerSec * MAX_BURST_MS) / 1000);
+  // The clock starts at the first read, not at open: workers open their splits before the job starts.
+  let last: number | undefined;
+  let allowance = 0;
+  return (wanted) => {
+    const now = Date.now();
+    allowance = Math.min(burst, allowance + ((now - (last ?? now)) * ratePerSec) / 1000);
+    last = now;
+    const count = Math.min(wanted, Math.floor(allowance));
+    allowance -= count;
+    return count;
   };
 }
 
@@ -74,10 +87,10 @@ export function memoryIngress<R = unknown>(name: string, options: MemoryIngressO
     openSplit(split: unknown, position: unknown): SplitReader<R> {
       const { records, ratePerSec } = split as MemorySplit<R>;
       let next = typeof position === 'number' ? position : 0;
-      const allowed = pacer(ratePerSec, next);
+      const allowed = pacer(ratePerSec);
       return {
         read(max: number): ReadResult<R> {
-          const count = allowed(next, Math.min(max, records.length - next));
+          const count = allowed(Math.min(max, records.length - next));
           if (count === 0 && ratePerSec !== undefined && next < records.length) return { records: [], done: false, retryAfterMs: waitFor(ratePerSec) };
           const batch = records.slice(next, next + count);
           next += count;
@@ -165,10 +178,10 @@ export function generatorIngress<R = unknown, P = unknown>(name: string, options
       const { split, params, count, ratePerSec } = description as GeneratorSplit<P>;
       let next = typeof position === 'number' ? position : 0;
       let ended = false;
-      const allowed = pacer(ratePerSec, next);
+      const allowed = pacer(ratePerSec);
       return {
         read(max: number): ReadResult<R> {
-          const n = allowed(next, Math.min(max, count - next));
+          const n = allowed(Math.min(max, count - next));
           if (n === 0 && ratePerSec !== undefined && next < count) return { records: [], done: false, retryAfterMs: waitFor(ratePerSec) };
           const records: R[] = [];
           for (let i = 0; i < n; i++) {
