@@ -34,10 +34,16 @@ export interface SubmitOptions {
    */
   stateFlushIntervalMs?: number;
   /**
-   * Transactions and sagas the coordinators of one worker run at once; further requests to
-   * coordinators wait in arrival order (and back-pressure the routers). Default: 256.
+   * Two-phase-commit transactions the coordinators of one worker run at once (fewer while most of
+   * them wait for locks); further requests to such coordinators wait in arrival order (and
+   * back-pressure the routers). Default: 256.
    */
   maxTransactionsPerWorker?: number;
+  /**
+   * Sagas the coordinators of one worker run at once; further requests wait as above. Sagas take no
+   * locks, and each waits for hops between workers, so many at once pay. Default: 1024.
+   */
+  maxSagasPerWorker?: number;
   /** How long `stop()` lets in-flight work finish before it parks the rest in state. Default: 10000 ms. */
   stopTimeoutMs?: number;
   /** Called with engine log lines (worker failures, dead letters). Default: console.error. */
@@ -88,6 +94,7 @@ export interface ResolvedOptions {
   stateCacheEntries: number;
   stateFlushIntervalMs: number;
   maxTransactionsPerWorker: number;
+  maxSagasPerWorker: number;
   stopTimeoutMs: number;
   log: (line: string) => void;
   checkpointDir: string | undefined;
@@ -109,6 +116,7 @@ export const defaultOptions = {
   stateCacheEntries: 200_000,
   stateFlushIntervalMs: 1000,
   maxTransactionsPerWorker: 256,
+  maxSagasPerWorker: 1024,
   stopTimeoutMs: 10_000,
   checkpointsRetained: 3,
   checkpointTimeoutMs: 60_000,
@@ -117,7 +125,7 @@ export const defaultOptions = {
 
 const KNOWN = new Set([
   'workers', 'stateDir', 'stateBackend', 'maxParallelism', 'inputs', 'channelCapacity', 'batchSize',
-  'feedbackHighWaterMark', 'stateCacheEntries', 'stateFlushIntervalMs', 'maxTransactionsPerWorker', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
+  'feedbackHighWaterMark', 'stateCacheEntries', 'stateFlushIntervalMs', 'maxTransactionsPerWorker', 'maxSagasPerWorker', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
   'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'maxRestarts', 'adminPort',
   'faultInjection',
 ]);
@@ -174,6 +182,7 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
     stateCacheEntries: integer('stateCacheEntries', options.stateCacheEntries ?? defaultOptions.stateCacheEntries, 1, 1 << 30),
     stateFlushIntervalMs: integer('stateFlushIntervalMs', options.stateFlushIntervalMs ?? defaultOptions.stateFlushIntervalMs, 0, 3600 * 1000),
     maxTransactionsPerWorker: integer('maxTransactionsPerWorker', options.maxTransactionsPerWorker ?? defaultOptions.maxTransactionsPerWorker, 1, 1 << 20),
+    maxSagasPerWorker: integer('maxSagasPerWorker', options.maxSagasPerWorker ?? defaultOptions.maxSagasPerWorker, 1, 1 << 20),
     stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? defaultOptions.stopTimeoutMs, 0, 24 * 3600 * 1000),
     log: options.log ?? ((line: string) => console.error(line)),
     checkpointDir: options.checkpointDir,

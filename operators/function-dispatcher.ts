@@ -2,7 +2,7 @@ import type { Mesh } from '../engine/channels/mesh.js';
 import type { EgressOutbox } from '../engine/channels/egress-outbox.js';
 import { decodeOrExplain } from '../engine/codec.js';
 import { describeError, EddyError, type ErrorCode, isInvocationFailed } from '../engine/errors.js';
-import type { AnyFunctionType } from '../engine/coordinator-type.js';
+import type { AnyFunctionType, CoordinatorType } from '../engine/coordinator-type.js';
 import type { Address, FunctionType, StateSpecs } from '../engine/function-type.js';
 import type { Job } from '../engine/job.js';
 import { type KeyGroupRange, keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
@@ -45,9 +45,14 @@ export interface DispatcherConfig {
   /** Called when the waiting backlog falls back under the low-water mark. */
   onBacklogDrained: () => void;
   lowWaterMark: number;
-  /** Most transactions (and sagas) this worker's coordinators run at once; further requests wait their turn. */
+  /** Most two-phase-commit transactions this worker's coordinators run at once; further requests wait their turn. */
   maxTransactions: number;
+  /** The same for sagas. */
+  maxSagas: number;
 }
+
+type CoordinatorKind = CoordinatorType['kind'];
+const COORDINATOR_KINDS: readonly CoordinatorKind[] = ['tpc', 'saga'];
 
 /**
  * The function-dispatcher: owns the key groups of its worker, with their state, mailboxes and
@@ -92,12 +97,12 @@ export class FunctionDispatcher implements TransactionHost {
   private readonly feedbackAcksDue: number[];
   private readonly pausedQueue: Envelope[] = [];
   /**
-   * Requests to coordinators while the admission limit's worth of transactions run here (at most
-   * `maxTransactions`, fewer under lock contention): they wait in arrival order and keep
-   * their router credit, so a burst of transactions back-pressures the routers instead of piling up
-   * as lock convoys (2PC throughput collapses when every request starts at once).
+   * Per protocol, requests to coordinators while its limit's worth run here (two-phase commit: at
+   * most `maxTransactions`, fewer under lock contention; sagas: `maxSagas`): they wait in arrival
+   * order and keep their router credit, so a burst of transactions back-pressures the routers instead
+   * of piling up as lock convoys (2PC throughput collapses when every request starts at once).
    */
-  private readonly admission: Envelope[] = [];
+  private readonly admission: Record<CoordinatorKind, Envelope[]> = { tpc: [], saga: [] };
   private seq = 0;
   /**
    * Parked entries (at a stop or a cut) are keyed by this ever-growing number: later ones sort after
@@ -115,7 +120,7 @@ export class FunctionDispatcher implements TransactionHost {
     this.feedbackAcksDue = Array.from({ length: config.workers }, () => 0);
     this.egressIndexes = new Map(config.job.egresses.map((egress, index) => [egress.name, index]));
     this.delayed = new DelayedMessages(config.store, (envelope) => this.route(envelope), () => this.scheduleFlush());
-    this.transactions = new Transactions(this, config.maxTransactions);
+    this.transactions = new Transactions(this, config.maxTransactions, config.maxSagas);
   }
 
   // ---- TransactionHost ----
@@ -319,7 +324,8 @@ export class FunctionDispatcher implements TransactionHost {
       if (running !== undefined) park(running);
       mailbox.forEach(park);
     }
-    this.admission.forEach(park);
+    this.admission.tpc.forEach(park);
+    this.admission.saga.forEach(park);
     // Taken in before the cut but not run yet (the dispatcher is paused while it starts): part of the cut.
     this.pausedQueue.forEach(park);
     const snapshot = this.config.store.snapshot([...parked, ...this.transactions.records()]);
@@ -341,10 +347,13 @@ export class FunctionDispatcher implements TransactionHost {
       return false;
     }
     if (envelope.kind !== Kind.INVOKE && this.transactions.intercept(envelope, keyGroupOf(envelope.targetId, this.config.maxParallelism))) return true;
-    if (envelope.kind === Kind.INVOKE && (this.admission.length > 0 || !this.transactions.slotFree) && this.startsTransaction(envelope)) {
-      this.admission.push(envelope);
-      this.waiting++;
-      return false;
+    if (envelope.kind === Kind.INVOKE) {
+      const kind = this.coordinatorKind(envelope);
+      if (kind !== undefined && (this.admission[kind].length > 0 || !this.transactions.slotFree(kind))) {
+        this.admission[kind].push(envelope);
+        this.waiting++;
+        return false;
+      }
     }
     return this.enter(envelope);
   }
@@ -365,22 +374,26 @@ export class FunctionDispatcher implements TransactionHost {
     return true;
   }
 
-  private startsTransaction(envelope: Envelope): boolean {
+  /** The protocol of the coordinator an envelope is for; undefined for a regular function. */
+  private coordinatorKind(envelope: Envelope): CoordinatorKind | undefined {
     const kind = this.config.job.functions.get(envelope.targetType)?.kind;
-    return kind !== undefined && kind !== 'regular';
+    return kind === 'regular' ? undefined : kind;
   }
 
   /** Lets requests waiting for a transaction slot in, in order, while slots are free. */
   private admit(): void {
-    while (this.admission.length > 0 && !this.paused && this.transactions.slotFree) {
-      const envelope = this.admission.shift()!;
-      this.waiting--;
-      if (this.enter(envelope)) this.dequeued(envelope);
+    for (const kind of COORDINATOR_KINDS) {
+      const queue = this.admission[kind];
+      while (queue.length > 0 && !this.paused && this.transactions.slotFree(kind)) {
+        const envelope = queue.shift()!;
+        this.waiting--;
+        if (this.enter(envelope)) this.dequeued(envelope);
+      }
     }
   }
 
   get transactionsWaiting(): number {
-    return this.admission.length;
+    return this.admission.tpc.length + this.admission.saga.length;
   }
 
   /** A queued envelope runs now: if a router is owed its credit, it gets it back (batched per turn). */
@@ -405,11 +418,12 @@ export class FunctionDispatcher implements TransactionHost {
   }
 
   get mailboxDepth(): number {
-    return this.waiting - this.pausedQueue.length - this.admission.length;
+    return this.waiting - this.pausedQueue.length - this.transactionsWaiting;
   }
 
   get idle(): boolean {
-    return this.running === 0 && this.waiting === 0 && this.config.store.pendingWrites === 0;
+    // Pending state writes do not count: closing the worker writes them.
+    return this.running === 0 && this.waiting === 0;
   }
 
   get noneRunning(): boolean {
@@ -620,7 +634,7 @@ export class FunctionDispatcher implements TransactionHost {
       if (running !== undefined) waiting.push(running);
       waiting.push(...mailbox);
     }
-    waiting.push(...this.admission, ...this.pausedQueue);
+    waiting.push(...this.admission.tpc, ...this.admission.saga, ...this.pausedQueue);
     for (const envelope of waiting) {
       const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
       this.config.store.put(parkedKey(kg, this.nextParkSeq()), encodeEnvelope(envelope));
@@ -630,7 +644,8 @@ export class FunctionDispatcher implements TransactionHost {
     this.mailboxes.clear();
     this.inFlight.clear();
     this.pausedQueue.length = 0;
-    this.admission.length = 0;
+    this.admission.tpc.length = 0;
+    this.admission.saga.length = 0;
     this.waiting = 0;
     return { parked: waiting.length, running };
   }

@@ -119,9 +119,10 @@ const GAUGES: ReadonlyArray<[keyof Totals, string]> = [
   ['mailboxDepth', 'envelopes waiting behind a running invocation of their address'],
   ['feedbackBacklog', 'feedback envelopes taken in and not yet run'],
   ['stateCacheDirty', 'state entries written and not yet flushed to LevelDB'],
-  ['transactionsRunning', 'transactions and sagas running in coordinators'],
+  ['transactionsRunning', 'two-phase-commit transactions running in coordinators'],
   ['transactionLimit', 'transactions a worker starts at once now (maxTransactionsPerWorker, less under lock contention)'],
-  ['transactionsWaiting', 'requests to coordinators waiting for a transaction slot (maxTransactionsPerWorker)'],
+  ['sagasRunning', 'sagas running in coordinators (at most maxSagasPerWorker per worker)'],
+  ['transactionsWaiting', 'requests to coordinators waiting for a slot of their protocol'],
   ['locksHeld', 'participant instances locked by a transaction'],
 ];
 

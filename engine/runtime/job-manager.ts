@@ -374,7 +374,7 @@ class JobRun implements JobHandle {
     const totals = {
       recordsRead: 0, envelopesRouted: 0, invocations: 0, invocationsFailed: 0, handlerErrors: 0, deadLetters: 0,
       egressRecords: 0, messagesSent: 0, delayedScheduled: 0, delayedFired: 0, mailboxDepth: 0, feedbackBacklog: 0, feedbackHeldForCheckpoint: 0, stateCacheDirty: 0,
-      transactionsCommitted: 0, transactionsAborted: 0, transactionsRetryable: 0, deadlocksFound: 0, lockWaitTimeouts: 0, transactionsRunning: 0, transactionLimit: 0, transactionsWaiting: 0, locksHeld: 0, locksReleased: 0,
+      transactionsCommitted: 0, transactionsAborted: 0, transactionsRetryable: 0, deadlocksFound: 0, lockWaitTimeouts: 0, transactionsRunning: 0, transactionLimit: 0, sagasRunning: 0, transactionsWaiting: 0, locksHeld: 0, locksReleased: 0,
       lockHoldMsTotal: 0, sagasSucceeded: 0, sagasFailed: 0, compensationsFailed: 0, compensationsAbandoned: 0, staleProtocolMessages: 0,
     };
     for (const m of perWorker) for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += m[key];

@@ -58,11 +58,13 @@ export interface TransactionMetrics {
   deadlocksFound: number;
   /** Transactions ended as retryable because their votes took longer than the coordinator's lockWaitTimeoutMs. */
   lockWaitTimeouts: number;
-  /** Transactions and sagas the worker's coordinators are running (a gauge, at most maxTransactionsPerWorker). */
+  /** Two-phase-commit transactions the worker's coordinators are running (a gauge, at most transactionLimit). */
   transactionsRunning: number;
   /** Transactions the worker starts at once now: maxTransactionsPerWorker, less under lock contention (a gauge). */
   transactionLimit: number;
-  /** Requests to coordinators waiting for one of the worker's maxTransactionsPerWorker slots (a gauge). */
+  /** Sagas the worker's coordinators are running (a gauge, at most maxSagasPerWorker). */
+  sagasRunning: number;
+  /** Requests to coordinators waiting for a slot of their protocol (a gauge). */
   transactionsWaiting: number;
   /** Participant instances locked right now (a gauge). */
   locksHeld: number;

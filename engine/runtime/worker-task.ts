@@ -73,6 +73,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     onBacklogDrained: () => router.kick(),
     lowWaterMark: options.feedbackHighWaterMark / 2,
     maxTransactions: options.maxTransactionsPerWorker,
+    maxSagas: options.maxSagasPerWorker,
     onCut: (id, snapshot) => checkpoints.cut(id, snapshot, feedback.onOwnSnapshot(id)),
   });
   const feedback = new Feedback(dispatcher, workers, options.maxParallelism);

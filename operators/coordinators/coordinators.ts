@@ -59,8 +59,11 @@ export class Coordinators {
     staleMessages: 0,
     lockWaitTimeouts: 0,
   };
-  /** Requests whose declaration handler went async and has not settled yet. */
-  private declaring = 0;
+  /**
+   * Per protocol, transactions running here plus requests whose (async) declaration has not settled
+   * yet: each holds one of its protocol's slots.
+   */
+  private readonly slotsTaken: Record<CoordinatorType['kind'], number> = { tpc: 0, saga: 0 };
   /** Per coordinator instance with a lockWaitTimeoutMs, the timer of its running transaction's vote phase. */
   private readonly lockWaitTimers = new Map<string, NodeJS.Timeout>();
 
@@ -76,9 +79,9 @@ export class Coordinators {
     private readonly limit: AdmissionLimit,
   ) {}
 
-  /** Transactions and sagas running here, with requests whose (async) declaration is still running. */
-  get inProgress(): number {
-    return this.running.size + this.declaring;
+  /** Transactions (`tpc`) or sagas running here, with requests whose (async) declaration is still running. */
+  inProgress(kind: CoordinatorType['kind']): number {
+    return this.slotsTaken[kind];
   }
 
   /** Ends no transaction: used when the worker abandons its attempt, so no lock-wait timer fires later. */
@@ -91,6 +94,7 @@ export class Coordinators {
   restore(address: Address, kg: number, fn: CoordinatorType, record: CoordinatorRecord): void {
     const running: Running = { address, kg, fn, record };
     this.running.set(keyOf(address), running);
+    this.slotsTaken[fn.kind]++;
     this.host.hold(address, 'busy');
     // The wait counts again from the restart: waiting time before it is not known to have been spent.
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) this.armLockWait(running);
@@ -119,9 +123,9 @@ export class Coordinators {
       return undefined;
     }
     // An async declaration holds its transaction slot already: the limit counts it as running.
-    this.declaring++;
+    this.slotsTaken[fn.kind]++;
     const settled = (): void => {
-      this.declaring--;
+      this.slotsTaken[fn.kind]--;
       this.host.slotFreed();
     };
     return result.then(
@@ -169,6 +173,7 @@ export class Coordinators {
     };
     const running: Running = { address: self, kg, fn, record };
     this.running.set(keyOf(self), running);
+    this.slotsTaken[fn.kind]++;
     this.host.hold(self, 'busy');
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) {
       for (const step of record.steps) this.send(running, Kind.PREPARE, step, { id: txn.id, startedAt: txn.startedAt, invocations: step.invocations });
@@ -366,6 +371,7 @@ export class Coordinators {
     this.host.commit(effectsOfOutcome(address, kg, outcome));
     const key = keyOf(address);
     this.running.delete(key);
+    this.slotsTaken[running.fn.kind]--;
     // Only 2PC waits for locks: sagas would dilute the contention signal.
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) this.limit.transactionEnded(record.blockers.length > 0);
     const timer = this.lockWaitTimers.get(key);

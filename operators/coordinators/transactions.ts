@@ -1,4 +1,4 @@
-import type { AnyFunctionType } from '../../engine/coordinator-type.js';
+import type { AnyFunctionType, CoordinatorType } from '../../engine/coordinator-type.js';
 import type { KeyGroupRange } from '../../engine/key-groups.js';
 import type { TransactionMetrics } from '../../engine/runtime/worker-protocol.js';
 import { addressOfTxnKey, keyGroupPrefix, Space } from '../../engine/state/state-keys.js';
@@ -22,6 +22,7 @@ export class Transactions {
   constructor(
     private readonly host: TransactionHost,
     maxTransactions: number,
+    private readonly maxSagas: number,
   ) {
     this.limit = new AdmissionLimit(maxTransactions);
     this.participants = new Participants(host);
@@ -62,9 +63,14 @@ export class Transactions {
     this.coordinators.stopTimers();
   }
 
-  /** Whether another transaction or saga may start here now (see AdmissionLimit). */
-  get slotFree(): boolean {
-    return this.coordinators.inProgress < this.limit.current;
+  /**
+   * Whether another two-phase-commit transaction (`tpc`, up to the adaptive AdmissionLimit) or saga
+   * (up to maxSagasPerWorker) may start here now. Sagas hold no locks, so they have their own, larger
+   * bound: what keeps them apart is only the memory of the ones in flight, while each needs many of
+   * them to hide the hops between workers.
+   */
+  slotFree(kind: CoordinatorType['kind']): boolean {
+    return this.coordinators.inProgress(kind) < (kind === 'tpc' ? this.limit.current : this.maxSagas);
   }
 
   /**
@@ -123,7 +129,8 @@ export class Transactions {
       transactionsAborted: c.transactionsAborted,
       transactionsRetryable: c.transactionsRetryable,
       deadlocksFound: c.deadlocksFound,
-      transactionsRunning: this.coordinators.inProgress,
+      transactionsRunning: this.coordinators.inProgress('tpc'),
+      sagasRunning: this.coordinators.inProgress('saga'),
       transactionLimit: this.limit.current,
       lockWaitTimeouts: c.lockWaitTimeouts,
       locksHeld: this.participants.locksHeld,

@@ -191,6 +191,39 @@ void t.test('maxTransactionsPerWorker bounds the transactions running at once; t
   t.equal(summary.totals.transactionsWaiting, 0, 'nothing waits at the end');
 });
 
+void t.test('sagas have their own bound (maxSagasPerWorker): they run beside transactions held to one at a time, and all end', async (t) => {
+  const workers = 2;
+  const random = seededRandom(8);
+  const accounts = Array.from({ length: 40 }, (_, i) => `acct-${i}`);
+  const transfers = randomTransfers(random, accounts, 300, 1, { delayMs: 2 });
+  // Interleaved 2PC and saga transfers, one coordinator instance each, all at once.
+  const requests: Request[] = transfers.map((transfer, i) =>
+    i % 2 === 0 ? { to: coordinator('tx/transfer', `c${i}`), message: transfer } : { to: coordinator('tx/transfer-saga', `s${i}`), message: transfer },
+  );
+  const handle = run(t, job, { workers, maxTransactionsPerWorker: 1, maxSagasPerWorker: 3, inputs: { requests } });
+  let mostTransactions = 0;
+  let mostSagas = 0;
+  let mostTogether = 0;
+  let ended = false;
+  const done = handle.done.finally(() => (ended = true));
+  while (!ended) {
+    const { perWorker } = await handle.metrics();
+    mostTransactions = Math.max(mostTransactions, ...perWorker.map((w) => w.transactionsRunning));
+    mostSagas = Math.max(mostSagas, ...perWorker.map((w) => w.sagasRunning));
+    mostTogether = Math.max(mostTogether, ...perWorker.map((w) => w.transactionsRunning + w.sagasRunning));
+    await sleep(5);
+  }
+  const summary = await within(done, 60_000, 'the transfers');
+  t.equal(mostTransactions, 1, 'one transaction at a time per worker');
+  t.ok(mostSagas <= 3 && mostSagas > 1, `at most maxSagasPerWorker sagas at once per worker, and more than one (${mostSagas} seen)`);
+  t.ok(mostTogether > 1, `sagas ran while a transaction did (${mostTogether} at once on a worker)`);
+  const final = finalOutcomes(handle.output<Outcome>('outcomes'));
+  t.equal(final.size, transfers.length, 'every transfer ended');
+  const balances = finalBalances(accounts, handle.output<Applied>('applied'));
+  t.equal([...balances.values()].reduce((a, b) => a + b, 0), accounts.length * INITIAL_BALANCE, 'the total is conserved');
+  t.equal(summary.totals.transactionsWaiting, 0, 'nothing waits at the end');
+});
+
 void t.test('a request whose coordinator declares asynchronously holds its transaction slot while it declares', async (t) => {
   const workers = 2;
   const accounts = Array.from({ length: 40 }, (_, i) => `acct-${i}`);
