@@ -9,7 +9,7 @@
  *
  * The default matrix keeps a run under about five minutes; flags narrow or widen it:
  *   --transfer-ratios 0,10,50,100  --protocols tpc,saga  --fail-ratios 0,50,100  --zipfian
- *   --max-transactions 32,128,512 (the engine's maxTransactionsPerWorker)
+ *   --max-transactions 32,128,512 (the engine's maxTransactionsPerWorker, for sagas maxSagasPerWorker)
  *   --latency-load 0.6 (the share of the maximum for the latency run; default 0.8)
  */
 import { parseArgs } from 'node:util';
@@ -26,7 +26,7 @@ interface Config {
   distribution: 'uniform' | 'zipfian';
   /** Also measure latency at 80% of the maximum. */
   at80: boolean;
-  /** The engine option maxTransactionsPerWorker (undefined: its default). */
+  /** The engine option maxTransactionsPerWorker, or maxSagasPerWorker for sagas (undefined: its default). */
   maxTransactions: number | undefined;
 }
 
@@ -103,7 +103,10 @@ function start(config: Config, seed: number, ratePerSec?: number): JobHandle {
     protocol: config.protocol,
     distribution: config.distribution,
   };
-  const bound = config.maxTransactions === undefined ? {} : { maxTransactionsPerWorker: config.maxTransactions };
+  const bound =
+    config.maxTransactions === undefined ? {}
+    : config.protocol === 'tpc' ? { maxTransactionsPerWorker: config.maxTransactions }
+    : { maxSagasPerWorker: config.maxTransactions };
   return engine.submit(job, { workers: config.workers, ...bound, inputs: { requests: { params, ratePerSec } }, log: () => {} });
 }
 
@@ -119,9 +122,9 @@ function row(config: Config, load: string, run: Measured): Row {
     workers: config.workers,
     transferRatio: config.transferRatio,
     failRatio: config.failRatio,
-    maxTxns: config.maxTransactions ?? defaultOptions.maxTransactionsPerWorker,
-    // Where the adaptive limit ended, per worker (summed over workers in the totals).
-    endLimit: round(totals.transactionLimit / config.workers, 1),
+    maxTxns: config.maxTransactions ?? (config.protocol === 'tpc' ? defaultOptions.maxTransactionsPerWorker : defaultOptions.maxSagasPerWorker),
+    // Where the adaptive 2PC limit ended, per worker (summed over workers in the totals); sagas have a fixed one.
+    endLimit: config.protocol === 'tpc' ? round(totals.transactionLimit / config.workers, 1) : '-',
     load,
     opsPerSec: Math.round(run.opsPerSec),
     p50Ms: round(run.latency.p50Ms, 2),
@@ -171,14 +174,15 @@ export async function runYcsbT(flags: BenchFlags, argv: string[], command: strin
       'YCSB-T: transfers as 2PC and sagas',
       command,
       table,
-      'Each run inserts the accounts (one per key, balance 10000), warms up for 2 s, then measures for the given duration. `opsPerSec` ' +
+      'Each run inserts the accounts (one per key, balance 10000), warms up for 2 s (at a fixed rate also until the backlog of the ' +
+        'first seconds has drained), then measures for the given duration. `opsPerSec` ' +
         'counts answered requests per second (reads, writes and transfers; a transfer is answered by its coordinator once it ' +
         'committed, aborted or was chosen as a deadlock victim), at `max` with unlimited input and at `80%` with the input rate fixed at ' +
         '80% of that maximum; latency is from the router reading the request to the answer reaching the sink, over the measured window. ' +
         '`committed`/`aborted`/`retryable` and the deadlock and lock figures are totals of the whole run (warm-up included). Transfers move 1 ' +
         'between two distinct accounts; `failRatio` of them fail in their credit leg (2PC rolls the debit back, sagas compensate it). ' +
         'Every transfer has its own coordinator instance (keyed by its request id, as in the seed\'s benchmark); `maxTxns` is the ' +
-        'engine option maxTransactionsPerWorker and `endLimit` where the adaptive admission limit ended, per worker. ' +
+        'engine option maxTransactionsPerWorker (for sagas maxSagasPerWorker) and `endLimit` where the adaptive admission limit of 2PC ended, per worker. ' +
         'The 0% row is the baseline of reads and writes without coordinators. Threads (job manager and workers) share the 2 cores; 3 ' +
         'workers are oversubscribed.',
     );
