@@ -54,7 +54,7 @@ export async function runYcsb(flags: BenchFlags, command: string): Promise<void>
       'YCSB on the memory connector',
       command,
       table,
-      'Each run first loads the records (one insert per key), warms up for 3 s, then measures for the given duration: `opsPerSec` is the ' +
+      'Each run first loads the records (one insert per key), warms up for 3 s (at a fixed rate also until the backlog of the first seconds has drained), then measures for the given duration: `opsPerSec` is the ' +
         'egress rate in that window (at `max` with unlimited input, at `80%` with the input rate fixed at 80% of the measured maximum), and ' +
         'latency is from the moment a record is read by its router to the moment its response reaches the sink on the main thread, for the ' +
         'records of that window. `limitOpsPerSec` is the same envelopes through the same channels with no-op handlers (no state access), ' +
