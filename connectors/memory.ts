@@ -34,7 +34,8 @@ const MAX_BURST_MS = 100;
  */
 function pacer(ratePerSec: number | undefined): (wanted: number) => number {
   if (ratePerSec === undefined) return (wanted) => wanted;
-  const burst = Math.max(1, (ratePerSec * MAX_BURST_MS) / 1000);
+  // At least 2 records: with a bucket of 1, a retry timer that fires late would lose that time at low rates.
+  const burst = Math.max(2, (ratePerSec * MAX_BURST_MS) / 1000);
   // The clock starts at the first read, not at open: workers open their splits before the job starts.
   let last: number | undefined;
   let allowance = 0;

@@ -7,19 +7,32 @@ export interface Codec<T> {
   readonly name: string;
   encode(value: T): Uint8Array;
   decode(bytes: Uint8Array): T;
+  /**
+   * Optional: the encoded value behind `offset` bytes left free for the caller's header, in one
+   * allocation (state values carry a header: without this they are encoded, then copied behind it).
+   */
+  encodeAfter?(value: T, offset: number): Uint8Array;
+}
+
+function jsonText(value: unknown): string {
+  const text = JSON.stringify(value);
+  if (text === undefined) {
+    throw new EddyError('EDDY_UNDECODABLE_PAYLOAD', `json codec cannot encode ${typeof value}: pass a JSON value`);
+  }
+  return text;
 }
 
 /** JSON in UTF-8; the default codec everywhere. */
 export function jsonCodec<T = unknown>(): Codec<T> {
   return {
     name: 'json',
-    encode: (value) => {
-      const text = JSON.stringify(value);
-      if (text === undefined) {
-        throw new EddyError('EDDY_UNDECODABLE_PAYLOAD', `json codec cannot encode ${typeof value}: pass a JSON value`);
-      }
-      // Buffer's UTF-8 paths are 2-3x faster than TextEncoder/TextDecoder for message-sized strings.
-      return Buffer.from(text, 'utf8');
+    // Buffer's UTF-8 paths are 2-3x faster than TextEncoder/TextDecoder for message-sized strings.
+    encode: (value) => Buffer.from(jsonText(value), 'utf8'),
+    encodeAfter: (value, offset) => {
+      const text = jsonText(value);
+      const bytes = Buffer.allocUnsafe(offset + Buffer.byteLength(text, 'utf8'));
+      bytes.write(text, offset, 'utf8');
+      return bytes;
     },
     decode: (bytes) =>
       JSON.parse((Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('utf8')) as T,

@@ -29,8 +29,9 @@ export interface SubmitOptions {
   stateCacheEntries?: number;
   /**
    * How long a state write may wait in the cache before it is written to LevelDB (sooner once a tenth
-   * of `stateCacheEntries` wait). Checkpoints and stops write everything first, so this trades no
-   * guarantee: a key written often in that time is written once. Default: 1000 ms.
+   * of `stateCacheEntries` wait). Checkpoints and stops write everything first, so with checkpoints
+   * this trades no guarantee (without them a crash loses up to this much of the latest writes); a key
+   * written often in that time is written once. Default: 1000 ms.
    */
   stateFlushIntervalMs?: number;
   /**

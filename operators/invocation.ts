@@ -194,15 +194,20 @@ function readValue<T>(spec: StateSpec<T>, bytes: Uint8Array, what: string): T | 
 }
 
 function writeValue<T>(spec: StateSpec<T>, value: T): Uint8Array {
-  const payload = spec.codec.encode(value);
-  const header = spec.ttlMs === undefined ? 1 : 9;
-  const bytes = Buffer.allocUnsafe(header + payload.byteLength);
-  if (spec.ttlMs === undefined) bytes[0] = 0;
+  const { codec, ttlMs } = spec;
+  const header = ttlMs === undefined ? 1 : 9;
+  let bytes: Uint8Array;
+  if (codec.encodeAfter !== undefined) bytes = codec.encodeAfter(value, header);
+  else {
+    const payload = codec.encode(value);
+    bytes = Buffer.allocUnsafe(header + payload.byteLength);
+    bytes.set(payload, header);
+  }
+  if (ttlMs === undefined) bytes[0] = 0;
   else {
     bytes[0] = EXPIRES;
-    bytes.writeDoubleBE(Date.now() + spec.ttlMs, 1);
+    new DataView(bytes.buffer, bytes.byteOffset, header).setFloat64(1, Date.now() + ttlMs); // big-endian
   }
-  bytes.set(payload, header);
   return bytes;
 }
 

@@ -35,12 +35,18 @@ interface CacheEntry {
   /** null: known to be absent (or deleted). */
   value: Uint8Array | null;
   dirty: boolean;
+  /**
+   * Writes taken with this entry that have not completed: such an entry is not evicted, or a read
+   * could fetch the older value from the backend before the write lands and cache it as clean.
+   */
+  writing: number;
 }
 
 /**
  * A write-back cache in front of a StateBackend. Reads hit the cache or fall through to a synchronous
  * backend read; writes only mark entries dirty; `flush` writes every dirty entry.
- * Only clean entries are evicted, so nothing written is ever lost before it reaches the backend.
+ * Only clean entries whose write has landed are evicted, so nothing written is ever lost or read stale
+ * before it reaches the backend.
  *
  * Between cuts the backend's content promises nothing (a failed attempt restores a checkpoint; a stop
  * flushes everything), so `flushSoon` lets writes wait, as Kafka Streams' record cache does until a
@@ -53,13 +59,13 @@ export class StateStore {
   private flushing: Promise<void> | undefined;
   /** Keys written since the last cut, with their last value (for incremental checkpoints). */
   private changes: Map<string, Uint8Array | null> | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   /**
    * `trackChanges`: the most changed keys remembered between cuts (0: none), so a checkpoint can
    * write only what changed; beyond it the next cut reports its changes as unknown.
    */
-  private flushTimer: NodeJS.Timeout | undefined;
-
   constructor(
     readonly backend: StateBackend,
     private readonly capacity: number,
@@ -72,7 +78,7 @@ export class StateStore {
   get(key: string): Uint8Array | undefined {
     let entry = this.cache.get(key);
     if (entry === undefined) {
-      entry = { value: this.backend.getSync(toBytes(key)) ?? null, dirty: false };
+      entry = { value: this.backend.getSync(toBytes(key)) ?? null, dirty: false, writing: 0 };
       this.cache.set(key, entry);
       // Reads fill the cache too: bound it here, not only after writes (a read-only job never flushes).
       if (this.cache.size > this.capacity * 1.1) this.evict();
@@ -83,7 +89,7 @@ export class StateStore {
   put(key: string, value: Uint8Array | null): void {
     const entry = this.cache.get(key);
     if (entry === undefined) {
-      const created = { value, dirty: true };
+      const created = { value, dirty: true, writing: 0 };
       this.cache.set(key, created);
       this.dirty.set(key, created);
     } else {
@@ -121,29 +127,38 @@ export class StateStore {
    * `intervalMs` (no policy: at once). Failures go to the policy's `onError` and are retried after the interval.
    */
   flushSoon(): void {
+    if (this.closed || this.dirty.size === 0) return;
     const policy = this.policy;
-    if (this.dirty.size === 0) return;
-    if (policy === undefined || this.dirty.size >= policy.maxDirty) {
+    // While a write runs, the next one is left to the timer: called every turn, chaining a flush
+    // behind the running one each time would pile up waiters that then flush back to back.
+    if ((policy === undefined || this.dirty.size >= policy.maxDirty) && this.flushing === undefined) {
       this.flushInBackground();
-    } else if (this.flushTimer === undefined) {
-      this.flushTimer = setTimeout(() => this.flushInBackground(), policy.intervalMs);
+    } else {
+      this.flushTimer ??= setTimeout(() => this.flushInBackground(), policy?.intervalMs ?? 0);
     }
   }
 
   private flushInBackground(): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    if (this.closed) return;
     this.flush().catch((error: unknown) => {
+      if (this.closed) return;
       this.policy?.onError(error);
       // Tried again after the interval, even if nothing is written meanwhile.
       if (this.policy !== undefined) this.flushTimer ??= setTimeout(() => this.flushInBackground(), this.policy.intervalMs);
     });
   }
 
-  /** Stops background writes and closes the backend; what is still dirty is not written. */
+  /**
+   * Stops background writes (a running one ends after its current batch) and closes the backend;
+   * what is still dirty is not written: call `flushAll` first to keep it.
+   */
   async close(): Promise<void> {
+    this.closed = true;
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    await this.flushing?.catch(() => {});
     await this.backend.close();
   }
 
@@ -170,6 +185,7 @@ export class StateStore {
         await previous;
       } catch (error) {
         this.markDirtyAgain(taken);
+        for (const entry of taken.entries.values()) entry.writing--;
         throw error;
       }
       await this.write(taken, extra);
@@ -202,6 +218,7 @@ export class StateStore {
     const batch: Array<[string, Uint8Array | null]> = [];
     for (const [key, entry] of entries) {
       entry.dirty = false;
+      entry.writing++;
       batch.push([key, entry.value]);
       this.changes?.set(key, entry.value);
     }
@@ -220,16 +237,23 @@ export class StateStore {
     if (this.changes !== undefined && this.changes.size > this.trackChanges) this.changes = undefined;
   }
 
+  /**
+   * Writes the taken entries in chunks, then `extra` (snapshot-only entries) in one batch of its own,
+   * so a failure never leaves part of them in the live state.
+   */
   private async write(taken: Taken, extra: ReadonlyArray<readonly [string, Uint8Array | null]> = []): Promise<void> {
-    const batch = extra.length === 0 ? taken.batch : [...taken.batch, ...extra];
+    const { batch } = taken;
     try {
       for (let start = 0; start < batch.length; start += WRITE_CHUNK) {
-        const chunk = batch.slice(start, start + WRITE_CHUNK).map(([key, value]) => [toBytes(key), value] as const);
-        await this.backend.write(chunk);
+        if (this.closed) throw new Error('the state store was closed during a write');
+        await this.backend.write(batch.slice(start, start + WRITE_CHUNK).map(([key, value]) => [toBytes(key), value] as const));
       }
+      if (extra.length > 0) await this.backend.write(extra.map(([key, value]) => [toBytes(key), value] as const));
     } catch (error) {
       this.markDirtyAgain(taken);
       throw error;
+    } finally {
+      for (const entry of taken.entries.values()) entry.writing--;
     }
     this.evict();
   }
@@ -249,7 +273,7 @@ export class StateStore {
     const target = Math.floor(this.capacity * 0.9);
     for (const [key, entry] of this.cache) {
       if (this.cache.size <= target) break;
-      if (!entry.dirty) this.cache.delete(key);
+      if (!entry.dirty && entry.writing === 0) this.cache.delete(key);
     }
   }
 

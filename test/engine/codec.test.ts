@@ -116,3 +116,14 @@ void t.test('decodeOrExplain names the codec and the place when the bytes are ga
   }
   t.same(decodeOrExplain(jsonCodec(), new TextEncoder().encode('{"ok":1}'), 'x'), { ok: 1 }, 'valid bytes decode');
 });
+
+void t.test('jsonCodec.encodeAfter leaves the header bytes free and encodes the same bytes as encode behind them', async (t) => {
+  const codec = jsonCodec<{ name: string; n: number }>();
+  const value = { name: 'ünïcode ✓', n: 42 };
+  const bytes = codec.encodeAfter!(value, 9);
+  const plain = codec.encode(value);
+  t.equal(bytes.byteLength, 9 + plain.byteLength);
+  t.same(Buffer.from(bytes.subarray(9)), Buffer.from(plain));
+  t.same(codec.decode(bytes.subarray(9)), value);
+  t.throws(() => codec.encodeAfter!(undefined as never, 1), { code: 'EDDY_UNDECODABLE_PAYLOAD' });
+});

@@ -464,3 +464,49 @@ void t.test('a flush of more than 1000 entries goes to the backend in batches of
   t.equal(backend.stored('k2499'), '2499');
   t.equal(store.pendingWrites, 0);
 });
+
+void t.test('an entry whose write is still running is never evicted, so a read cannot fetch the older value', async (t) => {
+  const backend = new ProbeBackend();
+  await backend.inner.write([[toBytes('k'), v('old')]]);
+  const gate = deferred();
+  backend.gates.set(0, gate.promise);
+  const store = new StateStore(backend, 2);
+  store.put('k', v('new'));
+  const flushed = store.flush(); // the write of k waits at the gate
+  for (const other of ['a', 'b', 'c', 'd']) store.get(other); // pushes the cache over its capacity: evicts
+  t.equal(str(store.get('k')), 'new', 'k is still served from the cache');
+  t.notOk(backend.reads.includes('k'), 'k was never read from the backend meanwhile');
+  gate.resolve();
+  await flushed;
+  t.equal(backend.stored('k'), 'new');
+});
+
+void t.test("a cut's snapshot-only entries are written in one batch of their own: a failure leaves none of them behind", async (t) => {
+  const backend = new ProbeBackend();
+  backend.failing.add(1); // the second write: the snapshot-only entries
+  const store = new StateStore(backend, 10_000);
+  for (let i = 0; i < 500; i++) store.put(`k${i}`, v(String(i)));
+  const extra = Array.from({ length: 1500 }, (_, i) => [`parked${String(i).padStart(4, '0')}`, v('p')] as const);
+  await t.rejects(store.snapshot(extra), /disk full/);
+  t.same(backend.writes.map((w) => w.length), [500, 1500], 'the entries, then all snapshot-only entries at once');
+  t.notOk(extra.some(([key]) => backend.stored(key) !== undefined), 'no snapshot-only entry reached the live state');
+  t.equal(store.pendingWrites, 500, 'the entries are dirty again, for the next flush');
+});
+
+void t.test('close() during a background write stops it after its current batch: nothing is written or retried after', async (t) => {
+  const backend = new ProbeBackend();
+  const gate = deferred();
+  backend.gates.set(0, gate.promise);
+  const errors: unknown[] = [];
+  const store = new StateStore(backend, 10_000, 0, { intervalMs: 10, maxDirty: 1, onError: (e) => errors.push(e) });
+  for (let i = 0; i < 1500; i++) store.put(`k${i}`, v(String(i)));
+  store.flushSoon(); // starts the first batch of 1000, held at the gate
+  const closed = store.close();
+  gate.resolve();
+  await closed;
+  store.put('late', v('x'));
+  store.flushSoon();
+  await new Promise((r) => setTimeout(r, 50));
+  t.same(backend.writes.map((w) => w.length), [1000], 'only the batch that was running');
+  t.same(errors, [], 'no failure reported, nothing retried');
+});
