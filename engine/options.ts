@@ -80,7 +80,18 @@ export interface FaultInjection {
    * checkpoint barriers) arrives `ms` later, in order: e.g. to make one router's barrier reach a
    * dispatcher long after the others', while function-to-function messages flow as usual.
    */
-  delayRouterChannels?: ReadonlyArray<{ from: number; to: number; ms: number }>;
+  delayRouterChannels?: ReadonlyArray<ChannelDelay>;
+  /**
+   * The same for what functions on worker `from` send to functions on worker `to` (messages and the
+   * transaction protocol): e.g. to make PREPAREs that cross threads arrive after local ones.
+   */
+  delayFeedbackChannels?: ReadonlyArray<ChannelDelay>;
+}
+
+export interface ChannelDelay {
+  from: number;
+  to: number;
+  ms: number;
 }
 
 export interface ResolvedOptions {
@@ -201,14 +212,18 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
 function resolveFaults(faults: FaultInjection | undefined, workers: number): FaultInjection {
   if (faults === undefined) return {};
   if (typeof faults !== 'object' || faults === null) throw invalidOption('faultInjection', 'is not an object', 'pass { delayRouterChannels: [{ from, to, ms }] }');
-  const delays = faults.delayRouterChannels ?? [];
-  if (!Array.isArray(delays)) throw invalidOption('faultInjection.delayRouterChannels', 'is not an array', 'pass [{ from, to, ms }]');
-  return {
-    delayRouterChannels: delays.map((delay: { from: number; to: number; ms: number }, i) => {
-      const from = integer(`faultInjection.delayRouterChannels[${i}].from`, delay?.from, 0, workers - 1);
-      const to = integer(`faultInjection.delayRouterChannels[${i}].to`, delay?.to, 0, workers - 1);
-      if (from === to) throw invalidOption(`faultInjection.delayRouterChannels[${i}]`, `delays worker ${from}'s channel to itself`, 'pick two different workers');
-      return { from, to, ms: integer(`faultInjection.delayRouterChannels[${i}].ms`, delay?.ms, 0, 600_000) };
-    }),
-  };
+  const resolved: FaultInjection = {};
+  if (faults.delayRouterChannels !== undefined) resolved.delayRouterChannels = resolveDelays('delayRouterChannels', faults.delayRouterChannels, workers);
+  if (faults.delayFeedbackChannels !== undefined) resolved.delayFeedbackChannels = resolveDelays('delayFeedbackChannels', faults.delayFeedbackChannels, workers);
+  return resolved;
+}
+
+function resolveDelays(name: string, delays: unknown, workers: number): ChannelDelay[] {
+  if (!Array.isArray(delays)) throw invalidOption(`faultInjection.${name}`, 'is not an array', 'pass [{ from, to, ms }]');
+  return delays.map((delay: ChannelDelay | undefined, i) => {
+    const from = integer(`faultInjection.${name}[${i}].from`, delay?.from, 0, workers - 1);
+    const to = integer(`faultInjection.${name}[${i}].to`, delay?.to, 0, workers - 1);
+    if (from === to) throw invalidOption(`faultInjection.${name}[${i}]`, `delays worker ${from}'s channel to itself`, 'pick two different workers');
+    return { from, to, ms: integer(`faultInjection.${name}[${i}].ms`, delay?.ms, 0, 600_000) };
+  });
 }

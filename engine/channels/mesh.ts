@@ -23,8 +23,8 @@ export class Mesh {
     private readonly peers: ReadonlyArray<MessagePort | undefined>,
     private readonly batchSize: number,
     private readonly onBatch: BatchHandler,
-    /** Per destination worker: ms its router-channel batches are held back (fault injection; 0: none). */
-    private readonly routerDelays: readonly number[] = [],
+    /** Per channel and destination worker: ms its batches are held back (fault injection; 0: none). */
+    private readonly delays: Partial<Record<ChannelId, readonly number[]>> = {},
   ) {
     this.sent = Array.from({ length: peers.length }, () => 0);
     this.buffers = Array.from({ length: peers.length }, () => [[], [], []]);
@@ -97,7 +97,7 @@ export class Mesh {
     }
     const buffer = encodeBatch(batch);
     const port = this.peers[destination]!;
-    const delay = channel === Channel.ROUTER ? (this.routerDelays[destination] ?? 0) : 0;
+    const delay = this.delays[channel]?.[destination] ?? 0;
     // Timers of equal duration fire in the order they were set: a delayed channel stays FIFO.
     if (delay > 0) setTimeout(() => !this.closed && port.postMessage(buffer, [buffer]), delay);
     else port.postMessage(buffer, [buffer]);

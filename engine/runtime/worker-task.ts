@@ -9,6 +9,7 @@ import { FunctionDispatcher } from '../../operators/function-dispatcher.js';
 import { EgressOutbox } from '../channels/egress-outbox.js';
 import { Mesh } from '../channels/mesh.js';
 import { describeError } from '../errors.js';
+import type { ChannelDelay } from '../options.js';
 import { DEAD_LETTERS, jobFromModule } from '../job.js';
 import { keyGroupRangeOf } from '../key-groups.js';
 import { LevelDbBackend } from '../state/leveldb-backend.js';
@@ -53,12 +54,12 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   if (init.restore !== undefined) egress.epoch = init.restore.id + 1;
 
   // The operators refer to each other in a cycle; batches only arrive after all of them exist.
-  const delays = init.peers.map((_, to) => options.faultInjection.delayRouterChannels?.find((d) => d.from === worker && d.to === to)?.ms ?? 0);
+  const delaysTo = (delays: ReadonlyArray<ChannelDelay> | undefined): number[] => init.peers.map((_, to) => delays?.find((d) => d.from === worker && d.to === to)?.ms ?? 0);
   const mesh = new Mesh(worker, init.peers, options.batchSize, (from, batch) => {
     if (batch.channel === Channel.ACK) router.onAck(from, batch.credits, batch.feedbackAcks);
     else if (batch.channel === Channel.FEEDBACK) feedback.onBatch(from, batch.envelopes);
     else dispatcher.acceptRouterBatch(from, batch.envelopes);
-  }, delays);
+  }, { [Channel.ROUTER]: delaysTo(options.faultInjection.delayRouterChannels), [Channel.FEEDBACK]: delaysTo(options.faultInjection.delayFeedbackChannels) });
   const dispatcher = new FunctionDispatcher({
     worker,
     workers,

@@ -109,36 +109,35 @@ void t.test('two thousand concurrent transfers over 10 accounts equal a serial e
 
 void t.test('crossed transfers deadlock; exactly one of each pair is retried, and both commit', async (t) => {
   const workers = 2;
-  // Whether a pair deadlocks depends on which PREPARE reaches each account first: many pairs, so some do.
-  const pairs = 128;
+  const pairs = 64;
   const requests: Request[] = [];
   const transfers: TransferRequest[] = [];
   for (let i = 0; i < pairs; i++) {
-    // a and its coordinator on worker 0, b and its coordinator on worker 1: each coordinator's first
-    // PREPARE is local and slow, its second crosses threads, so the two usually lock one account each.
+    // a, its coordinator and the driver that starts it on worker 0; b, its coordinator and driver on
+    // worker 1. Both start at about the same time, each on its own worker. Messages between the
+    // workers arrive 50 ms late, so each coordinator's PREPARE of its local account (slow: 100 ms)
+    // runs before the other's PREPARE arrives and queues behind it; once both local ones lock, each
+    // transaction waits for the other.
     const a = idOnWorker(`a${i}`, 0, workers);
     const b = idOnWorker(`b${i}`, 1, workers);
-    const there: TransferRequest = { txn: `there-${i}`, from: a, to: b, amount: 100, delayMs: 20, retryDelayMs: 30 };
-    const back: TransferRequest = { txn: `back-${i}`, from: b, to: a, amount: 100, delayMs: 20, retryDelayMs: 30 };
+    const there: TransferRequest = { txn: `there-${i}`, from: a, to: b, amount: 100, delayMs: 100, retryDelayMs: 30 };
+    const back: TransferRequest = { txn: `back-${i}`, from: b, to: a, amount: 100, delayMs: 100, retryDelayMs: 30 };
     transfers.push(there, back);
-    requests.push({
-      to: { type: 'tx/driver', id: `pair-${i}` },
-      message: {
-        delayMs: 50 + i * 25,
-        requests: [
-          { to: coordinator('tx/transfer', idOnWorker(`c-there-${i}`, 0, workers)), message: there },
-          { to: coordinator('tx/transfer', idOnWorker(`c-back-${i}`, 1, workers)), message: back },
-        ],
-      },
-    });
+    for (const [side, worker, transfer] of [['there', 0, there], ['back', 1, back]] as const) {
+      requests.push({
+        to: { type: 'tx/driver', id: idOnWorker(`driver-${side}-${i}`, worker, workers) },
+        message: { delayMs: 100 + i * 40, requests: [{ to: coordinator('tx/transfer', idOnWorker(`c-${side}-${i}`, worker, workers)), message: transfer }] },
+      });
+    }
   }
-  const handle = run(t, job, { workers, inputs: { requests } });
+  const crossing = [{ from: 0, to: 1, ms: 50 }, { from: 1, to: 0, ms: 50 }];
+  const handle = run(t, job, { workers, inputs: { requests }, faultInjection: { delayFeedbackChannels: crossing } });
   const summary = await within(handle.done, 60_000, 'the job');
   const outcomes = handle.output<Outcome>('outcomes');
   const applied = handle.output<Applied>('applied');
   const final = finalOutcomes(outcomes);
   t.ok(transfers.every((transfer) => final.get(transfer.txn) === 'committed'), 'every transfer committed in the end');
-  t.ok(summary.totals.deadlocksFound >= 1, `deadlocks are found (${summary.totals.deadlocksFound} of ${pairs} pairs) and counted`);
+  t.ok(summary.totals.deadlocksFound >= pairs / 2, `deadlocks are found (${summary.totals.deadlocksFound} of ${pairs} pairs) and counted`);
   const retriesPerPair = Array.from({ length: pairs }, (_, i) => outcomes.filter((o) => o.status === 'retryable' && (o.txn === `there-${i}` || o.txn === `back-${i}`)).length);
   t.ok(retriesPerPair.every((n) => n <= 1), `one victim per deadlock, never both (retries per pair: ${retriesPerPair.join(' ')})`);
   t.equal(retriesPerPair.reduce((a, b) => a + b, 0), summary.totals.deadlocksFound, 'each deadlock ended in exactly one retryable abort');

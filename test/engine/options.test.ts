@@ -57,6 +57,8 @@ void t.test('the message says what the given value was', async (t) => {
   t.match(invalidOptionError(t, { adminPort: 70000 })?.message ?? '', 'options.adminPort is 70000: must be an integer from 0 to 65535');
   t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayRouterChannels: [{ from: 0, to: 2, ms: 5 }] } })?.message ?? '', 'options.faultInjection.delayRouterChannels[0].to is 2: must be an integer from 0 to 1');
   t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayRouterChannels: [{ from: 1, to: 1, ms: 5 }] } })?.message ?? '', "delays worker 1's channel to itself");
+  t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayFeedbackChannels: [{ from: 0, to: 1, ms: -1 }] } })?.message ?? '', 'options.faultInjection.delayFeedbackChannels[0].ms is -1');
+  t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayFeedbackChannels: 'soon' as never } })?.message ?? '', 'options.faultInjection.delayFeedbackChannels is not an array');
 });
 
 void t.test('absent options take their defaults', async (t) => {
@@ -118,7 +120,7 @@ void t.test('valid options are kept as given, including the boundaries', async (
     restoreFrom: 'latest',
     maxRestarts: 0,
     adminPort: 0,
-    faultInjection: { delayRouterChannels: [{ from: 3, to: 0, ms: 600_000 }] },
+    faultInjection: { delayRouterChannels: [{ from: 3, to: 0, ms: 600_000 }], delayFeedbackChannels: [{ from: 0, to: 3, ms: 0 }] },
   } satisfies SubmitOptions;
   const resolved = resolveOptions(given);
   t.same(resolved, given);
