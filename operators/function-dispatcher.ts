@@ -324,8 +324,7 @@ export class FunctionDispatcher implements TransactionHost {
       if (running !== undefined) park(running);
       mailbox.forEach(park);
     }
-    this.admission.tpc.forEach(park);
-    this.admission.saga.forEach(park);
+    for (const kind of COORDINATOR_KINDS) this.admission[kind].forEach(park);
     // Taken in before the cut but not run yet (the dispatcher is paused while it starts): part of the cut.
     this.pausedQueue.forEach(park);
     const snapshot = this.config.store.snapshot([...parked, ...this.transactions.records()]);
@@ -634,7 +633,8 @@ export class FunctionDispatcher implements TransactionHost {
       if (running !== undefined) waiting.push(running);
       waiting.push(...mailbox);
     }
-    waiting.push(...this.admission.tpc, ...this.admission.saga, ...this.pausedQueue);
+    for (const kind of COORDINATOR_KINDS) waiting.push(...this.admission[kind]);
+    waiting.push(...this.pausedQueue);
     for (const envelope of waiting) {
       const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
       this.config.store.put(parkedKey(kg, this.nextParkSeq()), encodeEnvelope(envelope));
@@ -644,8 +644,7 @@ export class FunctionDispatcher implements TransactionHost {
     this.mailboxes.clear();
     this.inFlight.clear();
     this.pausedQueue.length = 0;
-    this.admission.tpc.length = 0;
-    this.admission.saga.length = 0;
+    for (const kind of COORDINATOR_KINDS) this.admission[kind].length = 0;
     this.waiting = 0;
     return { parked: waiting.length, running };
   }

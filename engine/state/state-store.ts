@@ -21,6 +21,18 @@ export interface FlushPolicy {
  */
 const WRITE_CHUNK = 1000;
 
+/** Entries `start` to `end` (exclusive) with their keys as bytes, ready for the backend. */
+function asBytes(entries: ReadonlyArray<readonly [string, Uint8Array | null]>, start: number, end: number): Array<[Uint8Array, Uint8Array | null]> {
+  const out: Array<[Uint8Array, Uint8Array | null]> = [];
+  for (let i = start; i < Math.min(end, entries.length); i++) out.push([toBytes(entries[i]![0]), entries[i]![1]]);
+  return out;
+}
+
+/** The write of `taken` completed or failed: its entries may be evicted again. */
+function writeEnded(taken: Taken): void {
+  for (const entry of taken.entries.values()) entry.writing--;
+}
+
 /**
  * A cut of the state: a frozen backend snapshot, and what changed since the previous cut (the value
  * written last per key; null: deleted), or undefined when that is not known (tracking is off, or more
@@ -185,7 +197,7 @@ export class StateStore {
         await previous;
       } catch (error) {
         this.markDirtyAgain(taken);
-        for (const entry of taken.entries.values()) entry.writing--;
+        writeEnded(taken);
         throw error;
       }
       await this.write(taken, extra);
@@ -246,14 +258,14 @@ export class StateStore {
     try {
       for (let start = 0; start < batch.length; start += WRITE_CHUNK) {
         if (this.closed) throw new Error('the state store was closed during a write');
-        await this.backend.write(batch.slice(start, start + WRITE_CHUNK).map(([key, value]) => [toBytes(key), value] as const));
+        await this.backend.write(asBytes(batch, start, start + WRITE_CHUNK));
       }
-      if (extra.length > 0) await this.backend.write(extra.map(([key, value]) => [toBytes(key), value] as const));
+      if (extra.length > 0) await this.backend.write(asBytes(extra, 0, extra.length));
     } catch (error) {
       this.markDirtyAgain(taken);
       throw error;
     } finally {
-      for (const entry of taken.entries.values()) entry.writing--;
+      writeEnded(taken);
     }
     this.evict();
   }
