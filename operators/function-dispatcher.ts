@@ -15,6 +15,7 @@ import { type Effects, Invocation, type StagedTimer } from './invocation.js';
 import type { HoldMode, TransactionHost } from './coordinators/host.js';
 import { Transactions } from './coordinators/transactions.js';
 import { isPromise } from '../engine/promises.js';
+import { TransientMap } from '../engine/transient-map.js';
 
 /** An undeliverable envelope or bad record, as written to the dead-letter egress. */
 export interface DeadLetter {
@@ -82,11 +83,11 @@ export class FunctionDispatcher implements TransactionHost {
   private running = 0;
   /** Envelopes waiting behind a running invocation of the same address, for a transaction slot, or while paused. */
   private waiting = 0;
-  private readonly mailboxes = new Map<string, Envelope[]>();
+  private readonly mailboxes = new TransientMap<string, Envelope[]>();
   /** Addresses a transaction holds (see HoldMode): their mailboxes wait for `release`. */
-  private readonly held = new Map<string, HoldMode>();
+  private readonly held = new TransientMap<string, HoldMode>();
   /** The envelope each running async invocation works on, by address: parked with its mailbox on close. */
-  private readonly inFlight = new Map<string, Envelope>();
+  private readonly inFlight = new TransientMap<string, Envelope>();
   /** After close, late completions of running handlers are discarded: their envelopes were parked. */
   private closed = false;
   /** Paused until `resume()`: at start (parked and replayed work goes first) and when stopping. */

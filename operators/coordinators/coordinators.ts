@@ -3,6 +3,7 @@ import type { CoordinatorType, SagaCoordinatorType } from '../../engine/coordina
 import { describeError, isInvocationFailed } from '../../engine/errors.js';
 import type { Address } from '../../engine/function-type.js';
 import { isPromise } from '../../engine/promises.js';
+import { TransientMap } from '../../engine/transient-map.js';
 import { txnKey } from '../../engine/state/state-keys.js';
 import { type Envelope, Kind, SagaPhase, type Transaction, type TxnRef } from '../../engine/wire/envelope.js';
 import { type CoordinatorRecord, encodeCoordinatorRecord, Protocol, StepStatus, type Step } from '../../engine/wire/transactions.js';
@@ -34,6 +35,23 @@ interface Running {
 
 type Ending = 'success' | 'failure' | 'retryable';
 
+/**
+ * Lets the young objects of a finished transaction (its steps with their payloads, its outcome
+ * effects) die young, by emptying the arrays that hold them (in place: its declaration shares them).
+ * Something old may still point at the record for a while: a Map whose table is in old space
+ * rehashes into another old-space table, and the dead one keeps pointing at every entry it held,
+ * which a scavenge takes for live until the next full GC (see TransientMap). Without this, nearly
+ * every transaction got promoted: 2-4 MB per scavenge and 7-11 ms pauses, most of ycsb-t's tail.
+ */
+function retire(record: CoordinatorRecord): void {
+  for (const outcome of [record.onSuccess, record.onFailure, record.onRetryable]) {
+    outcome.sends.length = 0;
+    outcome.delayed.length = 0;
+    outcome.egress.length = 0;
+  }
+  record.steps.length = 0;
+}
+
 function keyOf(address: Address): string {
   return `${address.type}\u0000${address.id}`;
 }
@@ -46,7 +64,7 @@ function keyOf(address: Address): string {
  * (also those that report later), retrying failed compensations; then the failure effects.
  */
 export class Coordinators {
-  private readonly running = new Map<string, Running>();
+  private readonly running = new TransientMap<string, Running>();
   readonly counters: CoordinatorCounters = {
     transactionsCommitted: 0,
     transactionsAborted: 0,
@@ -65,7 +83,7 @@ export class Coordinators {
    */
   private readonly slotsTaken: Record<CoordinatorType['kind'], number> = { tpc: 0, saga: 0 };
   /** Per coordinator instance with a lockWaitTimeoutMs, the timer of its running transaction's vote phase. */
-  private readonly lockWaitTimers = new Map<string, NodeJS.Timeout>();
+  private readonly lockWaitTimers = new TransientMap<string, NodeJS.Timeout>();
 
   /**
    * Failure drill for tests (EDDY_TEST_STALE_PROBES=1): every probe also goes out in stale forms
@@ -380,6 +398,7 @@ export class Coordinators {
       this.lockWaitTimers.delete(key);
     }
     this.host.release(address);
+    retire(record);
   }
 
   /** Every running transaction as a keyed-state record, for a checkpoint's cut or a stop. */

@@ -2,6 +2,7 @@ import { decodeOrExplain } from '../../engine/codec.js';
 import { describeError, isInvocationFailed } from '../../engine/errors.js';
 import type { Address, FunctionType, StateSpecs } from '../../engine/function-type.js';
 import { txnKey } from '../../engine/state/state-keys.js';
+import { TransientMap } from '../../engine/transient-map.js';
 import { type Envelope, Kind, type TxnRef } from '../../engine/wire/envelope.js';
 import { encodeParticipantRecord, type ParticipantRecord, type SharedHolder } from '../../engine/wire/transactions.js';
 import { type Effects, Invocation } from '../invocation.js';
@@ -13,7 +14,8 @@ interface Lock {
   readonly address: Address;
   readonly kg: number;
   readonly txn: TxnRef;
-  readonly effects: Effects;
+  /** Emptied at unlock, so the staged invocation dies young (see `retire` in coordinators.ts). */
+  effects: Effects;
   readonly lockedAt: number;
 }
 
@@ -47,8 +49,8 @@ function keyOf(address: Address): string {
  * ordinary invocations that report how they ended.
  */
 export class Participants {
-  private readonly locks = new Map<string, Lock>();
-  private readonly sharedLocks = new Map<string, SharedLock>();
+  private readonly locks = new TransientMap<string, Lock>();
+  private readonly sharedLocks = new TransientMap<string, SharedLock>();
   /** PREPAREs aborted while they ran, by instance: when they end they are discarded. */
   private readonly abortedWhilePreparing = new Map<string, { address: Address; kg: number; txn: TxnRef }>();
   readonly counters: ParticipantCounters = { locksTaken: 0, lockHoldMsTotal: 0, locksReleased: 0, staleMessages: 0 };
@@ -287,6 +289,7 @@ export class Participants {
 
   private unlock(lock: Lock): void {
     this.locks.delete(keyOf(lock.address));
+    lock.effects = { self: lock.address, kg: lock.kg };
     this.counters.locksReleased++;
     this.counters.lockHoldMsTotal += Date.now() - lock.lockedAt;
     this.host.release(lock.address);
