@@ -1,7 +1,6 @@
 /**
  * `npm run bench -- <benchmark> [--duration s] [--workers 1,2] [--keys 100,5000] [--seed n] [--json] [--no-write]`
- * Benchmarks: ycsb, ycsb-t (transfers as 2PC and sagas; see bench/ycsb-t.ts for its own flags), checkpoint,
- * kafka (needs a broker: `scripts/with-kafka npm run bench -- kafka`).
+ * `npm run bench -- --help` lists the benchmarks and their flags.
  */
 import { parseFlags } from './harness.js';
 import { runCheckpointBench } from './checkpoint.js';
@@ -9,31 +8,79 @@ import { runKafkaBench } from './kafka.js';
 import { runYcsb } from './ycsb.js';
 import { runYcsbT } from './ycsb-t.js';
 
-const [name, ...rest] = process.argv.slice(2);
-const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`;
-switch (name) {
-  case 'ycsb':
-    await runYcsb(parseFlags(rest, { workers: [1, 2], keys: [100, 5000, 10000] }), command);
-    break;
-  case 'ycsb-t': {
-    // ycsb-t has flags of its own: the shared parser sees only the common ones.
-    const own = new Set(['--transfer-ratios', '--protocols', '--fail-ratios', '--zipfian', '--max-transactions', '--latency-load']);
-    const common: string[] = [];
-    for (let i = 0; i < rest.length; i++) {
-      const arg = rest[i]!;
-      if (!own.has(arg)) common.push(arg);
-      else if (arg !== '--zipfian') i++;
+const USAGE = `usage: npm run bench -- <benchmark> [flags]
+
+benchmarks:
+  ycsb        YCSB reads and writes (memory connector, LevelDB state)
+  ycsb-t      transfers as two-phase commit and sagas, with reads and writes
+  checkpoint  what a checkpoint every second costs, and how long a restore takes
+  kafka       YCSB over Kafka (needs a broker: scripts/with-kafka npm run bench -- kafka)
+
+flags of every benchmark:
+  --duration <s>        measured seconds per run (default 3)
+  --workers <n,n,...>   worker counts to run
+  --keys <n,n,...>      key counts to run
+  --seed <n>            workload seed (default 42)
+  --json                one JSON object per run on stdout
+  --no-write            do not update bench/RESULTS.md
+
+flags of ycsb-t:
+  --transfer-ratios <%,...>  share of transfers (default 100)
+  --protocols tpc,saga       protocols to run
+  --fail-ratios <%,...>      share of transfers that fail in their second leg (default 0)
+  --zipfian                  zipfian (0.99) keys instead of uniform
+  --max-transactions <n,...> maxTransactionsPerWorker (2PC) or maxSagasPerWorker (sagas)
+  --latency-load <share>     share of the maximum for the latency run (default 0.8)`;
+
+/** The flags only ycsb-t knows, and whether each takes a value. */
+const YCSB_T_FLAGS = new Map([
+  ['--transfer-ratios', true],
+  ['--protocols', true],
+  ['--fail-ratios', true],
+  ['--zipfian', false],
+  ['--max-transactions', true],
+  ['--latency-load', true],
+]);
+
+async function run(name: string | undefined, rest: string[], command: string): Promise<void> {
+  switch (name) {
+    case 'ycsb':
+      return runYcsb(parseFlags(rest, { workers: [1, 2], keys: [100, 5000, 10000] }), command);
+    case 'ycsb-t': {
+      // The shared parser sees only the common flags; ycsb-t reads its own from the whole list.
+      const common: string[] = [];
+      for (let i = 0; i < rest.length; i++) {
+        const takesValue = YCSB_T_FLAGS.get(rest[i]!);
+        if (takesValue === undefined) common.push(rest[i]!);
+        else if (takesValue) i++;
+      }
+      return runYcsbT(parseFlags(common, { workers: [2], keys: [5000] }), rest, command);
     }
-    await runYcsbT(parseFlags(common, { workers: [2], keys: [5000] }), rest, command);
-    break;
+    case 'checkpoint':
+      return runCheckpointBench(parseFlags(rest, { workers: [2], keys: [10000, 100000, 1000000] }), command);
+    case 'kafka':
+      return runKafkaBench(parseFlags(rest, { workers: [2], keys: [1000] }), command);
+    default:
+      throw new Error(name === undefined ? 'name a benchmark' : `unknown benchmark ${JSON.stringify(name)}`);
   }
-  case 'checkpoint':
-    await runCheckpointBench(parseFlags(rest, { workers: [2], keys: [10000, 100000, 1000000] }), command);
-    break;
-  case 'kafka':
-    await runKafkaBench(parseFlags(rest, { workers: [2], keys: [1000] }), command);
-    break;
-  default:
-    console.error(`usage: npm run bench -- ycsb|ycsb-t|checkpoint|kafka [--duration s] [--workers 1,2] [--keys 100,5000,10000] [--seed n] [--json] [--no-write]`);
+}
+
+const [name, ...rest] = process.argv.slice(2);
+if (name === undefined || name === '--help' || name === '-h' || rest.includes('--help') || rest.includes('-h')) {
+  console.log(USAGE);
+  if (name === undefined) process.exitCode = 2;
+} else {
+  try {
+    await run(name, rest, `npm run bench -- ${process.argv.slice(2).join(' ')}`);
+  } catch (error) {
+    // A flag mistake: say what is wrong and how to ask for the flags, without a stack trace.
+    if (!(error instanceof Error) || !(isFlagError(error) || error.constructor === Error)) throw error;
+    console.error(`npm run bench: ${error.message}\nsee: npm run bench -- --help`);
     process.exitCode = 2;
+  }
+}
+
+function isFlagError(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
 }
