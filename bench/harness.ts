@@ -17,10 +17,13 @@ export interface BenchFlags {
   write: boolean;
 }
 
-function list(value: string | undefined, fallback: number[]): number[] {
+/** A mistake in a benchmark's flags: reported as one line with a pointer to --help. */
+export class FlagError extends Error {}
+
+function list(flag: string, value: string | undefined, fallback: number[]): number[] {
   if (value === undefined) return fallback;
   const numbers = value.split(',').map(Number);
-  if (numbers.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`expected a comma-separated list of positive integers, got ${value}`);
+  if (numbers.some((n) => !Number.isInteger(n) || n < 1)) throw new FlagError(`${flag}: expected a comma-separated list of positive integers, got ${value}`);
   return numbers;
 }
 
@@ -37,11 +40,11 @@ export function parseFlags(argv: string[], defaults: { workers: number[]; keys: 
     },
   });
   const durationS = Number(values.duration);
-  if (!(durationS > 0)) throw new Error(`--duration must be a number of seconds > 0, got ${values.duration}`);
+  if (!(durationS > 0)) throw new FlagError(`--duration must be a number of seconds > 0, got ${values.duration}`);
   return {
     durationS,
-    workers: list(values.workers, defaults.workers),
-    keys: list(values.keys, defaults.keys),
+    workers: list('--workers', values.workers, defaults.workers),
+    keys: list('--keys', values.keys, defaults.keys),
     seed: Number(values.seed),
     json: values.json,
     write: !values['no-write'],

@@ -2,7 +2,7 @@
  * `npm run bench -- <benchmark> [--duration s] [--workers 1,2] [--keys 100,5000] [--seed n] [--json] [--no-write]`
  * `npm run bench -- --help` lists the benchmarks and their flags.
  */
-import { parseFlags } from './harness.js';
+import { FlagError, parseFlags } from './harness.js';
 import { runCheckpointBench } from './checkpoint.js';
 import { runKafkaBench } from './kafka.js';
 import { runYcsb } from './ycsb.js';
@@ -61,26 +61,28 @@ async function run(name: string | undefined, rest: string[], command: string): P
     case 'kafka':
       return runKafkaBench(parseFlags(rest, { workers: [2], keys: [1000] }), command);
     default:
-      throw new Error(name === undefined ? 'name a benchmark' : `unknown benchmark ${JSON.stringify(name)}`);
+      throw new FlagError(`unknown benchmark ${JSON.stringify(name)}`);
   }
 }
 
 const [name, ...rest] = process.argv.slice(2);
-if (name === undefined || name === '--help' || name === '-h' || rest.includes('--help') || rest.includes('-h')) {
+if (name === undefined) {
+  console.error(USAGE);
+  process.exitCode = 2;
+} else if (name === '--help' || name === '-h' || rest.includes('--help') || rest.includes('-h')) {
   console.log(USAGE);
-  if (name === undefined) process.exitCode = 2;
 } else {
   try {
     await run(name, rest, `npm run bench -- ${process.argv.slice(2).join(' ')}`);
   } catch (error) {
     // A flag mistake: say what is wrong and how to ask for the flags, without a stack trace.
-    if (!(error instanceof Error) || !(isFlagError(error) || error.constructor === Error)) throw error;
-    console.error(`npm run bench: ${error.message}\nsee: npm run bench -- --help`);
+    if (!(error instanceof FlagError || isParseArgsError(error))) throw error;
+    console.error(`npm run bench: ${(error as Error).message}\nsee: npm run bench -- --help`);
     process.exitCode = 2;
   }
 }
 
-function isFlagError(error: Error): boolean {
-  const code = (error as { code?: unknown }).code;
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
 }

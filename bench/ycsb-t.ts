@@ -14,7 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import { defaultOptions, engine, type JobHandle, type JobSummary } from '../index.js';
-import { type BenchFlags, measure, type Measured, printTable, round, type Row, writeResults } from './harness.js';
+import { type BenchFlags, FlagError, measure, type Measured, printTable, round, type Row, writeResults } from './harness.js';
 import job, { type YcsbTParams } from './ycsb-t-job.js';
 
 interface Config {
@@ -30,10 +30,10 @@ interface Config {
   maxTransactions: number | undefined;
 }
 
-function percentList(value: string | undefined, fallback: number[]): number[] {
+function percentList(flag: string, value: string | undefined, fallback: number[]): number[] {
   if (value === undefined) return fallback;
   const numbers = value.split(',').map(Number);
-  if (numbers.some((n) => !(n >= 0 && n <= 100))) throw new Error(`expected percentages 0..100, got ${value}`);
+  if (numbers.some((n) => !(n >= 0 && n <= 100))) throw new FlagError(`${flag}: expected percentages 0..100, got ${value}`);
   return numbers;
 }
 
@@ -53,16 +53,16 @@ function configs(flags: BenchFlags, argv: string[]): Config[] {
   });
   const custom = ['transfer-ratios', 'protocols', 'fail-ratios', 'max-transactions'].some((flag) => values[flag] !== undefined) || argv.includes('--workers') || argv.includes('--keys');
   const bounds = typeof values['max-transactions'] === 'string' ? values['max-transactions'].split(',').map(Number) : [undefined];
-  if (bounds.some((n) => n !== undefined && !(Number.isInteger(n) && n > 0))) throw new Error(`--max-transactions: expected positive integers, got ${values['max-transactions']}`);
+  if (bounds.some((n) => n !== undefined && !(Number.isInteger(n) && n > 0))) throw new FlagError(`--max-transactions: expected positive integers, got ${values['max-transactions']}`);
   const distribution = values.zipfian === true ? 'zipfian' : 'uniform';
   if (custom) {
     const protocols = (typeof values.protocols === 'string' ? values.protocols.split(',') : ['tpc', 'saga']) as Array<'tpc' | 'saga'>;
     const out: Config[] = [];
     for (const workers of flags.workers) {
       for (const keys of flags.keys) {
-        for (const transferRatio of percentList(values['transfer-ratios'] as string | undefined, [100])) {
+        for (const transferRatio of percentList('--transfer-ratios', values['transfer-ratios'] as string | undefined, [100])) {
           for (const protocol of transferRatio === 0 ? (['tpc'] as const) : protocols) {
-            for (const failRatio of percentList(values['fail-ratios'] as string | undefined, [0])) {
+            for (const failRatio of percentList('--fail-ratios', values['fail-ratios'] as string | undefined, [0])) {
               for (const maxTransactions of bounds) out.push({ workers, keys, transferRatio, protocol, failRatio, distribution, at80: true, maxTransactions });
             }
           }
@@ -142,7 +142,7 @@ function row(config: Config, load: string, run: Measured): Row {
 function latencyLoad(argv: string[]): number {
   const { values } = parseArgs({ args: argv, strict: false, options: { 'latency-load': { type: 'string' } } });
   const load = values['latency-load'] === undefined ? 0.8 : Number(values['latency-load']);
-  if (!(load > 0 && load <= 1)) throw new Error(`--latency-load: expected a share of the maximum in (0, 1], got ${String(values['latency-load'])}`);
+  if (!(load > 0 && load <= 1)) throw new FlagError(`--latency-load: expected a share of the maximum in (0, 1], got ${String(values['latency-load'])}`);
   return load;
 }
 

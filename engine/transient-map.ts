@@ -2,17 +2,17 @@
 const REBUILD_EVERY = 4096;
 
 /**
- * A Map for entries that come and go fast (one per transaction or per held instance), whose table
- * is rebuilt every few thousand deletions so it stays in V8's young generation.
+ * A Map for entries that come and go fast (one per transaction or per held instance), whose hash
+ * table is moved to a fresh one every few thousand deletions.
  *
- * Why: V8 rehashes a Map whose table is in old space into another old-space table, and the dead
- * table keeps pointing at every entry it held. Until the next full GC, a scavenge takes those
- * pointers for live ones, so every entry that was in the map at a rehash (with all it refers to) is
- * copied and then promoted. With one entry per transaction that was nearly every transaction: in
- * ycsb-t, 2-4 MB promoted per scavenge and 7-11 ms pauses. A fresh table starts young and, while
- * entries churn, is replaced by the next rehash before it can be promoted.
+ * Why: V8 allocates a rehashed table in the generation of the table it replaces, and the dead table's
+ * pointers stay in the old-to-new remembered set, which a scavenge treats as roots until the next full
+ * GC. Once a churning Map's table is in old space, every entry it held at a rehash (with all it refers
+ * to) is copied and promoted: with one entry per transaction, 2-4 MB per scavenge and 7-11 ms pauses
+ * in ycsb-t. A fresh table starts young, and while entries churn the next rehash replaces it before a
+ * scavenge can promote it.
  *
- * Do not delete while iterating: a rebuild would leave the iteration on the old table.
+ * Do not modify it while iterating: after a rebuild the iteration goes on over the old table.
  */
 export class TransientMap<K, V> implements Iterable<[K, V]> {
   private map = new Map<K, V>();

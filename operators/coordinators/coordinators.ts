@@ -36,12 +36,9 @@ interface Running {
 type Ending = 'success' | 'failure' | 'retryable';
 
 /**
- * Lets the young objects of a finished transaction (its steps with their payloads, its outcome
- * effects) die young, by emptying the arrays that hold them (in place: its declaration shares them).
- * Something old may still point at the record for a while: a Map whose table is in old space
- * rehashes into another old-space table, and the dead one keeps pointing at every entry it held,
- * which a scavenge takes for live until the next full GC (see TransientMap). Without this, nearly
- * every transaction got promoted: 2-4 MB per scavenge and 7-11 ms pauses, most of ycsb-t's tail.
+ * Empties a finished transaction's steps and outcome effects in place (its declaration shares the
+ * arrays), so their payloads die young even while a dead hash table still points at the record (see
+ * TransientMap).
  */
 function retire(record: CoordinatorRecord): void {
   for (const outcome of [record.onSuccess, record.onFailure, record.onRetryable]) {

@@ -14,7 +14,7 @@ interface Lock {
   readonly address: Address;
   readonly kg: number;
   readonly txn: TxnRef;
-  /** Emptied at unlock, so the staged invocation dies young (see `retire` in coordinators.ts). */
+  /** Dropped at unlock, so the staged invocation dies young (see TransientMap). */
   effects: Effects;
   readonly lockedAt: number;
 }

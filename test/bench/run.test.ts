@@ -26,6 +26,7 @@ void t.test('a flag mistake is one line that names it and points to --help, not 
     [['ycsb', '--duration', 'x'], /--duration must be a number of seconds > 0, got x/],
     [['ycsb-t', '--latency-load', '2'], /--latency-load: expected a share of the maximum in \(0, 1\], got 2/],
     [['nope'], /unknown benchmark "nope"/],
+    [['ycsb', '--keys', '0'], /--keys: expected a comma-separated list of positive integers, got 0/],
   ];
   for (const [args, message] of cases) {
     const { code, stderr } = await bench(...args);
@@ -34,4 +35,13 @@ void t.test('a flag mistake is one line that names it and points to --help, not 
     t.match(stderr, /see: npm run bench -- --help/);
     t.notMatch(stderr, /\n\s+at /, 'no stack trace');
   }
+});
+
+void t.test('a failure that is not a flag mistake keeps its stack and exit code 1', async (t) => {
+  // The engine refuses the option when the job is submitted: a runtime error, not a flag of the bench.
+  const { code, stderr } = await bench('ycsb', '--workers', '100000', '--duration', '1', '--no-write');
+  t.equal(code, 1);
+  t.match(stderr, /EddyError: options\.workers is 100000: must be an integer from 1 to 128/);
+  t.match(stderr, /\n\s+at /, 'with its stack');
+  t.notMatch(stderr, /see: npm run bench -- --help/);
 });
