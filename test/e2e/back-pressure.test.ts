@@ -1,7 +1,7 @@
 import t from 'tap';
 import cycleJob, { type Bounce, invocationsOf, leavesOf } from '../fixtures/cycle-job.js';
 import foreverJob, { type HopTrace } from '../fixtures/forever-job.js';
-import { groupBy, LogLines, run, tempDir, waitFor, within } from '../fixtures/harness.js';
+import { groupBy, LogLines, run, sampleUntilDone, tempDir, waitFor, within } from '../fixtures/harness.js';
 
 void t.test('a fan-out cycle between two types under tiny bounds finishes with exact counts (no deadlock)', async (t) => {
   const ROOTS = 2000;
@@ -16,19 +16,10 @@ void t.test('a fan-out cycle between two types under tiny bounds finishes with e
       feedbackHighWaterMark: 100,
     });
     let throttled = false;
-    let ended = false;
-    const watching = (async () => {
-      while (!ended) {
-        const metrics = await handle.metrics();
-        throttled ||= metrics.perWorker.some((w) => w.routerThrottled);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    })();
     // A deadlock would leave done pending forever: fail after a generous bound instead.
-    const summary = await within(handle.done, 30_000, `done with ${workers} workers`).finally(() => {
-      ended = true;
-    });
-    await watching;
+    const summary = await sampleUntilDone(handle, 5, (metrics) => {
+      throttled ||= metrics.perWorker.some((w) => w.routerThrottled);
+    }, 30_000, `done with ${workers} workers`);
     t.equal(summary.endedBy, 'end-of-input', `${workers} workers: done resolved`);
     t.equal(summary.totals.invocations, ROOTS * invocationsOf(TTL), `${workers} workers: ${ROOTS * invocationsOf(TTL)} invocations, as computed`);
     t.equal(summary.totals.messagesSent, ROOTS * (invocationsOf(TTL) - 1), `${workers} workers: every bounce sent once`);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { DeadLetter } from '../../index.js';
-import { run, sleep, within } from '../fixtures/harness.js';
+import { run, sampleUntilDone, within } from '../fixtures/harness.js';
 import job, {
   type AccountOp,
   type Applied,
@@ -173,15 +173,10 @@ void t.test('maxTransactionsPerWorker bounds the transactions running at once; t
   const handle = run(t, job, { workers, maxTransactionsPerWorker: 1, inputs: { requests } });
   let mostRunning = 0;
   let mostWaiting = 0;
-  let ended = false;
-  const done = handle.done.finally(() => (ended = true));
-  while (!ended) {
-    const { totals, perWorker } = await handle.metrics();
+  const summary = await sampleUntilDone(handle, 10, ({ totals, perWorker }) => {
     mostRunning = Math.max(mostRunning, ...perWorker.map((w) => w.transactionsRunning));
     mostWaiting = Math.max(mostWaiting, totals.transactionsWaiting);
-    await sleep(10);
-  }
-  const summary = await within(done, 60_000, 'the transfers');
+  }, 60_000, 'the transfers');
   t.equal(mostRunning, 1, 'one transaction at a time per worker');
   t.ok(mostWaiting > 0, `requests waited for a slot (up to ${mostWaiting} seen)`);
   const final = finalOutcomes(handle.output<Outcome>('outcomes'));
@@ -203,16 +198,11 @@ void t.test('sagas have their own bound (maxSagasPerWorker): they run beside tra
   let mostTransactions = 0;
   let mostSagas = 0;
   let mostTogether = 0;
-  let ended = false;
-  const done = handle.done.finally(() => (ended = true));
-  while (!ended) {
-    const { perWorker } = await handle.metrics();
+  const summary = await sampleUntilDone(handle, 5, ({ perWorker }) => {
     mostTransactions = Math.max(mostTransactions, ...perWorker.map((w) => w.transactionsRunning));
     mostSagas = Math.max(mostSagas, ...perWorker.map((w) => w.sagasRunning));
     mostTogether = Math.max(mostTogether, ...perWorker.map((w) => w.transactionsRunning + w.sagasRunning));
-    await sleep(5);
-  }
-  const summary = await within(done, 60_000, 'the transfers');
+  }, 60_000, 'the transfers');
   t.equal(mostTransactions, 1, 'one transaction at a time per worker');
   t.ok(mostSagas <= 3 && mostSagas > 1, `at most maxSagasPerWorker sagas at once per worker, and more than one (${mostSagas} seen)`);
   t.ok(mostTogether > 1, `sagas ran while a transaction did (${mostTogether} at once on a worker)`);
@@ -230,14 +220,9 @@ void t.test('a request whose coordinator declares asynchronously holds its trans
   const requests: Request[] = transfers.map((transfer, i) => ({ to: coordinator('tx/slow-declaration', `c${i}`), message: transfer }));
   const handle = run(t, job, { workers, maxTransactionsPerWorker: 1, inputs: { requests } });
   let mostRunning = 0;
-  let ended = false;
-  const done = handle.done.finally(() => (ended = true));
-  while (!ended) {
-    const { perWorker } = await handle.metrics();
+  await sampleUntilDone(handle, 5, ({ perWorker }) => {
     mostRunning = Math.max(mostRunning, ...perWorker.map((w) => w.transactionsRunning));
-    await sleep(5);
-  }
-  await within(done, 60_000, 'the transfers');
+  }, 60_000, 'the transfers');
   t.equal(mostRunning, 1, 'one declaration or transaction at a time per worker');
   const final = finalOutcomes(handle.output<Outcome>('outcomes'));
   t.ok(transfers.every((transfer) => final.get(transfer.txn) === 'committed'), 'every transfer committed');
