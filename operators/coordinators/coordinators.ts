@@ -6,7 +6,7 @@ import { isPromise } from '../../engine/promises.js';
 import { TransientMap } from '../../engine/transient-map.js';
 import { txnKey } from '../../engine/state/state-keys.js';
 import { type Envelope, Kind, SagaPhase, type Transaction, type TxnRef } from '../../engine/wire/envelope.js';
-import { type CoordinatorRecord, encodeCoordinatorRecord, Protocol, StepStatus, type Step } from '../../engine/wire/transactions.js';
+import { type CoordinatorRecord, encodeCoordinatorRecord, type OutcomeEffects, Protocol, StepStatus, type Step } from '../../engine/wire/transactions.js';
 import { SagaDeclaration, TpcDeclaration } from './coordinator-context.js';
 import type { AdmissionLimit } from './admission.js';
 import { addBlockers, type Probe, receiveProbe } from './deadlock.js';
@@ -41,12 +41,16 @@ type Ending = 'success' | 'failure' | 'retryable';
  * TransientMap).
  */
 function retire(record: CoordinatorRecord): void {
-  for (const outcome of [record.onSuccess, record.onFailure, record.onRetryable]) {
-    outcome.sends.length = 0;
-    outcome.delayed.length = 0;
-    outcome.egress.length = 0;
-  }
+  empty(record.onSuccess);
+  empty(record.onFailure);
+  empty(record.onRetryable);
   record.steps.length = 0;
+}
+
+function empty(outcome: OutcomeEffects): void {
+  outcome.sends.length = 0;
+  outcome.delayed.length = 0;
+  outcome.egress.length = 0;
 }
 
 function keyOf(address: Address): string {
