@@ -111,19 +111,26 @@ export function encodeBatch(batch: Batch): ArrayBuffer {
   return ownBuffer(BatchType.encode(batch).finish());
 }
 
+function readString(this: protobuf.BufferReader): string {
+  return this.string();
+}
+
 /**
  * Reads bytes of our own encoder: strings as one native UTF-8 slice each, and `bytes` fields as Buffer
  * views (which the JSON codec reads without another wrapper). protobufjs checks every proto3 string
  * for valid UTF-8 in JS, a few characters at a time: that made a tenth of a worker's allocations.
+ * A plain BufferReader with its own `stringVerify`, not a subclass: with `class extends BufferReader`,
+ * V8 aborted every optimization of `decodeBatch` in a loaded worker ("dependency change" under
+ * --trace-opt), so it ran unoptimized and the background compiles took a tenth of a core.
  */
-class OwnBytesReader extends protobuf.BufferReader {
-  override stringVerify(): string {
-    return this.string();
-  }
+function ownBytesReader(buffer: Buffer): protobuf.BufferReader {
+  const reader = new protobuf.BufferReader(buffer);
+  reader.stringVerify = readString;
+  return reader;
 }
 
 export function decodeBatch(buffer: ArrayBuffer): Batch {
-  const batch = BatchType.decode(new OwnBytesReader(Buffer.from(buffer))) as unknown as Batch;
+  const batch = BatchType.decode(ownBytesReader(Buffer.from(buffer))) as unknown as Batch;
   for (const envelope of batch.envelopes) withPayload(envelope);
   return batch;
 }
@@ -134,7 +141,7 @@ export function encodeEgressBatch(records: EgressRecord[], epoch: number): Array
 
 export function decodeEgressBatch(buffer: ArrayBuffer | Uint8Array): { records: EgressRecord[]; epoch: number } {
   const bytes = buffer instanceof Uint8Array ? Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength) : Buffer.from(buffer);
-  const batch = EgressBatchType.decode(new OwnBytesReader(bytes)) as unknown as { records: EgressRecord[]; epoch: number };
+  const batch = EgressBatchType.decode(ownBytesReader(bytes)) as unknown as { records: EgressRecord[]; epoch: number };
   batch.records.forEach(withPayload);
   return batch;
 }
