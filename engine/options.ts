@@ -28,6 +28,13 @@ export interface SubmitOptions {
   /** State entries cached per worker. Default: 200000. */
   stateCacheEntries?: number;
   /**
+   * V8's young generation of each worker thread, in MB: semi-spaces of half of it, at full size from
+   * the start. Short-lived objects (envelopes, invocations, a hot key's replaced values) die there
+   * without work for the old generation. V8 keeps two semi-spaces, so a busy worker's heap is about
+   * this much larger than its live objects. Default: 256.
+   */
+  workerYoungGenerationMb?: number;
+  /**
    * How long a state write may wait in the cache before it is written to LevelDB (sooner once a tenth
    * of `stateCacheEntries` wait). Checkpoints and stops write everything first, so with checkpoints
    * this trades no guarantee (without them a crash loses up to this much of the latest writes); a key
@@ -104,6 +111,7 @@ export interface ResolvedOptions {
   batchSize: number;
   feedbackHighWaterMark: number;
   stateCacheEntries: number;
+  workerYoungGenerationMb: number;
   stateFlushIntervalMs: number;
   maxTransactionsPerWorker: number;
   maxSagasPerWorker: number;
@@ -126,6 +134,7 @@ export const defaultOptions = {
   batchSize: 256,
   feedbackHighWaterMark: 50_000,
   stateCacheEntries: 200_000,
+  workerYoungGenerationMb: 256,
   stateFlushIntervalMs: 1000,
   maxTransactionsPerWorker: 256,
   maxSagasPerWorker: 1024,
@@ -137,7 +146,7 @@ export const defaultOptions = {
 
 const KNOWN = new Set([
   'workers', 'stateDir', 'stateBackend', 'maxParallelism', 'inputs', 'channelCapacity', 'batchSize',
-  'feedbackHighWaterMark', 'stateCacheEntries', 'stateFlushIntervalMs', 'maxTransactionsPerWorker', 'maxSagasPerWorker', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
+  'feedbackHighWaterMark', 'stateCacheEntries', 'workerYoungGenerationMb', 'stateFlushIntervalMs', 'maxTransactionsPerWorker', 'maxSagasPerWorker', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
   'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'maxRestarts', 'adminPort',
   'faultInjection',
 ]);
@@ -192,6 +201,7 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
     batchSize: integer('batchSize', options.batchSize ?? defaultOptions.batchSize, 1, 1 << 16),
     feedbackHighWaterMark: integer('feedbackHighWaterMark', options.feedbackHighWaterMark ?? defaultOptions.feedbackHighWaterMark, 1, 1 << 30),
     stateCacheEntries: integer('stateCacheEntries', options.stateCacheEntries ?? defaultOptions.stateCacheEntries, 1, 1 << 30),
+    workerYoungGenerationMb: integer('workerYoungGenerationMb', options.workerYoungGenerationMb ?? defaultOptions.workerYoungGenerationMb, 3, 1 << 16),
     stateFlushIntervalMs: integer('stateFlushIntervalMs', options.stateFlushIntervalMs ?? defaultOptions.stateFlushIntervalMs, 0, 3600 * 1000),
     maxTransactionsPerWorker: integer('maxTransactionsPerWorker', options.maxTransactionsPerWorker ?? defaultOptions.maxTransactionsPerWorker, 1, 1 << 20),
     maxSagasPerWorker: integer('maxSagasPerWorker', options.maxSagasPerWorker ?? defaultOptions.maxSagasPerWorker, 1, 1 << 20),

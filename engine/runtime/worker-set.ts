@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -8,8 +9,35 @@ import type { Job } from '../job.js';
 import type { ResolvedOptions } from '../options.js';
 import type { FromWorker, SplitAssignment, SplitPosition, ToWorker, WorkerInit, WorkerMetrics, WorkerResult, WorkerStatus } from './worker-protocol.js';
 
-/** V8's young generation per worker thread, in MB (the default is about 32 on 64-bit). */
-const WORKER_YOUNG_GENERATION_MB = 128;
+/** Whether the process was started with its own starting size of V8's semi-spaces: then it is left alone. */
+const SEMI_SPACE_SET_BY_USER = process.execArgv.some((arg) => /^--min[-_]semi[-_]space[-_]size\b/.test(arg));
+
+/** Worker sets whose threads are starting with the semi-space flag set (it is put back when none are). */
+let startingWithSemiSpaceFlag = 0;
+
+/**
+ * Starts the semi-spaces of the next worker threads' heaps at half their young generation; returns
+ * the function that puts V8's default back. V8 starts them at 1 MB and doubles them only as objects
+ * survive, which takes a loaded worker minutes to reach 128 MB. At 64 MB a worker running ycsb-t
+ * sagas scavenges every 0.3 s, so a hot key's latest value (replaced every 0.1-0.2 s) often
+ * survives two scavenges and is promoted, and a mark-compact follows about every second. At 128 MB
+ * from the start: no mark-compact in 8 s at 20.5K sagas/s (4-8 at 64 MB), p99 33-44 ms against
+ * 48-53, for about 95 MB more memory per worker.
+ * Only a process-wide V8 flag sets the starting size, so it is set while a worker set's threads
+ * create their heaps and put back after: isolates created later get V8's default.
+ */
+function setSemiSpaceFlag(youngGenerationMb: number): () => void {
+  if (SEMI_SPACE_SET_BY_USER) return () => {};
+  // Half: V8 keeps the rest of a young generation for the copy of survivors and large objects.
+  v8.setFlagsFromString(`--min-semi-space-size=${Math.max(1, Math.floor(youngGenerationMb / 2))}`);
+  startingWithSemiSpaceFlag++;
+  let restored = false;
+  return () => {
+    if (restored) return;
+    restored = true;
+    if (--startingWithSemiSpaceFlag === 0) v8.setFlagsFromString('--min-semi-space-size=0');
+  };
+}
 
 /** How long destroy() lets workers close their state before their threads are terminated. */
 const ABANDON_TIMEOUT_MS = 5_000;
@@ -36,6 +64,7 @@ export class WorkerSet {
   /** Egress batches received per worker, to compare with what each says it sent. */
   readonly egressBatchesReceived: number[];
   private readonly pool: Piscina;
+  private readonly restoreSemiSpaceFlag: () => void;
   private readonly controls: MessagePort[] = [];
   private readonly runs: Array<Promise<WorkerResult>> = [];
   private readonly closed: Array<Promise<void>> = [];
@@ -50,6 +79,8 @@ export class WorkerSet {
   constructor(private readonly config: WorkerSetConfig) {
     this.workers = config.options.workers;
     this.egressBatchesReceived = Array.from({ length: this.workers }, () => 0);
+    // Piscina creates the minimum of threads at once; each creates its heap when it starts.
+    this.restoreSemiSpaceFlag = setSemiSpaceFlag(config.options.workerYoungGenerationMb);
     this.pool = new Piscina({
       filename: fileURLToPath(new URL('./worker-bootstrap.mjs', import.meta.url)),
       minThreads: this.workers,
@@ -57,11 +88,7 @@ export class WorkerSet {
       concurrentTasksPerWorker: 1,
       idleTimeout: 60_000,
       atomics: 'disabled',
-      // Envelopes, invocations and protocol records are short-lived, so a scavenge costs about the
-      // same whatever the size: a larger young generation means fewer pauses. ycsb-t sagas at 21.5K/s:
-      // p99 63 ms at 128 MB against 87 ms at 64 (mean of 4 alternating runs each), no less throughput;
-      // 192 MB was no better, 384 MB slower.
-      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+      resourceLimits: { maxYoungGenerationSizeMb: config.options.workerYoungGenerationMb },
     });
   }
 
@@ -103,7 +130,12 @@ export class WorkerSet {
       this.runs.push(run);
       run.catch((error: unknown) => this.fail(new EddyError('EDDY_WORKER_FAILED', `worker ${worker} failed: ${describeError(error)}`, { cause: error })));
     }
-    await Promise.race([Promise.all(ready), Promise.all(this.runs)]);
+    try {
+      await Promise.race([Promise.all(ready), Promise.all(this.runs)]);
+    } finally {
+      // Every thread has run the job module by now, so its heap exists.
+      this.restoreSemiSpaceFlag();
+    }
   }
 
   private fail(error: EddyError): void {
@@ -200,6 +232,7 @@ export class WorkerSet {
    * in flight is how a process crashes. A worker that does not answer in time is terminated anyway.
    */
   async destroy(): Promise<void> {
+    this.restoreSemiSpaceFlag();
     this.broadcast({ type: 'abandon' });
     await Promise.race([Promise.allSettled(this.runs), sleep(ABANDON_TIMEOUT_MS, undefined, { ref: false })]);
     await this.pool.destroy().catch(() => {});

@@ -1,0 +1,34 @@
+import t from 'tap';
+import { Worker } from 'node:worker_threads';
+import { run, within } from '../fixtures/harness.js';
+import job, { type HeapReport } from '../fixtures/heap-job.js';
+
+const MB = 1024 * 1024;
+
+/** The semi-space size of a fresh plain worker thread, started after the job's. */
+function plainWorkerSemiSpace(): Promise<number> {
+  const code = `
+    const newSpace = require('node:v8').getHeapSpaceStatistics().find((space) => space.space_name === 'new_space');
+    require('node:worker_threads').parentPort.postMessage(newSpace.space_size);`;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(code, { eval: true });
+    worker.once('message', (bytes: number) => void worker.terminate().then(() => resolve(bytes)));
+    worker.once('error', reject);
+  });
+}
+
+void t.test("a worker's new space starts at half its young generation; threads created later get V8's default", async (t) => {
+  const before = await plainWorkerSemiSpace();
+  t.ok(before < 16 * MB, `a plain worker starts with a small semi-space (${before / MB} MB)`);
+
+  // 256 MB of young generation: the new space starts at 128 MB. V8 would start it at 1-2 MB; loading
+  // the modules (with the test runner's loaders) grows it to 64 MB by the first message, not further.
+  const handle = run(t, job, { workers: 2, workerYoungGenerationMb: 256, inputs: { inputs: Array.from({ length: 16 }, (_, n) => n) } });
+  await within(handle.done, 30_000, 'the job');
+  const reports = handle.output<HeapReport>('reports');
+  t.equal(new Set(reports.map((r) => r.threadId)).size, 2, 'both workers answered');
+  for (const report of reports) t.ok(report.semiSpaceBytes >= 128 * MB, `worker thread ${report.threadId}: ${report.semiSpaceBytes / MB} MB of new space at its first message`);
+
+  const after = await plainWorkerSemiSpace();
+  t.equal(after, before, 'a plain worker created after the job starts as before it');
+});
