@@ -16,20 +16,27 @@ const SEMI_SPACE_SET_BY_USER = process.execArgv.some((arg) => /^--min[-_]semi[-_
 let startingWithSemiSpaceFlag = 0;
 
 /**
- * Starts the semi-spaces of the next worker threads' heaps at half their young generation; returns
- * the function that puts V8's default back. V8 starts them at 1 MB and doubles them only as objects
- * survive, which takes a loaded worker minutes to reach 128 MB. At 64 MB a worker running ycsb-t
- * sagas scavenges every 0.3 s, so a hot key's latest value (replaced every 0.1-0.2 s) often
- * survives two scavenges and is promoted, and a mark-compact follows about every second. At 128 MB
- * from the start: no mark-compact in 8 s at 20.5K sagas/s (4-8 at 64 MB), p99 33-44 ms against
- * 48-53, for about 95 MB more memory per worker.
+ * The largest semi-space V8 gives a young generation of this size: a third (two semi-spaces and a
+ * large-object space), rounded up to a power of two.
+ */
+function largestSemiSpaceMb(youngGenerationMb: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(1, youngGenerationMb / 3)));
+}
+
+/**
+ * Starts the semi-spaces of the next worker threads' heaps at their full size; returns the function
+ * that puts V8's default back. V8 starts them at 1 MB and doubles them only after as many bytes have
+ * survived as they hold, so a worker spends the first part of a run with small ones. With 64 MB
+ * semi-spaces a worker running ycsb-t sagas scavenges every 0.3 s, a hot key's latest value (replaced
+ * every 0.1-0.2 s) often survives two scavenges and is promoted, and a mark-compact follows about
+ * every second. With 128 MB: no mark-compact in 8 s at 20.5K sagas/s (4-8 with 64 MB), p99 33-44 ms
+ * against 48-53, for about 95 MB more memory per worker.
  * Only a process-wide V8 flag sets the starting size, so it is set while a worker set's threads
  * create their heaps and put back after: isolates created later get V8's default.
  */
 function setSemiSpaceFlag(youngGenerationMb: number): () => void {
   if (SEMI_SPACE_SET_BY_USER) return () => {};
-  // Half: V8 keeps the rest of a young generation for the copy of survivors and large objects.
-  v8.setFlagsFromString(`--min-semi-space-size=${Math.max(1, Math.floor(youngGenerationMb / 2))}`);
+  v8.setFlagsFromString(`--min-semi-space-size=${largestSemiSpaceMb(youngGenerationMb)}`);
   startingWithSemiSpaceFlag++;
   let restored = false;
   return () => {

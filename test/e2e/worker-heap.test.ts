@@ -17,12 +17,12 @@ function plainWorkerSemiSpace(): Promise<number> {
   });
 }
 
-void t.test("a worker's new space starts at half its young generation; threads created later get V8's default", async (t) => {
+void t.test("a worker's new space starts at its full size; threads created later get V8's default", async (t) => {
   const before = await plainWorkerSemiSpace();
   t.ok(before < 16 * MB, `a plain worker starts with a small semi-space (${before / MB} MB)`);
 
-  // 256 MB of young generation: the new space starts at 128 MB. V8 would start it at 1-2 MB; loading
-  // the modules (with the test runner's loaders) grows it to 64 MB by the first message, not further.
+  // 256 MB of young generation: 128 MB semi-spaces from the start. V8 would start them at 1 MB; loading
+  // the modules (with the test runner's loaders) grows the new space to 64 MB by the first message.
   const handle = run(t, job, { workers: 2, workerYoungGenerationMb: 256, inputs: { inputs: Array.from({ length: 16 }, (_, n) => n) } });
   await within(handle.done, 30_000, 'the job');
   const reports = handle.output<HeapReport>('reports');
