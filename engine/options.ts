@@ -28,8 +28,10 @@ export interface SubmitOptions {
   /** State entries cached per worker. Default: 200000. */
   stateCacheEntries?: number;
   /**
-   * V8's young generation of each worker thread, in MB (V8 gives a third of it, rounded up to a power
-   * of two, to each semi-space); they start at full size instead of growing from 1 MB as objects survive. Short-lived objects (envelopes, invocations, a hot
+   * V8's young generation of each worker thread, in MB, up to 3072 (V8 gives a third of it, rounded up
+   * to a power of two, to each of two semi-spaces and a large-object space, so 193-384 all give 128 MB
+   * semi-spaces and up to 384 MB); they start at full size instead of growing from 1 MB as objects
+   * survive. Short-lived objects (envelopes, invocations, a hot
    * key's replaced values) then die young instead of costing mark-compacts. It costs memory: under
    * ycsb-t load a worker took about 95 MB more with 128 MB semi-spaces than with 64. Default: 256
    * (128 MB semi-spaces).
@@ -202,7 +204,8 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
     batchSize: integer('batchSize', options.batchSize ?? defaultOptions.batchSize, 1, 1 << 16),
     feedbackHighWaterMark: integer('feedbackHighWaterMark', options.feedbackHighWaterMark ?? defaultOptions.feedbackHighWaterMark, 1, 1 << 30),
     stateCacheEntries: integer('stateCacheEntries', options.stateCacheEntries ?? defaultOptions.stateCacheEntries, 1, 1 << 30),
-    workerYoungGenerationMb: integer('workerYoungGenerationMb', options.workerYoungGenerationMb ?? defaultOptions.workerYoungGenerationMb, 3, 1 << 16),
+    // 3072 gives 1 GB semi-spaces, committed when a worker starts.
+    workerYoungGenerationMb: integer('workerYoungGenerationMb', options.workerYoungGenerationMb ?? defaultOptions.workerYoungGenerationMb, 3, 3072),
     stateFlushIntervalMs: integer('stateFlushIntervalMs', options.stateFlushIntervalMs ?? defaultOptions.stateFlushIntervalMs, 0, 3600 * 1000),
     maxTransactionsPerWorker: integer('maxTransactionsPerWorker', options.maxTransactionsPerWorker ?? defaultOptions.maxTransactionsPerWorker, 1, 1 << 20),
     maxSagasPerWorker: integer('maxSagasPerWorker', options.maxSagasPerWorker ?? defaultOptions.maxSagasPerWorker, 1, 1 << 20),

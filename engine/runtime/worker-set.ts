@@ -12,8 +12,8 @@ import type { FromWorker, SplitAssignment, SplitPosition, ToWorker, WorkerInit, 
 /** Whether the process was started with its own starting size of V8's semi-spaces: then it is left alone. */
 const SEMI_SPACE_SET_BY_USER = process.execArgv.some((arg) => /^--min[-_]semi[-_]space[-_]size\b/.test(arg));
 
-/** Worker sets whose threads are starting with the semi-space flag set (it is put back when none are). */
-let startingWithSemiSpaceFlag = 0;
+/** Semi-space sizes (MB) of the worker sets whose threads are creating their heaps now. */
+const startingSemiSpaces: number[] = [];
 
 /**
  * The largest semi-space V8 gives a young generation of this size: a third (two semi-spaces and a
@@ -36,13 +36,17 @@ function largestSemiSpaceMb(youngGenerationMb: number): number {
  */
 function setSemiSpaceFlag(youngGenerationMb: number): () => void {
   if (SEMI_SPACE_SET_BY_USER) return () => {};
-  v8.setFlagsFromString(`--min-semi-space-size=${largestSemiSpaceMb(youngGenerationMb)}`);
-  startingWithSemiSpaceFlag++;
+  const size = largestSemiSpaceMb(youngGenerationMb);
+  startingSemiSpaces.push(size);
+  // Sets starting at once share the flag: the largest, which V8 caps at each heap's own maximum.
+  const apply = (): void => v8.setFlagsFromString(`--min-semi-space-size=${Math.max(0, ...startingSemiSpaces)}`);
+  apply();
   let restored = false;
   return () => {
     if (restored) return;
     restored = true;
-    if (--startingWithSemiSpaceFlag === 0) v8.setFlagsFromString('--min-semi-space-size=0');
+    startingSemiSpaces.splice(startingSemiSpaces.indexOf(size), 1);
+    apply();
   };
 }
 
@@ -88,15 +92,20 @@ export class WorkerSet {
     this.egressBatchesReceived = Array.from({ length: this.workers }, () => 0);
     // Piscina creates the minimum of threads at once; each creates its heap when it starts.
     this.restoreSemiSpaceFlag = setSemiSpaceFlag(config.options.workerYoungGenerationMb);
-    this.pool = new Piscina({
-      filename: fileURLToPath(new URL('./worker-bootstrap.mjs', import.meta.url)),
-      minThreads: this.workers,
-      maxThreads: this.workers,
-      concurrentTasksPerWorker: 1,
-      idleTimeout: 60_000,
-      atomics: 'disabled',
-      resourceLimits: { maxYoungGenerationSizeMb: config.options.workerYoungGenerationMb },
-    });
+    try {
+      this.pool = new Piscina({
+        filename: fileURLToPath(new URL('./worker-bootstrap.mjs', import.meta.url)),
+        minThreads: this.workers,
+        maxThreads: this.workers,
+        concurrentTasksPerWorker: 1,
+        idleTimeout: 60_000,
+        atomics: 'disabled',
+        resourceLimits: { maxYoungGenerationSizeMb: config.options.workerYoungGenerationMb },
+      });
+    } catch (error) {
+      this.restoreSemiSpaceFlag();
+      throw error;
+    }
   }
 
   /** Starts every worker; resolves when all have loaded the job and opened their state. */
@@ -140,7 +149,7 @@ export class WorkerSet {
     try {
       await Promise.race([Promise.all(ready), Promise.all(this.runs)]);
     } finally {
-      // Every thread has run the job module by now, so its heap exists.
+      // Every thread has its heap by now (or a worker failed, and so does this set).
       this.restoreSemiSpaceFlag();
     }
   }
