@@ -39,7 +39,8 @@ export interface SubmitOptions {
   workerYoungGenerationMb?: number;
   /**
    * How long a state write may wait in the cache before it is written to LevelDB (sooner once a tenth
-   * of `stateCacheEntries` wait). Checkpoints and stops write everything first, so with checkpoints
+   * of `stateCacheEntries` wait); the writes that are due go out in small batches every twentieth of
+   * it. Checkpoints and stops write everything first, so with checkpoints
    * this trades no guarantee (without them a crash loses up to this much of the latest writes); a key
    * written often in that time is written once. Default: 1000 ms.
    */

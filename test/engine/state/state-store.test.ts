@@ -411,10 +411,27 @@ void t.test('flushSoon lets writes wait for the interval; a key rewritten meanwh
   store.put('cold', v('c'));
   store.flushSoon();
   t.same(backend.writes, [], 'nothing is written before the interval');
-  for (let waited = 0; backend.writes.length === 0 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
-  t.same(backend.writes, [[['hot', 'h9'], ['cold', 'c']]], 'one batch, each key once');
-  await store.flushAll();
-  t.equal(backend.stored('hot'), 'h9');
+  for (let waited = 0; backend.stored('cold') === undefined && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  t.same(backend.writes.flat(), [['hot', 'h9'], ['cold', 'c']], 'each key once, in the order they became dirty');
+  t.equal(store.pendingWrites, 0);
+  await store.close();
+});
+
+void t.test('flushSoon writes each key about the interval after it became dirty, not all dirty keys at once', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100, 0, { ...quietPolicy, intervalMs: 400 });
+  store.put('early', v('1'));
+  store.flushSoon();
+  await new Promise((r) => setTimeout(r, 200));
+  store.put('late', v('2'));
+  store.put('early', v('3')); // still dirty: keeps its place, written with its last value
+  store.flushSoon();
+  for (let waited = 0; backend.writes.length === 0 && waited < 5000; waited += 5) await new Promise((r) => setTimeout(r, 5));
+  t.same(backend.writes, [[['early', '3']]], 'the first write holds only the key that was due');
+  t.equal(store.pendingWrites, 1, 'the later key waits for its own interval');
+  for (let waited = 0; backend.writes.length === 1 && waited < 5000; waited += 5) await new Promise((r) => setTimeout(r, 5));
+  t.same(backend.writes, [[['early', '3']], [['late', '2']]], 'then the later key, on its own');
+  t.equal(store.pendingWrites, 0);
   await store.close();
 });
 
