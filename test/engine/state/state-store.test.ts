@@ -15,6 +15,8 @@ class ProbeBackend implements StateBackend {
   readonly inner = new MemoryBackend();
   reads: string[] = [];
   writes: Array<Array<[string, string | null]>> = [];
+  /** performance.now() at each write call. */
+  writtenAt: number[] = [];
   /** Indexes (0-based, in call order) of the writes that fail without applying anything. */
   readonly failing = new Set<number>();
   /** Per write index, a promise the write waits for before it applies (or fails). */
@@ -27,6 +29,7 @@ class ProbeBackend implements StateBackend {
   }
   async write(entries: Entries): Promise<void> {
     const index = this.writes.length;
+    this.writtenAt.push(performance.now());
     this.writes.push(entries.map(([k, v]) => [Buffer.from(k).toString('latin1'), v === null ? null : Buffer.from(v).toString()]));
     await this.gates.get(index);
     if (this.failing.has(index)) throw new Error('disk full');
@@ -401,18 +404,28 @@ void t.test('change tracking gives up (changes unknown) beyond its bound, and st
 
 const quietPolicy = { intervalMs: 60_000, maxDirty: 1_000_000, onError: (): void => {} };
 
+/** A timer may fire up to a millisecond before the performance.now() span it was set for. */
+const TIMER_SLACK_MS = 2;
+
+async function until(done: () => boolean): Promise<void> {
+  for (let waited = 0; !done() && waited < 5000; waited += 5) await new Promise((r) => setTimeout(r, 5));
+}
+
 void t.test('flushSoon lets writes wait for the interval; a key rewritten meanwhile is written once, with its last value', async (t) => {
   const backend = new ProbeBackend();
   const store = new StateStore(backend, 100, 0, { ...quietPolicy, intervalMs: 30 });
+  const firstPut = performance.now();
   for (let i = 0; i < 10; i++) {
     store.put('hot', v(`h${i}`));
     store.flushSoon();
   }
   store.put('cold', v('c'));
   store.flushSoon();
-  t.same(backend.writes, [], 'nothing is written before the interval');
-  for (let waited = 0; backend.stored('cold') === undefined && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 10));
+  t.same(backend.writes, [], 'nothing is written within the interval');
+  await until(() => backend.stored('cold') !== undefined);
   t.same(backend.writes.flat(), [['hot', 'h9'], ['cold', 'c']], 'each key once, in the order they became dirty');
+  t.ok(backend.writtenAt[0]! - firstPut >= 30 - TIMER_SLACK_MS, 'the first write went out after the interval');
   t.equal(store.pendingWrites, 0);
   await store.close();
 });
@@ -420,18 +433,66 @@ void t.test('flushSoon lets writes wait for the interval; a key rewritten meanwh
 void t.test('flushSoon writes each key about the interval after it became dirty, not all dirty keys at once', async (t) => {
   const backend = new ProbeBackend();
   const store = new StateStore(backend, 100, 0, { ...quietPolicy, intervalMs: 400 });
+  const earlyAt = performance.now();
   store.put('early', v('1'));
   store.flushSoon();
   await new Promise((r) => setTimeout(r, 200));
+  const lateAt = performance.now();
   store.put('late', v('2'));
   store.put('early', v('3')); // still dirty: keeps its place, written with its last value
   store.flushSoon();
-  for (let waited = 0; backend.writes.length === 0 && waited < 5000; waited += 5) await new Promise((r) => setTimeout(r, 5));
+  await until(() => backend.writes.length > 0);
   t.same(backend.writes, [[['early', '3']]], 'the first write holds only the key that was due');
+  t.ok(backend.writtenAt[0]! - earlyAt >= 400 - TIMER_SLACK_MS, 'not before its interval');
   t.equal(store.pendingWrites, 1, 'the later key waits for its own interval');
-  for (let waited = 0; backend.writes.length === 1 && waited < 5000; waited += 5) await new Promise((r) => setTimeout(r, 5));
+  await until(() => backend.writes.length > 1);
   t.same(backend.writes, [[['early', '3']], [['late', '2']]], 'then the later key, on its own');
+  t.ok(backend.writtenAt[1]! - lateAt >= 400 - TIMER_SLACK_MS, 'not before its own interval');
   t.equal(store.pendingWrites, 0);
+  await store.close();
+});
+
+void t.test('a failed write of the due keys leaves the others alone; the failed ones wait a new interval, then go out with their last values', async (t) => {
+  const backend = new ProbeBackend();
+  backend.failing.add(0);
+  const errors: string[] = [];
+  const store = new StateStore(backend, 100, 0, { intervalMs: 400, maxDirty: 1_000, onError: (e) => errors.push((e as Error).message) });
+  store.put('a', v('1'));
+  store.flushSoon();
+  await new Promise((r) => setTimeout(r, 200));
+  store.put('b', v('2'));
+  store.flushSoon();
+  await until(() => backend.writes.length > 0);
+  t.same(backend.writes, [[['a', '1']]], 'only the due key was in the failed write');
+  t.same(errors, ['disk full']);
+  store.put('a', v('3')); // dirty again since the failure: rewritten, it keeps that place
+  await until(() => backend.stored('a') !== undefined);
+  t.same(backend.writes.flat(), [['a', '1'], ['b', '2'], ['a', '3']], 'b when due, then a after its new interval, with its last value');
+  t.ok(backend.writtenAt.at(-1)! - backend.writtenAt[0]! >= 400 - TIMER_SLACK_MS, 'the retry waited the interval');
+  t.equal(backend.stored('b'), '2');
+  t.equal(store.pendingWrites, 0);
+  await store.close();
+});
+
+void t.test("a cut taken while a timer write runs waits for it and holds both that write's keys and the newer dirty ones", async (t) => {
+  const backend = new ProbeBackend();
+  const gate = deferred();
+  backend.gates.set(0, gate.promise);
+  const store = new StateStore(backend, 100, 0, { ...quietPolicy, intervalMs: 20 });
+  store.put('a', v('1'));
+  store.flushSoon();
+  await until(() => backend.writes.length > 0); // the timer's write of a, held at the gate
+  store.put('b', v('2'));
+  const cut = store.snapshot();
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(backend.writes.length, 1, 'nothing else is written while the timer write runs');
+  gate.resolve();
+  const { snapshot } = await cut;
+  const seen: Record<string, string> = {};
+  for await (const batch of snapshot.scanBatches(toBytes('\u0000'), toBytes('\u00ff'))) for (const [key, value] of batch) seen[Buffer.from(key).toString('latin1')] = Buffer.from(value).toString();
+  t.same(seen, { a: '1', b: '2' });
+  t.same(backend.writes, [[['a', '1']], [['b', '2']]], 'the cut wrote only what the timer had not');
+  await snapshot.close();
   await store.close();
 });
 
@@ -465,9 +526,10 @@ void t.test('a failed background write is reported and tried again after the int
   const store = new StateStore(backend, 100, 0, { intervalMs: 20, maxDirty: 1, onError: (e) => errors.push((e as Error).message) });
   store.put('a', v('1'));
   store.flushSoon();
-  for (let waited = 0; backend.stored('a') === undefined && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  await until(() => backend.stored('a') !== undefined);
   t.same(errors, ['disk full']);
   t.equal(backend.writes.length, 2, 'the retry is the second write');
+  t.ok(backend.writtenAt[1]! - backend.writtenAt[0]! >= 20 - TIMER_SLACK_MS, 'after the interval');
   t.equal(backend.stored('a'), '1');
   await store.close();
 });
