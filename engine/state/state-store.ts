@@ -125,7 +125,11 @@ export class StateStore {
       return this.flushing.then(() => this.flush(), () => this.flush());
     }
     if (this.dirty.size === 0) return Promise.resolve();
-    const taken = this.takeDirty();
+    return this.startWrite(this.takeDirty());
+  }
+
+  /** Writes `taken` as the running write, which later flushes and cuts wait for. */
+  private startWrite(taken: Taken): Promise<void> {
     const flushing: Promise<void> = this.write(taken).finally(() => {
       // Only if no later write (or cut) took its place meanwhile.
       if (this.flushing === flushing) this.flushing = undefined;
@@ -173,11 +177,7 @@ export class StateStore {
   }
 
   private writeInBackground(taken: Taken): void {
-    const flushing: Promise<void> = this.write(taken).finally(() => {
-      if (this.flushing === flushing) this.flushing = undefined;
-    });
-    this.flushing = flushing;
-    flushing.catch((error: unknown) => {
+    this.startWrite(taken).catch((error: unknown) => {
       if (this.closed) return;
       if (this.policy === undefined) return; // no policy: the next flushSoon tries again
       this.policy.onError(error);
