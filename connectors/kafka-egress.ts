@@ -19,7 +19,6 @@ import {
   positiveInteger,
   resolveClientOptions,
   type ResolvedClientOptions,
-  retryRetriable,
   withinConnectTimeout,
 } from './kafka-client.js';
 
@@ -60,6 +59,26 @@ export interface KafkaSink<R> extends Sink<R> {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Another producer with the same transactional id took over: retrying with this one cannot help. */
+function isFenced(error: unknown): boolean {
+  const cause = error instanceof EddyError ? error.cause : error;
+  return /fenced|PRODUCER_FENCED|INVALID_PRODUCER_EPOCH/i.test(`${describeError(cause)} ${(cause as { type?: string } | undefined)?.type ?? ''}`);
+}
+
+/** `promise`, or a request-timeout error after `ms` (the promise is abandoned, its outcome ignored). */
+async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  promise.catch(() => {});
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * kafkajs puts all of one send's records for a partition into one record batch, and the broker
@@ -224,18 +243,8 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
         `${this.what}: topic ${this.topic} does not exist on ${this.client.brokers.join(',')}: create it (e.g. kafka-topics.sh --create, or admin.createTopics) or fix the topic option`,
       );
     }
-    const producer = this.kafka.producer(
-      context.exactlyOnce
-        ? { createPartitioner: Partitioners.DefaultPartitioner, transactionalId: this.producerOptions.transactionalId, idempotent: true, maxInFlightRequests: 1, transactionTimeout: this.producerOptions.transactionTimeoutMs }
-        : { createPartitioner: Partitioners.DefaultPartitioner, idempotent: true },
-    );
-    this.producer = producer;
-    await withinConnectTimeout(this.client, 'EDDY_SINK_FAILED', this.what, producer.connect(), () => producer.disconnect());
+    await this.newProducer();
     if (context.exactlyOnce) {
-      // InitProducerId now (kafkajs defers it to the first transaction): it fences a producer of an
-      // earlier attempt and finishes its open transaction, so the marker read next is final.
-      const fence = await producer.transaction();
-      await fence.abort();
       this.published = await this.readMarker();
     } else {
       context.log(
@@ -245,8 +254,65 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
     }
   }
 
-  private async readMarker(): Promise<number> {
-    const offsets = await retryRetriable(() => this.admin!.fetchOffsets({ groupId: this.markerGroup, topics: [this.topic] }));
+  /**
+   * Connects a new producer. With exactly-once it also runs InitProducerId now (kafkajs defers it to
+   * the first transaction): that fences every earlier producer with the transactional id (of an
+   * earlier attempt, or this sink's own after a failure) and ends its open transaction (aborted, or
+   * committed if its commit had begun), so the marker read next is final.
+   */
+  private async newProducer(): Promise<void> {
+    const producer = this.kafka.producer(
+      this.context.exactlyOnce
+        ? { createPartitioner: Partitioners.DefaultPartitioner, transactionalId: this.producerOptions.transactionalId, idempotent: true, maxInFlightRequests: 1, transactionTimeout: this.producerOptions.transactionTimeoutMs }
+        : { createPartitioner: Partitioners.DefaultPartitioner, idempotent: true },
+    );
+    this.producer = producer;
+    await withinConnectTimeout(this.client, 'EDDY_SINK_FAILED', this.what, producer.connect(), () => producer.disconnect());
+    if (this.context.exactlyOnce) {
+      const fence = await producer.transaction();
+      await fence.abort();
+    }
+  }
+
+  /**
+   * Runs `call` until it succeeds, retrying transient failures (a broker unreachable or stalled, a
+   * coordinator moving, a request timeout) with growing pauses until the sink's retry deadline
+   * (the job's connectorRetryDeadlineMs). An attempt gets at most `attemptMs` (a transaction no
+   * longer than the broker lets it stay open); one that takes longer counts as failed. Before each
+   * retry, `reset` restores a clean state. A fence is never retried here: it fails at once.
+   */
+  private async retrying<T>(what: string, attemptMs: number, call: () => Promise<T>, reset: () => Promise<void>): Promise<T> {
+    const deadline = Date.now() + this.context.retryDeadlineMs;
+    let failure: unknown;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (attempt > 1) await withDeadline(reset(), Math.max(1, deadline - Date.now()), `${what}: reconnecting`);
+        return await withDeadline(call(), Math.max(1, Math.min(attemptMs, deadline - Date.now())), what);
+      } catch (error) {
+        failure = error;
+        if (isFenced(error) || Date.now() >= deadline) break;
+        const pauseMs = Math.min(2000, 100 * 2 ** (attempt - 1), Math.max(0, deadline - Date.now()));
+        if (attempt === 1) this.context.log(`${this.what}: ${what} failed (${describeError(error)}); retrying for up to ${this.context.retryDeadlineMs} ms`);
+        await sleep(pauseMs);
+      }
+    }
+    if (failure instanceof EddyError) throw failure;
+    const fenced = isFenced(failure);
+    throw new EddyError(
+      'EDDY_SINK_FAILED',
+      fenced
+        ? `${this.what}: another producer with transactional id ${this.producerOptions.transactionalId} took over (is the job running twice?): ${describeError(failure)}`
+        : `${this.what}: ${what} failed for ${this.context.retryDeadlineMs} ms (connectorRetryDeadlineMs): ${describeError(failure)}`,
+      { cause: failure, retryable: !fenced },
+    );
+  }
+
+  private readMarker(): Promise<number> {
+    return this.retrying('reading the epoch marker', this.context.retryDeadlineMs, () => this.fetchMarker(), async () => {});
+  }
+
+  private async fetchMarker(): Promise<number> {
+    const offsets = await this.admin!.fetchOffsets({ groupId: this.markerGroup, topics: [this.topic] });
     const offset = Number(offsets[0]?.partitions.find((p) => p.partition === 0)?.offset ?? -1);
     return offset > 0 ? offset : 0;
   }
@@ -261,7 +327,23 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
     return this.enqueue(async () => {
       // Already out (a re-publication after a restore that raced with the marker): publishing again would duplicate.
       if (epoch <= this.published) return;
-      await this.transaction(records, epoch);
+      await this.retrying(
+        `publishing epoch ${epoch} (${records.length} records) to ${this.topic}`,
+        this.producerOptions.transactionTimeoutMs,
+        async () => {
+          // After a failed attempt: the new producer ended the old transaction, so the marker says whether it is out.
+          if (epoch <= this.published) return;
+          await this.transaction(records, epoch);
+        },
+        async () => {
+          // The failed producer may be in any state (kafkajs's sends inside the transaction half
+          // done, its abort unanswered): a new one, whose InitProducerId fences it, starts clean.
+          const old = this.producer;
+          void old?.disconnect().catch(() => {});
+          await this.newProducer();
+          this.published = Math.max(this.published, await this.fetchMarker());
+        },
+      );
       this.published = epoch;
     });
   }
@@ -270,7 +352,11 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
     return this.enqueue(async () => {
       if (this.context.exactlyOnce) {
         // The engine publishes completed epochs with write() until it drives publishEpoch: one transaction each, no marker.
-        await this.transaction(records, undefined);
+        try {
+          await this.transaction(records, undefined);
+        } catch (error) {
+          throw new EddyError('EDDY_SINK_FAILED', `${this.what}: publishing ${records.length} records to ${this.topic} failed: ${describeError(error)}`, { cause: error, retryable: !isFenced(error) });
+        }
         return;
       }
       for (const chunk of chunks(records.map(this.toMessage))) await this.producer!.send({ topic: this.topic, acks: -1, messages: chunk });
@@ -306,15 +392,9 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
       }
       await txn.commit();
     } catch (error) {
-      await txn.abort().catch(() => {});
-      const fenced = /fenced|INVALID_PRODUCER_EPOCH|PRODUCER_FENCED/i.test(`${describeError(error)} ${(error as { type?: string }).type ?? ''}`);
-      throw new EddyError(
-        'EDDY_SINK_FAILED',
-        fenced
-          ? `${this.what}: another producer with transactional id ${this.producerOptions.transactionalId} took over (is the job running twice?): ${describeError(error)}`
-          : `${this.what}: publishing ${epoch === undefined ? '' : `epoch ${epoch} (`}${records.length} records${epoch === undefined ? '' : ')'} to ${this.topic} failed: ${describeError(error)}`,
-        { cause: error, retryable: !fenced },
-      );
+      // Best effort, and not awaited for long: the broker may be the thing that failed. A new producer fences this transaction anyway.
+      await withDeadline(txn.abort(), 1000, 'abort').catch(() => {});
+      throw error;
     }
     this.latency.recordValue(Math.max(1, Math.round((performance.now() - started) * 1000)));
     this.transactions++;

@@ -88,6 +88,12 @@ export interface SinkContext {
    * (a fresh checkpoint directory starts at epoch 1 again).
    */
   readonly epochScope: string;
+  /**
+   * How long a call may keep retrying transient errors (a broker unreachable or stalled, a request
+   * timeout) before it fails: the job's connectorRetryDeadlineMs. A failed call fails the attempt,
+   * and the engine calls nothing more on this sink: it opens a new one when it restores.
+   */
+  readonly retryDeadlineMs: number;
   log(line: string): void;
 }
 
