@@ -19,6 +19,8 @@ import {
   positiveInteger,
   resolveClientOptions,
   type ResolvedClientOptions,
+  retryTransient,
+  withDeadline,
   withinConnectTimeout,
 } from './kafka-client.js';
 
@@ -60,24 +62,30 @@ export interface KafkaSink<R> extends Sink<R> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Another producer with the same transactional id took over: retrying with this one cannot help. */
-function isFenced(error: unknown): boolean {
+/** The broker refused the producer's epoch: another producer took over, or the broker aborted a transaction that outlived its timeout. */
+function isOldEpoch(error: unknown): boolean {
   const cause = error instanceof EddyError ? error.cause : error;
   return /fenced|PRODUCER_FENCED|INVALID_PRODUCER_EPOCH/i.test(`${describeError(cause)} ${(cause as { type?: string } | undefined)?.type ?? ''}`);
 }
 
-/** `promise`, or a request-timeout error after `ms` (the promise is abandoned, its outcome ignored). */
-async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  promise.catch(() => {});
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
+/**
+ * The broker aborted the sink's transaction because it stayed open longer than transactionTimeoutMs
+ * (e.g. while the broker stalled) and bumped the producer's epoch: a new producer can go on.
+ */
+class TransactionTimedOut extends Error {
+  constructor(ms: number, cause: unknown) {
+    super(`the transaction stayed open ${Math.round(ms)} ms, past transactionTimeoutMs, and the broker aborted it (${describeError(cause)})`, { cause });
+    this.name = 'TransactionTimedOut';
   }
+}
+
+/**
+ * Another producer with the same transactional id took over: retrying with this one cannot help.
+ * kafkajs 2.2 sees a fence and a timed-out transaction alike (INVALID_PRODUCER_EPOCH), so one that
+ * outlived its timeout is taken as timed out (TransactionTimedOut), anything else as a fence.
+ */
+function isFenced(error: unknown): boolean {
+  return !(error instanceof TransactionTimedOut) && isOldEpoch(error);
 }
 
 /**
@@ -275,40 +283,31 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
   }
 
   /**
-   * Runs `call` until it succeeds, retrying transient failures (a broker unreachable or stalled, a
-   * coordinator moving, a request timeout) with growing pauses until the sink's retry deadline
-   * (the job's connectorRetryDeadlineMs). An attempt gets at most `attemptMs` (a transaction no
-   * longer than the broker lets it stay open); one that takes longer counts as failed. Before each
-   * retry, `reset` restores a clean state. A fence is never retried here: it fails at once.
+   * Runs `call`, retrying transient failures until the sink's retry deadline (the job's
+   * connectorRetryDeadlineMs); `reset` runs before each retry. A fence fails at once. The failure
+   * that ends it becomes EDDY_SINK_FAILED.
    */
-  private async retrying<T>(what: string, attemptMs: number, call: () => Promise<T>, reset: () => Promise<void>): Promise<T> {
-    const deadline = Date.now() + this.context.retryDeadlineMs;
-    let failure: unknown;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        if (attempt > 1) await withDeadline(reset(), Math.max(1, deadline - Date.now()), `${what}: reconnecting`);
-        return await withDeadline(call(), Math.max(1, Math.min(attemptMs, deadline - Date.now())), what);
-      } catch (error) {
-        failure = error;
-        if (isFenced(error) || Date.now() >= deadline) break;
-        const pauseMs = Math.min(2000, 100 * 2 ** (attempt - 1), Math.max(0, deadline - Date.now()));
-        if (attempt === 1) this.context.log(`${this.what}: ${what} failed (${describeError(error)}); retrying for up to ${this.context.retryDeadlineMs} ms`);
-        await sleep(pauseMs);
-      }
+  private async retrying<T>(what: string, attemptMs: number, call: () => Promise<T>, reset?: () => Promise<void>): Promise<T> {
+    try {
+      return await retryTransient(
+        { what: `${this.what}: ${what}`, deadline: Date.now() + this.context.retryDeadlineMs, attemptMs, permanent: isFenced, log: (line) => this.context.log(line), ...(reset === undefined ? {} : { reset }) },
+        call,
+      );
+    } catch (failure) {
+      if (failure instanceof EddyError) throw failure;
+      const fenced = isFenced(failure);
+      throw new EddyError(
+        'EDDY_SINK_FAILED',
+        fenced
+          ? `${this.what}: another producer with transactional id ${this.producerOptions.transactionalId} took over (is the job running twice?): ${describeError(failure)}`
+          : `${this.what}: ${what} failed, retried for connectorRetryDeadlineMs (${this.context.retryDeadlineMs} ms): ${describeError(failure)}`,
+        { cause: failure, retryable: !fenced },
+      );
     }
-    if (failure instanceof EddyError) throw failure;
-    const fenced = isFenced(failure);
-    throw new EddyError(
-      'EDDY_SINK_FAILED',
-      fenced
-        ? `${this.what}: another producer with transactional id ${this.producerOptions.transactionalId} took over (is the job running twice?): ${describeError(failure)}`
-        : `${this.what}: ${what} failed for ${this.context.retryDeadlineMs} ms (connectorRetryDeadlineMs): ${describeError(failure)}`,
-      { cause: failure, retryable: !fenced },
-    );
   }
 
   private readMarker(): Promise<number> {
-    return this.retrying('reading the epoch marker', this.context.retryDeadlineMs, () => this.fetchMarker(), async () => {});
+    return this.retrying('reading the epoch marker', this.context.retryDeadlineMs, () => this.fetchMarker());
   }
 
   private async fetchMarker(): Promise<number> {
@@ -394,6 +393,8 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
     } catch (error) {
       // Best effort, and not awaited for long: the broker may be the thing that failed. A new producer fences this transaction anyway.
       await withDeadline(txn.abort(), 1000, 'abort').catch(() => {});
+      const openMs = performance.now() - started;
+      if (isOldEpoch(error) && openMs >= this.producerOptions.transactionTimeoutMs) throw new TransactionTimedOut(openMs, error);
       throw error;
     }
     this.latency.recordValue(Math.max(1, Math.round((performance.now() - started) * 1000)));

@@ -210,7 +210,7 @@ class JobRun implements JobHandle {
     let next = 0;
     for (let ingress = 0; ingress < this.spec.ingresses.length; ingress++) {
       const source = this.spec.ingresses[ingress]!;
-      const splits = await source.planSplits(this.options.inputs[source.name]);
+      const splits = await source.planSplits(this.options.inputs[source.name], { retryDeadlineMs: this.options.connectorRetryDeadlineMs });
       const stored = this.stateDir.manifest.positions[source.name] ?? {};
       const restored = restore?.positions[source.name] ?? {};
       splits.forEach((description, split) => {
@@ -307,7 +307,32 @@ class JobRun implements JobHandle {
       await sleep(backoffMs);
       if (this.failed || this.ending !== undefined) return;
       await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, latest));
-    })().catch((restoreError: unknown) => this.fail(restoreError));
+    })().catch((restoreError: unknown) => this.restoreFailed(restoreError));
+  }
+
+  /**
+   * A restore failed part-way (e.g. a source still could not reach its brokers after
+   * connectorRetryDeadlineMs): another failure of the attempt, counted against the restart
+   * strategy; one that cannot succeed on a retry (a missing topic, a corrupt checkpoint) fails the job.
+   */
+  private restoreFailed(error: unknown): void {
+    if (this.failed || this.ending !== undefined) return;
+    if (!(error instanceof EddyError) || !error.retryable) {
+      this.fail(error);
+      return;
+    }
+    const backoffMs = this.restartDecision(error);
+    const latest = this.lastCompleted;
+    if (backoffMs === undefined || latest === undefined) return;
+    this.options.log(`job ${this.job}: the restore failed: ${describeError(error)}; restoring checkpoint ${latest} again in ${backoffMs} ms (restart ${this.restarts})`);
+    const set = this.set;
+    this.set = undefined;
+    void (async () => {
+      await set?.destroy();
+      await sleep(backoffMs);
+      if (this.failed || this.ending !== undefined) return;
+      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, latest));
+    })().catch((again: unknown) => this.restoreFailed(again));
   }
 
   /**
