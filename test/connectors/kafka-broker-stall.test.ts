@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { kafkaBankJob } from '../../examples/bank/kafka-job.js';
 import { LogLines, run, sleep, tempDir, within } from '../fixtures/harness.js';
 import { asMessages, bankRequests, judge } from '../fixtures/kafka-bank-model.js';
@@ -28,9 +28,12 @@ t.teardown(() => {
 process.env.EDDY_KAFKA_BROKERS = address;
 const { kafkaFor } = await import('../fixtures/kafka-harness.js');
 
-const STALL_MS = 15_000;
 
-void t.test('a broker stalled longer than the transaction timeout and the retry deadline: nothing lost, nothing duplicated, the job restores and goes on', async (t) => {
+/**
+ * Runs the bank job, stalls the broker for `stallMs` while a checkpoint's responses are being
+ * published, and counts every response (read_committed) against the model. Returns the restarts.
+ */
+async function stallRun(t: Test, stallMs: number, connectorRetryDeadlineMs: number): Promise<number> {
   const kafka = kafkaFor(t);
   const config = {
     brokers: address,
@@ -47,7 +50,7 @@ void t.test('a broker stalled longer than the transaction timeout and the retry 
     workers: 2,
     checkpointDir: tempDir(t, 'stall-chk'),
     checkpointIntervalMs: 200,
-    connectorRetryDeadlineMs: 8_000,
+    connectorRetryDeadlineMs,
     log: logs.log,
   });
   const produce = async (from: number, to: number): Promise<void> => {
@@ -69,9 +72,9 @@ void t.test('a broker stalled longer than the transaction timeout and the retry 
   const before = (await kafka.readAll(config.responses, 'read_committed')).length;
   await kafka.produce(config.requests, messages.slice(1200, 1400));
   await sleep(150);
-  t.comment(`SIGSTOP broker ${pid} for ${STALL_MS} ms (${before} responses out)`);
+  t.comment(`SIGSTOP broker ${pid} for ${stallMs} ms (${before} responses out)`);
   process.kill(pid, 'SIGSTOP');
-  await sleep(STALL_MS);
+  await sleep(stallMs);
   process.kill(pid, 'SIGCONT');
   t.comment('SIGCONT');
   await produce(1400, messages.length);
@@ -84,7 +87,6 @@ void t.test('a broker stalled longer than the transaction timeout and the retry 
   }
   t.not(handle.status().state, 'failed', 'the job did not fail');
   const summary = await within(handle.stop(), 90_000, 'stopping the job');
-  t.ok(summary.restarts >= 1, `the attempt failed and the job restored its last checkpoint (${summary.restarts} restarts)`);
   const records = await kafka.readAll(config.responses, 'read_committed', messages.length);
   const verdict = judge(bank, records);
   const seen = new Map<string, number>();
@@ -99,4 +101,15 @@ void t.test('a broker stalled longer than the transaction timeout and the retry 
   t.equal(duplicated, 0, 'no response duplicated');
   t.same(verdict.wrong, [], "each the model's answer (no request applied twice)");
   for (const line of logs.matching(/failed|restoring|again|retrying/)) t.comment(line.slice(0, 300));
+  return summary.restarts;
+}
+
+void t.test('a broker stalled longer than the transaction timeout and the retry deadline: nothing lost, nothing duplicated, the job restores and goes on', async (t) => {
+  const restarts = await stallRun(t, 15_000, 8_000);
+  t.ok(restarts >= 1, `the attempt failed and the job restored its last checkpoint (${restarts} restarts)`);
+});
+
+void t.test('a broker stalled longer than the transaction and session timeouts but within the retry deadline: retried in place, nothing lost or duplicated, no restore', async (t) => {
+  const restarts = await stallRun(t, 12_000, 60_000);
+  t.equal(restarts, 0, 'the sinks and sources retried; the job never restored');
 });
