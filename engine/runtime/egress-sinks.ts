@@ -306,6 +306,11 @@ export class EgressSinks {
     this.latency.reset();
   }
 
+  /** Settles once every sink call queued so far has run (or was skipped because its queue stopped). */
+  async idle(): Promise<void> {
+    await Promise.all(this.writes);
+  }
+
   /** Waits for the calls under way (a stopped queue runs nothing more), then closes every sink. */
   async close(): Promise<void> {
     await Promise.all(this.writes);
