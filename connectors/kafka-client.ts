@@ -157,15 +157,20 @@ function unreachable(resolved: ResolvedClientOptions, code: ErrorCode, what: str
   );
 }
 
-/** `promise`, or an error saying `what` got no answer after `ms` (the promise is abandoned, its outcome ignored). */
+/** A call given up on after its time (see withDeadline). */
+export class NoAnswer extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what}: no answer within ${ms} ms`);
+    this.name = 'NoAnswer';
+  }
+}
+
+/** `promise`, or NoAnswer after `ms` (the promise is abandoned, its outcome ignored). */
 export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   promise.catch(() => {});
   try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms))),
-    ]);
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new NoAnswer(what, ms)), ms)))]);
   } finally {
     clearTimeout(timer);
   }
@@ -192,12 +197,16 @@ export interface RetryPlan {
  * until `plan.deadline`. Throws the last failure (permanent, or the deadline passed).
  */
 export async function retryTransient<T>(plan: RetryPlan, call: () => Promise<T>): Promise<T> {
+  // The error to report: the last one that says more than that the deadline cut an attempt short.
+  let telling: unknown;
   for (let attempt = 1; ; attempt++) {
     try {
       if (attempt > 1 && plan.reset !== undefined) await withDeadline(plan.reset(), Math.max(1, plan.deadline - Date.now()), `${plan.what}: reconnecting`);
       return await withDeadline(call(), Math.max(1, Math.min(plan.attemptMs ?? Infinity, plan.deadline - Date.now())), plan.what);
     } catch (error) {
-      if (plan.permanent(error) || Date.now() >= plan.deadline) throw error;
+      if (plan.permanent(error)) throw error;
+      if (!(error instanceof NoAnswer) || telling === undefined) telling = error;
+      if (Date.now() >= plan.deadline) throw telling;
       if (attempt === 1) plan.log(`${plan.what} failed (${describeError(error)}); retrying until ${new Date(plan.deadline).toISOString()} (connectorRetryDeadlineMs)`);
       await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** (attempt - 1), Math.max(0, plan.deadline - Date.now()))));
     }

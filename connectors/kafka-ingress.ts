@@ -169,9 +169,8 @@ export function kafkaIngress<V = unknown>(name: string, options: KafkaIngressOpt
       if (typeof stopAtEnd !== 'boolean') throw invalidOption(`${where}.stopAtEnd`, `is ${JSON.stringify(stopAtEnd)}`, 'must be true or false');
       // Fail at submit, with the brokers named, when a topic is missing or they stay unreachable
       // (a restore during a broker outage retries until connectorRetryDeadlineMs).
-      await retryTransient(
-        { what: `ingress ${name}: looking up its topics`, deadline: Date.now() + retryDeadlineMs, permanent: isPermanent, log: () => {} },
-        () => checkTopicsExist(kafkaClient(client, options, 'ingress-plan', 'patient'), client, topics, `ingress ${name}`),
+      await sourceRetry(`ingress ${name}`, 'looking up its topics', Date.now() + retryDeadlineMs, () =>
+        checkTopicsExist(kafkaClient(client, options, 'ingress-plan', 'patient'), client, topics, `ingress ${name}`),
       );
       return Array.from({ length: splits }, (_, split) => ({
         ...client,
@@ -249,6 +248,16 @@ async function checkTopicsExist(kafka: Kafka, client: ResolvedClientOptions, top
     }
   } finally {
     await admin.disconnect().catch(() => {});
+  }
+}
+
+/** retryTransient for the ingress: what finally fails is an EDDY_SOURCE_FAILED (retryable unless it is permanent). */
+async function sourceRetry<T>(who: string, what: string, deadline: number, call: () => Promise<T>): Promise<T> {
+  try {
+    return await retryTransient({ what: `${who}: ${what}`, deadline, permanent: isPermanent, log: () => {} }, call);
+  } catch (error) {
+    if (error instanceof EddyError) throw error;
+    throw new EddyError('EDDY_SOURCE_FAILED', `${who}: ${what} failed, retried for connectorRetryDeadlineMs: ${describeError(error)}`, { cause: error, retryable: true });
   }
 }
 
@@ -338,7 +347,7 @@ export class KafkaSplitReader<V> implements SplitReader<KafkaRecord<V>> {
 
   /** Runs `call` again on transient errors until `deadline` (connectorRetryDeadlineMs). */
   private retrying<T>(what: string, deadline: number, call: () => Promise<T>): Promise<T> {
-    return retryTransient({ what: `${this.what}: ${what}`, deadline, permanent: isPermanent, log: () => {} }, call);
+    return sourceRetry(this.what, what, deadline, call);
   }
 
   /**
