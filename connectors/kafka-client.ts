@@ -157,6 +157,62 @@ function unreachable(resolved: ResolvedClientOptions, code: ErrorCode, what: str
   );
 }
 
+/** A call given up on after its time (see withDeadline). */
+export class NoAnswer extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what}: no answer within ${ms} ms`);
+    this.name = 'NoAnswer';
+  }
+}
+
+/** `promise`, or NoAnswer after `ms` (the promise is abandoned, its outcome ignored). */
+export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  promise.catch(() => {});
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new NoAnswer(what, ms)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface RetryPlan {
+  /** What is tried, for the log line and the error. */
+  what: string;
+  /** Give up when this passes (ms since the epoch): the job's connectorRetryDeadlineMs from the first try. */
+  deadline: number;
+  /** An attempt that takes longer than this counts as failed. Default: until the deadline. */
+  attemptMs?: number;
+  /** Before each retry: restore a clean state (e.g. a new client). Default: nothing. */
+  reset?: () => Promise<void>;
+  /** Errors that retrying cannot cure (bad input, a fence): thrown at once. */
+  permanent: (error: unknown) => boolean;
+  /** Told of the first failure, once. */
+  log: (line: string) => void;
+}
+
+/**
+ * Runs `call` until it succeeds, retrying transient failures (a broker unreachable or stalled, a
+ * coordinator moving, a leader election, a request timeout) with pauses growing from 100 ms to 2 s,
+ * until `plan.deadline`. Throws the last failure (permanent, or the deadline passed).
+ */
+export async function retryTransient<T>(plan: RetryPlan, call: () => Promise<T>): Promise<T> {
+  // The error to report: the last one that says more than that the deadline cut an attempt short.
+  let telling: unknown;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (attempt > 1 && plan.reset !== undefined) await withDeadline(plan.reset(), Math.max(1, plan.deadline - Date.now()), `${plan.what}: reconnecting`);
+      return await withDeadline(call(), Math.max(1, Math.min(plan.attemptMs ?? Infinity, plan.deadline - Date.now())), plan.what);
+    } catch (error) {
+      if (plan.permanent(error)) throw error;
+      if (!(error instanceof NoAnswer) || telling === undefined) telling = error;
+      if (Date.now() >= plan.deadline) throw telling;
+      if (attempt === 1) plan.log(`${plan.what} failed (${describeError(error)}); retrying until ${new Date(plan.deadline).toISOString()} (connectorRetryDeadlineMs)`);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** (attempt - 1), Math.max(0, plan.deadline - Date.now()))));
+    }
+  }
+}
+
 /** kafkajs header values as strings (the last one when a header repeats). */
 export function headersAsStrings(headers: Record<string, Buffer | string | ReadonlyArray<Buffer | string> | undefined> | undefined): Record<string, string> {
   const out: Record<string, string> = {};

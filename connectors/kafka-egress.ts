@@ -19,7 +19,8 @@ import {
   positiveInteger,
   resolveClientOptions,
   type ResolvedClientOptions,
-  retryRetriable,
+  retryTransient,
+  withDeadline,
   withinConnectTimeout,
 } from './kafka-client.js';
 
@@ -60,6 +61,32 @@ export interface KafkaSink<R> extends Sink<R> {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The broker refused the producer's epoch: another producer took over, or the broker aborted a transaction that outlived its timeout. */
+function isOldEpoch(error: unknown): boolean {
+  const cause = error instanceof EddyError ? error.cause : error;
+  return /fenced|PRODUCER_FENCED|INVALID_PRODUCER_EPOCH/i.test(`${describeError(cause)} ${(cause as { type?: string } | undefined)?.type ?? ''}`);
+}
+
+/**
+ * The broker aborted the sink's transaction because it stayed open longer than transactionTimeoutMs
+ * (e.g. while the broker stalled) and bumped the producer's epoch: a new producer can go on.
+ */
+class TransactionTimedOut extends Error {
+  constructor(ms: number, cause: unknown) {
+    super(`the transaction stayed open ${Math.round(ms)} ms, past transactionTimeoutMs, and the broker aborted it (${describeError(cause)})`, { cause });
+    this.name = 'TransactionTimedOut';
+  }
+}
+
+/**
+ * Another producer with the same transactional id took over: retrying with this one cannot help.
+ * kafkajs 2.2 sees a fence and a timed-out transaction alike (INVALID_PRODUCER_EPOCH), so one that
+ * outlived its timeout is taken as timed out (TransactionTimedOut), anything else as a fence.
+ */
+function isFenced(error: unknown): boolean {
+  return !(error instanceof TransactionTimedOut) && isOldEpoch(error);
+}
 
 /**
  * kafkajs puts all of one send's records for a partition into one record batch, and the broker
@@ -224,18 +251,8 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
         `${this.what}: topic ${this.topic} does not exist on ${this.client.brokers.join(',')}: create it (e.g. kafka-topics.sh --create, or admin.createTopics) or fix the topic option`,
       );
     }
-    const producer = this.kafka.producer(
-      context.exactlyOnce
-        ? { createPartitioner: Partitioners.DefaultPartitioner, transactionalId: this.producerOptions.transactionalId, idempotent: true, maxInFlightRequests: 1, transactionTimeout: this.producerOptions.transactionTimeoutMs }
-        : { createPartitioner: Partitioners.DefaultPartitioner, idempotent: true },
-    );
-    this.producer = producer;
-    await withinConnectTimeout(this.client, 'EDDY_SINK_FAILED', this.what, producer.connect(), () => producer.disconnect());
+    await this.newProducer();
     if (context.exactlyOnce) {
-      // InitProducerId now (kafkajs defers it to the first transaction): it fences a producer of an
-      // earlier attempt and finishes its open transaction, so the marker read next is final.
-      const fence = await producer.transaction();
-      await fence.abort();
       this.published = await this.readMarker();
     } else {
       context.log(
@@ -245,8 +262,56 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
     }
   }
 
-  private async readMarker(): Promise<number> {
-    const offsets = await retryRetriable(() => this.admin!.fetchOffsets({ groupId: this.markerGroup, topics: [this.topic] }));
+  /**
+   * Connects a new producer. With exactly-once it also runs InitProducerId now (kafkajs defers it to
+   * the first transaction): that fences every earlier producer with the transactional id (of an
+   * earlier attempt, or this sink's own after a failure) and ends its open transaction (aborted, or
+   * committed if its commit had begun), so the marker read next is final.
+   */
+  private async newProducer(): Promise<void> {
+    const producer = this.kafka.producer(
+      this.context.exactlyOnce
+        ? { createPartitioner: Partitioners.DefaultPartitioner, transactionalId: this.producerOptions.transactionalId, idempotent: true, maxInFlightRequests: 1, transactionTimeout: this.producerOptions.transactionTimeoutMs }
+        : { createPartitioner: Partitioners.DefaultPartitioner, idempotent: true },
+    );
+    this.producer = producer;
+    await withinConnectTimeout(this.client, 'EDDY_SINK_FAILED', this.what, producer.connect(), () => producer.disconnect());
+    if (this.context.exactlyOnce) {
+      const fence = await producer.transaction();
+      await fence.abort();
+    }
+  }
+
+  /**
+   * Runs `call`, retrying transient failures until the sink's retry deadline (the job's
+   * connectorRetryDeadlineMs); `reset` runs before each retry. A fence fails at once. The failure
+   * that ends it becomes EDDY_SINK_FAILED.
+   */
+  private async retrying<T>(what: string, attemptMs: number, call: () => Promise<T>, reset?: () => Promise<void>): Promise<T> {
+    try {
+      return await retryTransient(
+        { what: `${this.what}: ${what}`, deadline: Date.now() + this.context.retryDeadlineMs, attemptMs, permanent: isFenced, log: (line) => this.context.log(line), ...(reset === undefined ? {} : { reset }) },
+        call,
+      );
+    } catch (failure) {
+      if (failure instanceof EddyError) throw failure;
+      const fenced = isFenced(failure);
+      throw new EddyError(
+        'EDDY_SINK_FAILED',
+        fenced
+          ? `${this.what}: another producer with transactional id ${this.producerOptions.transactionalId} took over (is the job running twice?): ${describeError(failure)}`
+          : `${this.what}: ${what} failed, retried for connectorRetryDeadlineMs (${this.context.retryDeadlineMs} ms): ${describeError(failure)}`,
+        { cause: failure, retryable: !fenced },
+      );
+    }
+  }
+
+  private readMarker(): Promise<number> {
+    return this.retrying('reading the epoch marker', this.context.retryDeadlineMs, () => this.fetchMarker());
+  }
+
+  private async fetchMarker(): Promise<number> {
+    const offsets = await this.admin!.fetchOffsets({ groupId: this.markerGroup, topics: [this.topic] });
     const offset = Number(offsets[0]?.partitions.find((p) => p.partition === 0)?.offset ?? -1);
     return offset > 0 ? offset : 0;
   }
@@ -261,7 +326,23 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
     return this.enqueue(async () => {
       // Already out (a re-publication after a restore that raced with the marker): publishing again would duplicate.
       if (epoch <= this.published) return;
-      await this.transaction(records, epoch);
+      await this.retrying(
+        `publishing epoch ${epoch} (${records.length} records) to ${this.topic}`,
+        this.producerOptions.transactionTimeoutMs,
+        async () => {
+          // After a failed attempt: the new producer ended the old transaction, so the marker says whether it is out.
+          if (epoch <= this.published) return;
+          await this.transaction(records, epoch);
+        },
+        async () => {
+          // The failed producer may be in any state (kafkajs's sends inside the transaction half
+          // done, its abort unanswered): a new one, whose InitProducerId fences it, starts clean.
+          const old = this.producer;
+          void old?.disconnect().catch(() => {});
+          await this.newProducer();
+          this.published = Math.max(this.published, await this.fetchMarker());
+        },
+      );
       this.published = epoch;
     });
   }
@@ -270,7 +351,11 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
     return this.enqueue(async () => {
       if (this.context.exactlyOnce) {
         // The engine publishes completed epochs with write() until it drives publishEpoch: one transaction each, no marker.
-        await this.transaction(records, undefined);
+        try {
+          await this.transaction(records, undefined);
+        } catch (error) {
+          throw new EddyError('EDDY_SINK_FAILED', `${this.what}: publishing ${records.length} records to ${this.topic} failed: ${describeError(error)}`, { cause: error, retryable: !isFenced(error) });
+        }
         return;
       }
       for (const chunk of chunks(records.map(this.toMessage))) await this.producer!.send({ topic: this.topic, acks: -1, messages: chunk });
@@ -306,15 +391,11 @@ class KafkaSinkImpl<R> implements KafkaSink<R> {
       }
       await txn.commit();
     } catch (error) {
-      await txn.abort().catch(() => {});
-      const fenced = /fenced|INVALID_PRODUCER_EPOCH|PRODUCER_FENCED/i.test(`${describeError(error)} ${(error as { type?: string }).type ?? ''}`);
-      throw new EddyError(
-        'EDDY_SINK_FAILED',
-        fenced
-          ? `${this.what}: another producer with transactional id ${this.producerOptions.transactionalId} took over (is the job running twice?): ${describeError(error)}`
-          : `${this.what}: publishing ${epoch === undefined ? '' : `epoch ${epoch} (`}${records.length} records${epoch === undefined ? '' : ')'} to ${this.topic} failed: ${describeError(error)}`,
-        { cause: error, retryable: !fenced },
-      );
+      // Best effort, and not awaited for long: the broker may be the thing that failed. A new producer fences this transaction anyway.
+      await withDeadline(txn.abort(), 1000, 'abort').catch(() => {});
+      const openMs = performance.now() - started;
+      if (isOldEpoch(error) && openMs >= this.producerOptions.transactionTimeoutMs) throw new TransactionTimedOut(openMs, error);
+      throw error;
     }
     this.latency.recordValue(Math.max(1, Math.round((performance.now() - started) * 1000)));
     this.transactions++;

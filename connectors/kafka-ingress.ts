@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { type Admin, AssignerProtocol, type Batch, type Consumer, type Kafka, type KafkaMessage, type PartitionAssigner } from 'kafkajs';
 import { type Codec, jsonCodec } from '../engine/codec.js';
 import { describeError, EddyError, invalidOption } from '../engine/errors.js';
-import type { ConnectorMetric, Ingress, ReadResult, SplitReader } from '../engine/job.js';
+import type { ConnectorMetric, Ingress, ReadResult, SourceContext, SplitReader } from '../engine/job.js';
+import { defaultOptions } from '../engine/options.js';
 import {
   checkTopic,
   headersAsStrings,
@@ -19,6 +20,7 @@ import {
   resolveBrokers,
   resolveClientOptions,
   type ResolvedClientOptions,
+  retryTransient,
   withinConnectTimeout,
 } from './kafka-client.js';
 
@@ -111,6 +113,8 @@ interface KafkaSplit extends ResolvedClientOptions {
   bufferRecords: number;
   maxWaitMs: number;
   groupIdPrefix: string;
+  /** The job's connectorRetryDeadlineMs. */
+  retryDeadlineMs: number;
 }
 
 /** A split's position: the next offset per topic and partition, and the split count it belongs to. */
@@ -154,7 +158,8 @@ export function kafkaIngress<V = unknown>(name: string, options: KafkaIngressOpt
     name,
     kind: 'kafka',
     resumable: true,
-    async planSplits(input: unknown): Promise<KafkaSplit[]> {
+    async planSplits(input: unknown, context?: SourceContext): Promise<KafkaSplit[]> {
+      const retryDeadlineMs = context?.retryDeadlineMs ?? defaultOptions.connectorRetryDeadlineMs;
       const given = checkInput(name, input);
       const client = resolveClientOptions(where, { ...options, brokers: given.brokers ?? options.brokers });
       const topics = resolveTopics(`${where}.topics`, given.topics ?? options.topics);
@@ -162,8 +167,11 @@ export function kafkaIngress<V = unknown>(name: string, options: KafkaIngressOpt
       if (startFrom !== 'earliest' && startFrom !== 'latest') throw invalidOption(`${where}.startFrom`, `is ${JSON.stringify(startFrom)}`, 'must be "earliest" or "latest"');
       const stopAtEnd = given.stopAtEnd ?? options.stopAtEnd ?? kafkaIngressDefaults.stopAtEnd;
       if (typeof stopAtEnd !== 'boolean') throw invalidOption(`${where}.stopAtEnd`, `is ${JSON.stringify(stopAtEnd)}`, 'must be true or false');
-      // Fail at submit, with the brokers named, when they cannot be reached or a topic is missing.
-      await checkTopicsExist(kafkaClient(client, options, 'ingress-plan', 'patient'), client, topics, `ingress ${name}`);
+      // Fail at submit, with the brokers named, when a topic is missing or they stay unreachable
+      // (a restore during a broker outage retries until connectorRetryDeadlineMs).
+      await sourceRetry(`ingress ${name}`, 'looking up its topics', Date.now() + retryDeadlineMs, () =>
+        checkTopicsExist(kafkaClient(client, options, 'ingress-plan', 'patient'), client, topics, `ingress ${name}`),
+      );
       return Array.from({ length: splits }, (_, split) => ({
         ...client,
         topics,
@@ -175,6 +183,7 @@ export function kafkaIngress<V = unknown>(name: string, options: KafkaIngressOpt
         bufferRecords,
         maxWaitMs,
         groupIdPrefix,
+        retryDeadlineMs,
       }));
     },
     async openSplit(description: unknown, position: unknown): Promise<KafkaSplitReader<V>> {
@@ -242,6 +251,21 @@ async function checkTopicsExist(kafka: Kafka, client: ResolvedClientOptions, top
   }
 }
 
+/** retryTransient for the ingress: what finally fails is an EDDY_SOURCE_FAILED (retryable unless it is permanent). */
+async function sourceRetry<T>(who: string, what: string, deadline: number, call: () => Promise<T>): Promise<T> {
+  try {
+    return await retryTransient({ what: `${who}: ${what}`, deadline, permanent: isPermanent, log: () => {} }, call);
+  } catch (error) {
+    if (error instanceof EddyError) throw error;
+    throw new EddyError('EDDY_SOURCE_FAILED', `${who}: ${what} failed, retried for connectorRetryDeadlineMs: ${describeError(error)}`, { cause: error, retryable: true });
+  }
+}
+
+/** An error retrying cannot cure: an EddyError not marked retryable (a missing topic, bad input). */
+function isPermanent(error: unknown): boolean {
+  return error instanceof EddyError && !error.retryable;
+}
+
 const tpKey = (topic: string, partition: number): string => `${topic}/${partition}`;
 function parseTp(key: string): { topic: string; partition: number } {
   const slash = key.lastIndexOf('/');
@@ -276,6 +300,10 @@ export class KafkaSplitReader<V> implements SplitReader<KafkaRecord<V>> {
   private readonly paused = new Set<string>();
   private full = false;
   private failure: unknown;
+  /** When the current run of transient consumer failures began (reset by a successful join). */
+  private failingSince: number | undefined;
+  /** Transient failures since the last successful join (the pause before a new consumer grows with it). */
+  private streak = 0;
   private discoveryTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private recordsIn = 0;
@@ -304,13 +332,50 @@ export class KafkaSplitReader<V> implements SplitReader<KafkaRecord<V>> {
         this.fetched.set(tpKey(topic, Number(partition)), offset);
       }
     }
-    const admin = this.kafka.admin();
-    this.admin = admin;
-    await withinConnectTimeout(this.split, 'EDDY_SOURCE_FAILED', this.what, admin.connect(), () => admin.disconnect());
     if (this.split.stopAtEnd) this.end = new Map();
-    const owned = await this.discover(true);
-    if (owned > 0) await this.startConsumer();
+    const deadline = Date.now() + this.split.retryDeadlineMs;
+    const owned = await this.retrying('opening', deadline, async () => {
+      await this.admin?.disconnect().catch(() => {});
+      const admin = this.kafka.admin();
+      this.admin = admin;
+      await withinConnectTimeout(this.split, 'EDDY_SOURCE_FAILED', this.what, admin.connect(), () => admin.disconnect());
+      return this.discover(true);
+    });
+    if (owned > 0) await this.retrying('starting its consumer', deadline, () => this.startConsumer());
     else if (!this.split.stopAtEnd) this.scheduleDiscovery();
+  }
+
+  /** Runs `call` again on transient errors until `deadline` (connectorRetryDeadlineMs). */
+  private retrying<T>(what: string, deadline: number, call: () => Promise<T>): Promise<T> {
+    return sourceRetry(this.what, what, deadline, call);
+  }
+
+  /**
+   * The consumer crashed for good, or looking for new partitions failed: a transient error is
+   * retried with a new consumer (it seeks to what was fetched) until connectorRetryDeadlineMs
+   * after the first failure of a run of them; then `read` fails the attempt.
+   */
+  private consumerFailed(error: unknown): void {
+    if (this.closed || this.failure !== undefined) return;
+    const now = Date.now();
+    this.failingSince ??= now;
+    if (isPermanent(error) || now - this.failingSince >= this.split.retryDeadlineMs) {
+      this.failure = error;
+      return;
+    }
+    const old = this.consumer;
+    this.consumer = undefined;
+    this.streak++;
+    const pauseMs = Math.min(2000, 100 * 2 ** Math.min(5, this.streak - 1));
+    setTimeout(() => {
+      void (async () => {
+        await old?.disconnect().catch(() => {});
+        if (this.closed) return;
+        // No consumer yet: the failure was a look for partitions, which goes on as scheduled.
+        if (old === undefined) this.scheduleDiscovery();
+        else await this.startConsumer();
+      })().catch((again: unknown) => this.consumerFailed(again));
+    }, pauseMs);
   }
 
   /**
@@ -345,14 +410,14 @@ export class KafkaSplitReader<V> implements SplitReader<KafkaRecord<V>> {
       this.discoveryTimer = undefined;
       void this.discover(false)
         .then((owned) => (owned > 0 ? this.startConsumer() : this.scheduleDiscovery()))
-        .catch((error: unknown) => {
-          if (!this.closed) this.failure = error;
-        });
+        .catch((error: unknown) => this.consumerFailed(error));
     }, this.split.partitionDiscoveryIntervalMs);
   }
 
   private async startConsumer(): Promise<void> {
     if (this.closed) return;
+    // One that failed to start (a retry after a transient error) lets go of its connections first.
+    await this.consumer?.disconnect().catch(() => {});
     const consumer = this.kafka.consumer({
       groupId: `${this.split.groupIdPrefix}-${this.split.split}-${randomUUID().slice(0, 8)}`,
       partitionAssigners: [this.assigner()],
@@ -366,6 +431,8 @@ export class KafkaSplitReader<V> implements SplitReader<KafkaRecord<V>> {
     });
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      this.failingSince = undefined;
+      this.streak = 0;
       this.assigned = Object.entries(payload.memberAssignment).map(([topic, partitions]) => ({ topic, partitions }));
       for (const { topic, partitions } of this.assigned) {
         for (const partition of partitions) {
@@ -392,7 +459,8 @@ export class KafkaSplitReader<V> implements SplitReader<KafkaRecord<V>> {
       this.applyPauses();
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (!payload.restart && !this.closed) this.failure = payload.error;
+      // A consumer replaced after a failure may still report: only the current one counts.
+      if (!payload.restart && this.consumer === consumer) this.consumerFailed(payload.error);
     });
     await withinConnectTimeout(this.split, 'EDDY_SOURCE_FAILED', this.what, consumer.connect(), () => consumer.disconnect());
     await consumer.subscribe({ topics: this.split.topics, fromBeginning: true });

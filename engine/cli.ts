@@ -20,6 +20,14 @@ function positiveInteger(name: string) {
   };
 }
 
+function nonNegativeInteger(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be an integer >= 0`);
+    return n;
+  };
+}
+
 export function formatSummary(summary: JobSummary): string {
   const seconds = summary.uptimeMs / 1000;
   const lines = [
@@ -34,7 +42,7 @@ export function formatSummary(summary: JobSummary): string {
     const last = summary.checkpoints.at(-1)!;
     lines.push(`  checkpoints       ${summary.checkpoints.length} (last: ${last.id}, ${last.bytes} bytes in ${last.durationMs} ms)`);
   }
-  if (summary.restarts > 0) lines.push(`  restarts          ${summary.restarts} (restored from checkpoints after worker failures)`);
+  if (summary.restarts > 0) lines.push(`  restarts          ${summary.restarts} (restored from checkpoints after failures)`);
   if (summary.stateDir !== undefined) lines.push(`  state             ${summary.stateDir}`);
   return lines.join('\n');
 }
@@ -46,6 +54,12 @@ interface RunFlags {
   checkpointDir?: string;
   checkpointIntervalMs?: number;
   restore?: string;
+  maxFailures?: number;
+  failureIntervalMs?: number;
+  restartBackoffMs?: number;
+  maxRestartBackoffMs?: number;
+  restartBackoffResetMs?: number;
+  connectorRetryDeadlineMs?: number;
   input: string[];
   show: number;
   progress: boolean;
@@ -104,6 +118,12 @@ export async function main(argv: string[]): Promise<void> {
     .option('--checkpoint-dir <dir>', 'folder for checkpoints: exactly-once output and recovery from failed workers')
     .option('--checkpoint-interval-ms <ms>', 'take a checkpoint this often', positiveInteger('--checkpoint-interval-ms'))
     .option('--restore <latest|id>', "start from a checkpoint of --checkpoint-dir ('latest' or an id); --workers may differ")
+    .option('--max-failures <n>', 'restart strategy: failures (worker, sink, source) within --failure-interval-ms that restore the last checkpoint; one more fails the job (default 10)', nonNegativeInteger('--max-failures'))
+    .option('--failure-interval-ms <ms>', 'restart strategy: the sliding window failures are counted in (default 60000)', positiveInteger('--failure-interval-ms'))
+    .option('--restart-backoff-ms <ms>', 'restart strategy: pause before the first restore; it doubles while failures follow closely (default 100)', nonNegativeInteger('--restart-backoff-ms'))
+    .option('--max-restart-backoff-ms <ms>', 'restart strategy: the pause never grows above this (default 5000)', nonNegativeInteger('--max-restart-backoff-ms'))
+    .option('--restart-backoff-reset-ms <ms>', 'restart strategy: after this long without a failure the pause starts over (default 10000)', nonNegativeInteger('--restart-backoff-reset-ms'))
+    .option('--connector-retry-deadline-ms <ms>', 'how long sources and sinks retry transient errors (broker down or stalled) before the attempt fails (default 60000)', positiveInteger('--connector-retry-deadline-ms'))
     .option('--input <ingress=file>', 'read a file ingress from this file (repeatable)', (value: string, all: string[]) => [...all, value], [])
     .option('--show <n>', 'at the end, print the first n records of each memory egress (dead letters always)', (v: string) => Number(v), 3)
     .option('--no-progress', 'no progress display')
@@ -134,12 +154,20 @@ export async function main(argv: string[]): Promise<void> {
         ...(flags.checkpointDir !== undefined && { checkpointDir: resolve(flags.checkpointDir) }),
         ...(flags.checkpointIntervalMs !== undefined && { checkpointIntervalMs: flags.checkpointIntervalMs }),
         ...(flags.restore !== undefined && { restoreFrom: parseRestore(flags.restore) }),
+        restartStrategy: {
+          ...(flags.maxFailures !== undefined && { maxFailures: flags.maxFailures }),
+          ...(flags.failureIntervalMs !== undefined && { intervalMs: flags.failureIntervalMs }),
+          ...(flags.restartBackoffMs !== undefined && { initialBackoffMs: flags.restartBackoffMs }),
+          ...(flags.maxRestartBackoffMs !== undefined && { maxBackoffMs: flags.maxRestartBackoffMs }),
+          ...(flags.restartBackoffResetMs !== undefined && { backoffResetMs: flags.restartBackoffResetMs }),
+        },
+        ...(flags.connectorRetryDeadlineMs !== undefined && { connectorRetryDeadlineMs: flags.connectorRetryDeadlineMs }),
         ...(flags.admin && { adminPort: flags.adminPort }),
         inputs,
       });
       const adminUrl = await handle.adminUrl();
       if (adminUrl !== undefined) process.stderr.write(`admin endpoint: ${adminUrl} (eddy status|checkpoint|stop|metrics --admin ${adminUrl})\n`);
-      if (flags.progress) showProgress(handle);
+      const stopProgress = flags.progress ? showProgress(handle) : undefined;
       let interrupted = 0;
       // Ctrl-C and a plain `kill` stop cleanly; a second one aborts.
       const stopCleanly = (signal: NodeJS.Signals): void => {
@@ -149,7 +177,17 @@ export async function main(argv: string[]): Promise<void> {
       };
       process.on('SIGINT', stopCleanly);
       process.on('SIGTERM', stopCleanly);
-      const summary = await handle.done;
+      let summary: JobSummary;
+      try {
+        summary = await handle.done;
+      } catch (error) {
+        // Failed means over: the reason, and a non-zero exit now (kafkajs sockets, timers or the admin
+        // endpoint must not keep a failed job's process looking alive).
+        stopProgress?.();
+        const code = error instanceof EddyError ? `${error.code}: ` : '';
+        process.stderr.write(`eddy: job ${job.name} failed after ${handle.status().restarts} restarts: ${code}${error instanceof Error ? error.message : String(error)}\n`);
+        process.exit(1);
+      }
       process.stdout.write(`${formatSummary(summary)}\n`);
       for (const egress of job.egresses) {
         if (egress.kind !== 'memory') continue;

@@ -66,10 +66,20 @@ export interface Ingress<R = unknown> {
    * (and the same split descriptions), as for files; memory inputs are read from the start each time.
    */
   readonly resumable: boolean;
-  /** Main thread: one structured-cloneable description per split. `input` comes from submit options. */
-  planSplits(input: unknown): readonly unknown[] | Promise<readonly unknown[]>;
+  /**
+   * Main thread: one structured-cloneable description per split. `input` comes from submit options.
+   * A source that retries transient errors gives up after `context.retryDeadlineMs` (carry it in
+   * the split descriptions for the readers).
+   */
+  planSplits(input: unknown, context?: SourceContext): readonly unknown[] | Promise<readonly unknown[]>;
   /** Worker thread: opens one split, at `position` if it was read before. */
   openSplit(split: unknown, position: unknown): SplitReader<R> | Promise<SplitReader<R>>;
+}
+
+/** What a source learns about the job when it plans splits. */
+export interface SourceContext {
+  /** The job's connectorRetryDeadlineMs: how long transient errors may be retried before the attempt fails. */
+  readonly retryDeadlineMs: number;
 }
 
 /** What a sink learns about the job when it opens. */
@@ -88,6 +98,12 @@ export interface SinkContext {
    * (a fresh checkpoint directory starts at epoch 1 again).
    */
   readonly epochScope: string;
+  /**
+   * How long a call may keep retrying transient errors (a broker unreachable or stalled, a request
+   * timeout) before it fails: the job's connectorRetryDeadlineMs. A failed call fails the attempt,
+   * and the engine calls nothing more on this sink: it opens a new one when it restores.
+   */
+  readonly retryDeadlineMs: number;
   log(line: string): void;
 }
 

@@ -1,6 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { invalidOption } from './errors.js';
 import { DEFAULT_MAX_PARALLELISM, MAX_MAX_PARALLELISM } from './key-groups.js';
+import { type ResolvedRestartStrategy, type RestartStrategyOptions, restartStrategyDefaults } from './runtime/restart-strategy.js';
+
+export type { RestartStrategyOptions } from './runtime/restart-strategy.js';
 
 export interface SubmitOptions {
   /** Worker threads; each owns a contiguous range of key groups. Default: the number of CPUs. */
@@ -74,8 +77,27 @@ export interface SubmitOptions {
   checkpointTimeoutMs?: number;
   /** Start from a checkpoint of checkpointDir: `'latest'` or an id. The worker count may differ. */
   restoreFrom?: 'latest' | number;
-  /** Restores after worker failures before the job fails. Default: 3. */
+  /**
+   * When a failed attempt (a worker died, a sink or source gave up after connectorRetryDeadlineMs)
+   * restores the last completed checkpoint, and when the job fails instead: at most
+   * `maxFailures` failures within any `intervalMs` (Flink's failure-rate strategy), with a pause
+   * before each restore that doubles from `initialBackoffMs` up to `maxBackoffMs` and starts again
+   * after `backoffResetMs` without a failure. Default: `{ maxFailures: 10, intervalMs: 60000,
+   * initialBackoffMs: 100, maxBackoffMs: 5000, backoffResetMs: 10000 }` (each field optional).
+   */
+  restartStrategy?: RestartStrategyOptions;
+  /**
+   * Deprecated: use `restartStrategy.maxFailures`. It sets `restartStrategy.maxFailures` (failures
+   * within `restartStrategy.intervalMs`, no longer over the job's whole life). Default: none.
+   */
   maxRestarts?: number;
+  /**
+   * How long a source or sink keeps retrying a transient connector error (a Kafka broker
+   * unreachable or stalled, a coordinator moving, a leader election, a request timeout), with
+   * backoff, before it gives up: the attempt then fails and the job restores its last completed
+   * checkpoint, counted against `restartStrategy`. Default: 60000 ms.
+   */
+  connectorRetryDeadlineMs?: number;
   /**
    * Serve the admin endpoint (status, Prometheus metrics, checkpoint, stop) on 127.0.0.1 at this
    * port; 0 picks a free one (`handle.adminUrl()` tells which). Default: no admin endpoint.
@@ -126,7 +148,8 @@ export interface ResolvedOptions {
   checkpointsRetained: number;
   checkpointTimeoutMs: number;
   restoreFrom: 'latest' | number | undefined;
-  maxRestarts: number;
+  restartStrategy: ResolvedRestartStrategy;
+  connectorRetryDeadlineMs: number;
   adminPort: number | undefined;
   faultInjection: FaultInjection;
 }
@@ -145,13 +168,13 @@ export const defaultOptions = {
   stopTimeoutMs: 10_000,
   checkpointsRetained: 3,
   checkpointTimeoutMs: 60_000,
-  maxRestarts: 3,
+  connectorRetryDeadlineMs: 60_000,
 } as const;
 
 const KNOWN = new Set([
   'workers', 'stateDir', 'stateBackend', 'maxParallelism', 'inputs', 'channelCapacity', 'batchSize',
   'feedbackHighWaterMark', 'stateCacheEntries', 'workerYoungGenerationMb', 'stateFlushIntervalMs', 'maxTransactionsPerWorker', 'maxSagasPerWorker', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
-  'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'maxRestarts', 'adminPort',
+  'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'restartStrategy', 'maxRestarts', 'connectorRetryDeadlineMs', 'adminPort',
   'faultInjection',
 ]);
 
@@ -218,9 +241,38 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
     checkpointsRetained: integer('checkpointsRetained', options.checkpointsRetained ?? defaultOptions.checkpointsRetained, 1, 1000),
     checkpointTimeoutMs: integer('checkpointTimeoutMs', options.checkpointTimeoutMs ?? defaultOptions.checkpointTimeoutMs, 100, 24 * 3600 * 1000),
     restoreFrom: options.restoreFrom,
-    maxRestarts: integer('maxRestarts', options.maxRestarts ?? defaultOptions.maxRestarts, 0, 1000),
+    restartStrategy: resolveRestartStrategy(options),
+    connectorRetryDeadlineMs: integer('connectorRetryDeadlineMs', options.connectorRetryDeadlineMs ?? defaultOptions.connectorRetryDeadlineMs, 100, 24 * 3600 * 1000),
     adminPort: options.adminPort === undefined ? undefined : integer('adminPort', options.adminPort, 0, 65535),
     faultInjection: resolveFaults(options.faultInjection, workers),
+  };
+}
+
+function resolveRestartStrategy(options: SubmitOptions): ResolvedRestartStrategy {
+  const given = options.restartStrategy;
+  if (given !== undefined && (typeof given !== 'object' || given === null)) {
+    throw invalidOption('restartStrategy', 'is not an object', 'pass { maxFailures, intervalMs } (each optional)');
+  }
+  if (given?.maxFailures !== undefined && options.maxRestarts !== undefined) {
+    throw invalidOption('maxRestarts', 'is set with restartStrategy.maxFailures', 'drop maxRestarts (deprecated): restartStrategy.maxFailures replaces it');
+  }
+  for (const key of Object.keys(given ?? {})) {
+    if (!(key in restartStrategyDefaults)) throw invalidOption(`restartStrategy.${key}`, 'is not an option', `use one of ${Object.keys(restartStrategyDefaults).join(', ')}`);
+  }
+  const field = (key: keyof ResolvedRestartStrategy, min: number, max: number): number =>
+    integer(`restartStrategy.${key}`, given?.[key] ?? restartStrategyDefaults[key], min, max);
+  const maxFailures = options.maxRestarts === undefined ? field('maxFailures', 0, 1_000_000) : integer('maxRestarts', options.maxRestarts, 0, 1_000_000);
+  const initialBackoffMs = field('initialBackoffMs', 0, 3_600_000);
+  const maxBackoffMs = field('maxBackoffMs', 0, 3_600_000);
+  if (maxBackoffMs < initialBackoffMs) {
+    throw invalidOption('restartStrategy.maxBackoffMs', `is ${maxBackoffMs}, below initialBackoffMs (${initialBackoffMs})`, 'make it at least initialBackoffMs');
+  }
+  return {
+    maxFailures,
+    intervalMs: field('intervalMs', 1, 30 * 24 * 3_600_000),
+    initialBackoffMs,
+    maxBackoffMs,
+    backoffResetMs: field('backoffResetMs', 0, 24 * 3_600_000),
   };
 }
 

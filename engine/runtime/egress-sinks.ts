@@ -30,6 +30,18 @@ export class EgressSinks {
   private readonly held = new Map<number, HeldEpoch>();
   /** Per sink: the highest epoch whose publication finished (exactly-once path). */
   private published: number[] = [];
+  /**
+   * Per sink: epochs handed to it and not yet known published, oldest first. They stay here until
+   * their publication succeeds, so that after a failure `recover` publishes them again, in order.
+   */
+  private pending: Array<Array<{ epoch: number; records: unknown[] }>> = [];
+  /**
+   * Per sink: the failure that stopped its queue, until `recover` opens it again. While set, nothing
+   * more runs on that sink: a later epoch published after a failed one would move its marker past
+   * the failed one, and the failed one's output would be lost.
+   */
+  private broken: Array<unknown> = [];
+
   private readonly latency = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 
   constructor(
@@ -37,30 +49,79 @@ export class EgressSinks {
     /** The job takes checkpoints; `epochScope` names their directory's lineage. */
     private readonly exactlyOnce: { epochScope: string } | undefined,
     private readonly log: (line: string) => void,
-    private readonly fail: (error: unknown) => void,
+    /** A sink call failed (after the sink's own retries): the job's attempt fails. Called once per failure. */
+    private readonly fail: (error: EddyError) => void,
+    /** The job's connectorRetryDeadlineMs, handed to the sinks. */
+    private readonly retryDeadlineMs: number,
   ) {
     this.counts = job.egresses.map(() => 0);
   }
 
   async open(): Promise<void> {
-    for (const egress of this.job.egresses) {
-      this.sinks.push(
-        await egress.openSink({
-          job: this.job.name,
-          egress: egress.name,
-          exactlyOnce: this.exactlyOnce !== undefined,
-          epochScope: this.exactlyOnce?.epochScope ?? '',
-          log: this.log,
-        }),
-      );
-    }
+    for (let index = 0; index < this.job.egresses.length; index++) this.sinks.push(await this.openSink(index));
     this.writes = this.sinks.map(() => Promise.resolve());
     this.published = this.sinks.map(() => 0);
+    this.pending = this.sinks.map(() => []);
+    this.broken = this.sinks.map(() => undefined);
+  }
+
+  private async openSink(index: number): Promise<Sink<unknown>> {
+    const egress = this.job.egresses[index]!;
+    return egress.openSink({
+      job: this.job.name,
+      egress: egress.name,
+      exactlyOnce: this.exactlyOnce !== undefined,
+      epochScope: this.exactlyOnce?.epochScope ?? '',
+      retryDeadlineMs: this.retryDeadlineMs,
+      log: this.log,
+    });
+  }
+
+  /** Whether some sink's queue stopped on a failure and waits for `recover`. */
+  get failed(): boolean {
+    return this.broken.some((error) => error !== undefined);
+  }
+
+  /**
+   * The job restores after a failure: every sink whose queue stopped is closed and opened again
+   * (a Kafka sink's new producer fences the old one and ends its open transaction), its durable
+   * marker is read, and the epochs it was handed and has not published are published again, oldest
+   * first, before anything newer. Runs in the sink's queue: epochs completed meanwhile wait behind.
+   * A failure again stops the queue again and is reported as before.
+   */
+  recover(): void {
+    this.sinks.forEach((old, index) => {
+      if (this.broken[index] === undefined) return;
+      this.broken[index] = undefined;
+      const name = this.job.egresses[index]!.name;
+      this.writes[index] = this.writes[index]!.then(async () => {
+        await Promise.resolve(old.close()).catch(() => {});
+        let sink: Sink<unknown>;
+        try {
+          sink = await this.openSink(index);
+        } catch (error) {
+          this.stopQueue(index, error);
+          return;
+        }
+        this.sinks[index] = sink;
+        const marker = sink.publishedEpoch === undefined ? this.published[index]! : await sink.publishedEpoch().catch((error: unknown) => error);
+        if (typeof marker !== 'number') {
+          this.stopQueue(index, marker);
+          return;
+        }
+        this.published[index] = Math.max(this.published[index]!, marker);
+        const queue = this.pending[index]!;
+        while (queue.length > 0 && queue[0]!.epoch <= marker) queue.shift();
+        if (queue.length > 0) this.log(`egress ${name}: publishing epoch${queue.length > 1 ? 's' : ''} ${queue.map((p) => p.epoch).join(', ')} again (the sink had published up to ${marker})`);
+        await this.drain(index, Infinity);
+      });
+    });
   }
 
   /**
    * Restore from checkpoint `restored` after a crash: every complete epoch up to it that a sink has
-   * not published yet (by its own durable marker) is published again from the checkpoints' egress logs.
+   * not published yet (by its own durable marker) is published again from the checkpoints' egress
+   * logs, through the sink's queue (so before anything newer, and a failure stops the queue as any).
    */
   async republish(checkpointDir: string, restored: number): Promise<void> {
     if (this.exactlyOnce === undefined) return;
@@ -85,10 +146,10 @@ export class EgressSinks {
             if (value !== undefined) records.push(value.value);
           }
         }
-        await sink.publishEpoch(id, records);
-        this.published[index] = id;
+        this.pending[index]!.push({ epoch: id, records });
       }
-      this.log(`egress ${name}: published the output of checkpoint${missing.length > 1 ? 's' : ''} ${missing.join(', ')} again (the sink had published up to ${marker})`);
+      this.log(`egress ${name}: publishing the output of checkpoint${missing.length > 1 ? 's' : ''} ${missing.join(', ')} again (the sink had published up to ${marker})`);
+      this.writes[index] = this.writes[index]!.then(() => this.drain(index, restored));
     }
   }
 
@@ -151,11 +212,37 @@ export class EgressSinks {
         return;
       }
       if (id <= this.published[index]!) return;
-      this.enqueue(index, async () => {
-        await sink.publishEpoch!(id, records);
-        this.published[index] = id;
-      });
+      this.pending[index]!.push({ epoch: id, records });
+      // While the queue is stopped the epoch waits in `pending`: recover() publishes it.
+      if (this.broken[index] !== undefined) return;
+      this.writes[index] = this.writes[index]!.then(() => this.drain(index, id));
     });
+  }
+
+  /**
+   * Publishes the pending epochs of sink `index` up to `upTo`, oldest first, each once its
+   * predecessor is out; the first failure stops the queue (the failed epoch stays pending).
+   */
+  private async drain(index: number, upTo: number): Promise<void> {
+    const queue = this.pending[index]!;
+    while (this.broken[index] === undefined && queue.length > 0 && queue[0]!.epoch <= upTo) {
+      const { epoch, records } = queue[0]!;
+      try {
+        await this.sinks[index]!.publishEpoch!(epoch, records);
+      } catch (error) {
+        this.stopQueue(index, error);
+        return;
+      }
+      queue.shift();
+      this.published[index] = epoch;
+    }
+  }
+
+  /** Sink `index` failed: nothing more runs on it until recover(); the job is told once. */
+  private stopQueue(index: number, error: unknown): void {
+    if (this.broken[index] !== undefined) return;
+    this.broken[index] = error;
+    this.fail(new EddyError('EDDY_SINK_FAILED', `egress ${this.job.egresses[index]!.name}: ${describeError(error)}`, { cause: error, retryable: true }));
   }
 
   /**
@@ -219,6 +306,12 @@ export class EgressSinks {
     this.latency.reset();
   }
 
+  /** Settles once every sink call queued so far has run (or was skipped because its queue stopped). */
+  async idle(): Promise<void> {
+    await Promise.all(this.writes);
+  }
+
+  /** Waits for the calls under way (a stopped queue runs nothing more), then closes every sink. */
   async close(): Promise<void> {
     await Promise.all(this.writes);
     for (const sink of this.sinks) await sink.close();
@@ -240,10 +333,18 @@ export class EgressSinks {
     this.enqueue(index, () => sink.write(records));
   }
 
-  /** Runs sink calls one after another per sink; a failure fails the job. */
-  private enqueue(index: number, call: () => void | Promise<void>): void {
-    this.writes[index] = this.writes[index]!.then(call).catch((error: unknown) =>
-      this.fail(new EddyError('EDDY_SINK_FAILED', `egress ${this.job.egresses[index]!.name}: ${describeError(error)}`, { cause: error })),
-    );
+  /**
+   * Runs sink calls one after another per sink. A failure stops the sink's queue (later calls do not
+   * run) and fails the job's attempt.
+   */
+  private enqueue(index: number, call: () => unknown): void {
+    this.writes[index] = this.writes[index]!.then(async () => {
+      if (this.broken[index] !== undefined) return;
+      try {
+        await call();
+      } catch (error) {
+        this.stopQueue(index, error);
+      }
+    });
   }
 }

@@ -6,6 +6,7 @@ import type { ConnectorMetric, Job } from '../job.js';
 import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../options.js';
 import { AdminServer } from './admin-server.js';
 import { EgressSinks } from './egress-sinks.js';
+import { RestartStrategy } from './restart-strategy.js';
 import { openStateDir, type StateDir } from './state-dir.js';
 import { WorkerSet } from './worker-set.js';
 import { OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
@@ -114,6 +115,7 @@ class JobRun implements JobHandle {
   private lastCompleted: number | undefined;
   private readonly admin: Promise<AdminServer | undefined>;
   private restarts = 0;
+  private readonly restartStrategy: RestartStrategy;
   private lastMetrics: WorkerMetrics[] = [];
   private checkpointTimer: NodeJS.Timeout | undefined;
   /** Resolves when the current set of workers has been started (checkpoints wait for it). */
@@ -137,7 +139,8 @@ class JobRun implements JobHandle {
     this.lastCompleted = restore?.id;
     this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism, restore !== undefined);
     const exactlyOnce = options.checkpointDir === undefined ? undefined : { epochScope: checkpointLineage(options.checkpointDir) };
-    this.sinks = new EgressSinks(spec, exactlyOnce, options.log, (error) => this.fail(error));
+    this.restartStrategy = new RestartStrategy(options.restartStrategy);
+    this.sinks = new EgressSinks(spec, exactlyOnce, options.log, (error) => this.sinkFailed(error), options.connectorRetryDeadlineMs);
     if (options.checkpointDir !== undefined) {
       this.coordinator = new CheckpointCoordinator({
         directory: options.checkpointDir,
@@ -207,7 +210,7 @@ class JobRun implements JobHandle {
     let next = 0;
     for (let ingress = 0; ingress < this.spec.ingresses.length; ingress++) {
       const source = this.spec.ingresses[ingress]!;
-      const splits = await source.planSplits(this.options.inputs[source.name]);
+      const splits = await source.planSplits(this.options.inputs[source.name], { retryDeadlineMs: this.options.connectorRetryDeadlineMs });
       const stored = this.stateDir.manifest.positions[source.name] ?? {};
       const restored = restore?.positions[source.name] ?? {};
       splits.forEach((description, split) => {
@@ -290,13 +293,11 @@ class JobRun implements JobHandle {
     // The last checkpoint this run completed (or restored), not the newest on disk: one whose
     // completion raced with this failure is discarded, and older runs' checkpoints are not ours.
     const latest = this.lastCompleted;
-    if (latest === undefined || this.restarts >= this.options.maxRestarts || this.stopRequested) {
-      this.fail(error);
-      return;
-    }
-    this.restarts++;
-    const backoffMs = Math.min(5_000, 100 * 2 ** (this.restarts - 1));
-    this.options.log(`job ${this.job}: ${describeError(error)}; restoring checkpoint ${latest} in ${backoffMs} ms (restart ${this.restarts} of at most ${this.options.maxRestarts})`);
+    const backoffMs = this.restartDecision(error);
+    if (backoffMs === undefined || latest === undefined) return;
+    this.options.log(`job ${this.job}: ${describeError(error)}; restoring checkpoint ${latest} in ${backoffMs} ms (restart ${this.restarts})`);
+    // A sink whose queue stopped publishes its pending epochs again, on a fresh connection, after the pause.
+    if (this.sinks.failed) setTimeout(() => this.sinks.recover(), backoffMs);
     this.set = undefined;
     this.running = new Promise((resolve) => (this.setRunning = resolve));
     this.coordinator?.abortRunning('a worker failed');
@@ -306,7 +307,66 @@ class JobRun implements JobHandle {
       await sleep(backoffMs);
       if (this.failed || this.ending !== undefined) return;
       await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, latest));
-    })().catch((restoreError: unknown) => this.fail(restoreError));
+    })().catch((restoreError: unknown) => this.restoreFailed(restoreError));
+  }
+
+  /**
+   * A restore failed part-way (e.g. a source still could not reach its brokers after
+   * connectorRetryDeadlineMs): another failure of the attempt, counted against the restart
+   * strategy; one that cannot succeed on a retry (a missing topic, a corrupt checkpoint) fails the job.
+   */
+  private restoreFailed(error: unknown): void {
+    if (this.failed || this.ending !== undefined) return;
+    if (!(error instanceof EddyError) || !error.retryable) {
+      this.fail(error);
+      return;
+    }
+    const backoffMs = this.restartDecision(error);
+    const latest = this.lastCompleted;
+    if (backoffMs === undefined || latest === undefined) return;
+    this.options.log(`job ${this.job}: the restore failed: ${describeError(error)}; restoring checkpoint ${latest} again in ${backoffMs} ms (restart ${this.restarts})`);
+    const set = this.set;
+    this.set = undefined;
+    void (async () => {
+      await set?.destroy();
+      await sleep(backoffMs);
+      if (this.failed || this.ending !== undefined) return;
+      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, latest));
+    })().catch((again: unknown) => this.restoreFailed(again));
+  }
+
+  /**
+   * A failure of the attempt: whether the job restores (then the pause before it, and the restart
+   * is counted) or fails (then it has failed, and undefined is returned).
+   */
+  private restartDecision(error: EddyError): number | undefined {
+    if (this.lastCompleted === undefined || this.stopRequested || this.ending !== undefined) {
+      this.fail(error);
+      return undefined;
+    }
+    const decision = this.restartStrategy.onFailure();
+    if (!decision.restart) {
+      this.fail(new EddyError(error.code, `${error.message}; not restoring again: ${decision.reason}`, { cause: error, retryable: false }));
+      return undefined;
+    }
+    this.restarts++;
+    return decision.backoffMs;
+  }
+
+  /**
+   * A sink gave up (after its own retries up to connectorRetryDeadlineMs): the attempt fails like a
+   * worker failure. During a restore (no workers running) only the sink is recovered, after the pause.
+   */
+  private sinkFailed(error: EddyError): void {
+    if (this.failed) return;
+    if (this.set !== undefined && this.ending === undefined) {
+      this.workerFailed(this.set, error);
+      return;
+    }
+    const backoffMs = this.restartDecision(error);
+    if (backoffMs === undefined) return;
+    this.options.log(`job ${this.job}: ${describeError(error)}; opening the sink again in ${backoffMs} ms (restart ${this.restarts})`);
+    setTimeout(() => this.sinks.recover(), backoffMs);
   }
 
   private scheduleCheckpoint(): void {
@@ -411,6 +471,8 @@ class JobRun implements JobHandle {
         if (dropped > 0) this.options.log(`job ${this.job}: ${dropped} records produced after the final checkpoint are dropped; their invocations run again on a restore from it`);
       }
       await this.sinks.close();
+      // A sink failed while the job ended (sinkFailed failed the job): the output is not all out.
+      if (this.failed) return;
       await set.destroy();
       this.savePositions(results);
       if (this.stateDir.temporary) this.stateDir.remove();

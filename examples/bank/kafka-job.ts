@@ -20,6 +20,8 @@ export interface KafkaBankConfig {
   deadLetters: string;
   /** Splits of the requests ingress. Default: 8. */
   splits?: number;
+  /** The responses egress's transactionTimeoutMs (tests shorten it). Default: the egress's. */
+  transactionTimeoutMs?: number;
 }
 
 export function kafkaBankConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaBankConfig {
@@ -44,7 +46,12 @@ export function kafkaBankJob(config: KafkaBankConfig): Job {
       }),
     ],
     egresses: [
-      kafkaEgress<Response>('responses', { brokers: config.brokers, topic: config.responses, key: (response) => response.account }),
+      kafkaEgress<Response>('responses', {
+        brokers: config.brokers,
+        topic: config.responses,
+        key: (response) => response.account,
+        ...(config.transactionTimeoutMs === undefined ? {} : { transactionTimeoutMs: config.transactionTimeoutMs }),
+      }),
       kafkaDeadLetterEgress({ brokers: config.brokers, topic: config.deadLetters }),
     ],
   });

@@ -5,7 +5,7 @@ import t from 'tap';
 import { fileEgress } from '../../index.js';
 import type { Sink, SinkContext } from '../../index.js';
 
-const context = (epochScope: string, exactlyOnce = true): SinkContext => ({ job: 'j', egress: 'out', exactlyOnce, epochScope, log: () => {} });
+const context = (epochScope: string, exactlyOnce = true): SinkContext => ({ job: 'j', egress: 'out', exactlyOnce, epochScope, retryDeadlineMs: 60_000, log: () => {} });
 const lines = (path: string): string[] => readFileSync(path, 'utf8').split('\n').filter((line) => line.length > 0);
 
 async function open(path: string, scope: string, exactlyOnce = true): Promise<Sink<{ n: number }>> {

@@ -23,6 +23,7 @@ async function openSink(t: Teardowns, topic: string, context: { job: string; exa
     egress: 'out',
     exactlyOnce: context.exactlyOnce ?? true,
     epochScope: context.epochScope ?? 'scope-a',
+    retryDeadlineMs: 60_000,
     log: context.log ?? (() => {}),
   })) as KafkaSink<Out>;
   t.teardown(() => sink.close());
@@ -41,7 +42,7 @@ void t.test('option mistakes name the field and the fix', async (t) => {
 
 void t.test('an unreachable broker fails openSink within the connect timeout, naming the brokers and the fix', async (t) => {
   const egress = kafkaEgress<Out>('out', { brokers: '127.0.0.1:1', topic: 'nowhere', connectTimeoutMs: 1500 });
-  const opening = Promise.resolve(egress.openSink({ job: 'j', egress: 'out', exactlyOnce: true, epochScope: 's', log: () => {} }));
+  const opening = Promise.resolve(egress.openSink({ job: 'j', egress: 'out', exactlyOnce: true, epochScope: 's', retryDeadlineMs: 60_000, log: () => {} }));
   await t.rejects(within(opening, 20_000, 'openSink against a closed port'), {
     code: 'EDDY_SINK_FAILED',
     message: /cannot reach the Kafka brokers 127\.0\.0\.1:1 .*scripts\/kafka start/,
@@ -147,7 +148,7 @@ if (haveBroker(t)) {
 
   void t.test('a topic that does not exist is named in the error', async (t) => {
     const egress = kafkaEgress<Out>('out', { brokers, topic: `eddy-test-missing-${randomUUID().slice(0, 8)}` });
-    await t.rejects(Promise.resolve(egress.openSink({ job: 'j', egress: 'out', exactlyOnce: true, epochScope: 's', log: () => {} })), {
+    await t.rejects(Promise.resolve(egress.openSink({ job: 'j', egress: 'out', exactlyOnce: true, epochScope: 's', retryDeadlineMs: 60_000, log: () => {} })), {
       code: 'EDDY_SINK_FAILED',
       message: /topic eddy-test-missing-\S+ does not exist/,
     });

@@ -42,6 +42,15 @@ void t.test('each invalid option is refused with EDDY_INVALID_OPTION, naming the
     [{ inputs: null }, 'options.inputs', 'pass { <ingress name>: [records] }'],
     [{ log: 'console' }, 'options.log', 'pass (line: string) => void'],
     [{ wokers: 2 }, 'options.wokers', 'use one of workers, stateDir'],
+    [{ restartStrategy: 3 }, 'options.restartStrategy', 'pass { maxFailures, intervalMs }'],
+    [{ restartStrategy: { maxFailure: 3 } }, 'options.restartStrategy.maxFailure', 'use one of maxFailures, intervalMs'],
+    [{ restartStrategy: { maxFailures: -1 } }, 'options.restartStrategy.maxFailures', 'must be an integer from 0 to'],
+    [{ restartStrategy: { intervalMs: 0 } }, 'options.restartStrategy.intervalMs', 'must be an integer from 1 to'],
+    [{ restartStrategy: { initialBackoffMs: 500, maxBackoffMs: 100 } }, 'options.restartStrategy.maxBackoffMs', 'make it at least initialBackoffMs'],
+    [{ maxRestarts: 2, restartStrategy: { maxFailures: 3 } }, 'options.maxRestarts', 'restartStrategy.maxFailures replaces it'],
+    [{ maxRestarts: 1.5 }, 'options.maxRestarts', 'must be an integer from 0 to'],
+    [{ connectorRetryDeadlineMs: 99 }, 'options.connectorRetryDeadlineMs', 'must be an integer from 100 to'],
+    [{ connectorRetryDeadlineMs: '60s' }, 'options.connectorRetryDeadlineMs', 'must be an integer from 100 to'],
   ];
   for (const [options, field, fix] of cases) {
     const error = invalidOptionError(t, options);
@@ -89,7 +98,8 @@ void t.test('absent options take their defaults', async (t) => {
       checkpointsRetained: 3,
       checkpointTimeoutMs: 60_000,
       restoreFrom: undefined,
-      maxRestarts: 3,
+      restartStrategy: { maxFailures: 10, intervalMs: 60_000, initialBackoffMs: 100, maxBackoffMs: 5_000, backoffResetMs: 10_000 },
+      connectorRetryDeadlineMs: 60_000,
       adminPort: undefined,
       faultInjection: {},
     },
@@ -123,7 +133,8 @@ void t.test('valid options are kept as given, including the boundaries', async (
     checkpointsRetained: 1,
     checkpointTimeoutMs: 100,
     restoreFrom: 'latest',
-    maxRestarts: 0,
+    restartStrategy: { maxFailures: 0, intervalMs: 1, initialBackoffMs: 0, maxBackoffMs: 0, backoffResetMs: 0 },
+    connectorRetryDeadlineMs: 100,
     adminPort: 0,
     faultInjection: { delayRouterChannels: [{ from: 3, to: 0, ms: 600_000 }], delayFeedbackChannels: [{ from: 0, to: 3, ms: 0 }] },
   } satisfies SubmitOptions;
@@ -132,4 +143,9 @@ void t.test('valid options are kept as given, including the boundaries', async (
   t.equal(resolved.log, log);
   t.equal(resolveOptions({ workers: 256, maxParallelism: 32768 }).workers, 256, 'the largest worker count');
   t.equal(resolveOptions({ batchSize: 65536 }).batchSize, 65536, 'the largest batch');
+});
+
+void t.test('maxRestarts (deprecated) sets restartStrategy.maxFailures; the other fields keep their defaults', async (t) => {
+  t.same(resolveOptions({ maxRestarts: 4 }).restartStrategy, { maxFailures: 4, intervalMs: 60_000, initialBackoffMs: 100, maxBackoffMs: 5_000, backoffResetMs: 10_000 });
+  t.same(resolveOptions({ restartStrategy: { intervalMs: 1000 } }).restartStrategy.intervalMs, 1000, 'one field alone');
 });

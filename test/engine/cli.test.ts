@@ -1,0 +1,45 @@
+/** `eddy run` as a user runs it, in a child process: a failed job ends the process, non-zero, with the reason. */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import t from 'tap';
+import { tempDir } from '../fixtures/harness.js';
+
+const repo = join(import.meta.dirname, '..', '..');
+
+/** Runs bin/eddy.js with `args`; resolves with its exit code and output, or its kill after `timeoutMs`. */
+function eddy(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(repo, 'bin', 'eddy.js'), ...args], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, timedOut });
+    });
+  });
+}
+
+void t.test('a job that fails more often than the restart strategy allows exits 1 with the reason, after the restores it allowed', async (t) => {
+  const checkpointDir = tempDir(t, 'cli-fail');
+  const run = await eddy(
+    ['run', 'test/fixtures/failing-sink-job.ts', '--workers', '1', '--checkpoint-dir', checkpointDir, '--checkpoint-interval-ms', '100', '--max-failures', '2', '--failure-interval-ms', '600000', '--restart-backoff-ms', '50', '--admin-port', '0'],
+    120_000,
+  );
+  t.equal(run.timedOut, false, 'the process ended by itself (it did not sit failed)');
+  t.equal(run.code, 1, 'with exit code 1');
+  t.match(run.stderr, /eddy: job cli-failing-sink failed after 2 restarts: EDDY_SINK_FAILED: .*the output device is full/, 'naming the job, the restores, the code and the cause');
+  t.match(run.stderr, /3 failures within 600000 ms, more than restartStrategy\.maxFailures \(2\)/, 'and why it did not restore again');
+});
+
+void t.test('restart strategy flags are validated', async (t) => {
+  const run = await eddy(['run', 'test/fixtures/failing-sink-job.ts', '--max-failures', '-1'], 60_000);
+  t.not(run.code, 0);
+  t.match(run.stderr, /--max-failures must be an integer >= 0/);
+});
