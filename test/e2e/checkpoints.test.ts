@@ -4,7 +4,7 @@ import t from 'tap';
 import relayJob, { expectedCounts, type RelayTrace } from '../fixtures/relay-job.js';
 import counterJob, { type CounterUpdate } from '../fixtures/counter-job.js';
 import toggleJob, { type Toggled } from '../fixtures/toggle-job.js';
-import { readMetadata } from '../../engine/checkpoint/metadata.js';
+import { jobCheckpointDir, readMetadata } from '../../engine/checkpoint/metadata.js';
 import { groupBy, LogLines, run, tempDir, within } from '../fixtures/harness.js';
 import { checkTokens as checkRelayTokens, finalCounts } from '../fixtures/relay-checks.js';
 
@@ -162,7 +162,7 @@ void t.test('incremental checkpoints: a restore from a full file and deltas (put
   await first.done;
   // A checkpoint taken mid-way whose state is a chain with deltas.
   const chained = first.checkpoints().filter((id) => {
-    const parts = readMetadata(checkpointDir, id).parts;
+    const parts = readMetadata(jobCheckpointDir(checkpointDir, toggleJob.name), id).parts;
     return parts.every((part) => part.state.length >= 3 && part.state.slice(1).every((file) => file.delta) && !part.state[0]!.delta);
   });
   t.ok(chained.length > 0, `checkpoints ${chained.join(', ')} are a full file and deltas on every worker`);
@@ -198,7 +198,7 @@ void t.test('a corrupt or missing checkpoint is refused with a clear error', asy
   const { id } = await first.checkpoint();
   await first.stop();
   t.throws(() => run(t, counterJob, { workers: 2, checkpointDir, restoreFrom: id + 10 }), { code: 'EDDY_CHECKPOINT_NOT_FOUND' }, 'an unknown id');
-  const folder = join(checkpointDir, `chk-${id}`);
+  const folder = join(jobCheckpointDir(checkpointDir, counterJob.name), `chk-${id}`);
   writeFileSync(join(folder, '_metadata'), '{"version": 1, "id": ');
   t.throws(() => run(t, counterJob, { workers: 2, checkpointDir, restoreFrom: id }), { code: 'EDDY_CHECKPOINT_CORRUPT' }, 'a metadata file that is not JSON');
   t.ok(readdirSync(folder).includes('worker-0.state'));
