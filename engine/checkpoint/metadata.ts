@@ -342,6 +342,15 @@ function legacyOwner(dir: string, names: readonly string[]): string | undefined 
  *   and lineage (its sinks' epoch markers) carry on; the owner is stamped. Other jobs get subfolders.
  */
 export function jobCheckpointDir(dir: string, job: string): string {
+  try {
+    return openJobCheckpointDir(dir, job);
+  } catch (error) {
+    if (error instanceof EddyError) throw error;
+    throw new EddyError('EDDY_INVALID_OPTION', `checkpointDir ${dir} cannot be used: ${String(error)}; give a folder this process can write (eddy run --checkpoint-dir)`, { cause: error });
+  }
+}
+
+function openJobCheckpointDir(dir: string, job: string): string {
   mkdirSync(dir, { recursive: true });
   const stamp = readStamp(dir);
   if (stamp === job) return dir;
@@ -349,7 +358,13 @@ export function jobCheckpointDir(dir: string, job: string): string {
     const names = readdirSync(dir);
     if (names.includes('_lineage') || names.some((name) => /^chk-\d+$/.test(name))) {
       const owner = legacyOwner(dir, names);
-      if (owner !== undefined) writeStamp(dir, owner);
+      if (owner !== undefined) {
+        try {
+          writeStamp(dir, owner);
+        } catch {
+          // Not writable (a full disk, say): the owner is read from its checkpoints again next time.
+        }
+      }
       if (owner === job) return dir;
     }
   }
