@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import relayJob, { expectedCounts, type RelayTrace } from '../fixtures/relay-job.js';
@@ -203,4 +203,26 @@ void t.test('a corrupt or missing checkpoint is refused with a clear error', asy
   t.throws(() => run(t, counterJob, { workers: 2, checkpointDir, restoreFrom: id }), { code: 'EDDY_CHECKPOINT_CORRUPT' }, 'a metadata file that is not JSON');
   t.ok(readdirSync(folder).includes('worker-0.state'));
   t.throws(() => run(t, counterJob, { workers: 2, restoreFrom: 'latest' }), { code: 'EDDY_INVALID_OPTION' }, 'restoreFrom without checkpointDir');
+});
+
+void t.test('a checkpoint directory written before job folders: its job restores from it in place, with its lineage; another job gets a folder of its own', async (t) => {
+  const checkpointDir = tempDir(t, 'chk-legacy');
+  const events = Array.from({ length: 400 }, (_, i) => ({ key: `k${i % 4}` }));
+  await run(t, counterJob, { workers: 2, checkpointDir, inputs: { events } }).done;
+  // The layout of earlier versions: chk-<id> folders and _lineage directly in the directory, no _job.
+  const folder = jobCheckpointDir(checkpointDir, counterJob.name);
+  for (const name of readdirSync(folder)) if (name !== '_job') renameSync(join(folder, name), join(checkpointDir, name));
+  rmSync(folder, { recursive: true });
+  const lineage = readFileSync(join(checkpointDir, '_lineage'), 'utf8');
+  const logs = new LogLines();
+  const again = run(t, counterJob, { workers: 3, checkpointDir, restoreFrom: 'latest', log: logs.log, inputs: { events } });
+  await within(again.done, 30_000, 'the restore from the earlier layout');
+  t.equal(again.status().checkpointDir, checkpointDir, 'the directory itself is still the job\'s folder');
+  t.equal(logs.matching(/restoring checkpoint \d+ of .* on 3 workers \(it was taken on 2\)/).length, 1, 'its latest checkpoint is restored');
+  t.equal(again.output('counts').length, 0, 'which had read all the input: nothing is counted again');
+  t.equal(readFileSync(join(checkpointDir, '_lineage'), 'utf8'), lineage, 'the lineage (the sinks\' marker scope) is the same');
+  const other = run(t, toggleJob, { workers: 1, checkpointDir, inputs: { events: [{ key: 'a', n: 1 }] } });
+  await other.done;
+  t.not(other.status().checkpointDir, checkpointDir, 'another job keeps its checkpoints in a folder of its own');
+  t.ok(again.checkpoints().length >= 1 && other.checkpoints().length >= 1);
 });
