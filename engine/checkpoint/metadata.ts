@@ -81,6 +81,15 @@ export async function writeMetadata(dir: string, metadata: CheckpointMetadata): 
     await file.close();
   }
   await rename(temporary, join(path, '_metadata'));
+  // The rename (and the checkpoint's folder itself) last through a power loss only once their directories are synced.
+  for (const folder of [path, dir]) {
+    const handle = await open(folder, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
 }
 
 function corrupt(file: string, problem: string, cause?: unknown): EddyError {
