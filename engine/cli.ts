@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { listCheckpoints, readMetadata } from './checkpoint/metadata.js';
+import { inspectCheckpoint, jobCheckpointDirs, listCheckpoints } from './checkpoint/metadata.js';
 import { describeError, EddyError } from './errors.js';
 import { DEAD_LETTERS, jobFromModule } from './job.js';
 import { type CheckpointInfo, type JobStatus, submit, type JobSummary } from './runtime/job-manager.js';
@@ -200,19 +200,27 @@ export async function main(argv: string[]): Promise<void> {
     });
   program
     .command('checkpoints')
-    .description('list the complete checkpoints of a checkpoint folder')
-    .requiredOption('--checkpoint-dir <dir>', 'the folder given to run --checkpoint-dir')
-    .action((flags: { checkpointDir: string }) => {
+    .description('list the checkpoints of a checkpoint folder, per job, each verified (ok, or CORRUPT with the reason)')
+    .requiredOption('--checkpoint-dir <dir>', 'the folder given to run --checkpoint-dir (or one job\'s folder in it)')
+    .option('--job <name>', 'only this job\'s checkpoints')
+    .action((flags: { checkpointDir: string; job?: string }) => {
       const dir = resolve(flags.checkpointDir);
-      const ids = listCheckpoints(dir);
-      if (ids.length === 0) {
-        process.stdout.write(`no complete checkpoint in ${dir}\n`);
+      const folders = jobCheckpointDirs(dir).filter(({ job }) => flags.job === undefined || job === flags.job);
+      const entries = folders.flatMap(({ folder }) => listCheckpoints(folder).map((id) => ({ folder, entry: inspectCheckpoint(folder, id) })));
+      if (entries.length === 0) {
+        process.stdout.write(`no complete checkpoint${flags.job === undefined ? '' : ` of job ${flags.job}`} in ${dir}\n`);
         return;
       }
-      process.stdout.write('id\tjob\tworkers\tbytes\tduration ms\tcompleted\n');
-      for (const id of ids) {
-        const m = readMetadata(dir, id);
-        process.stdout.write(`${id}\t${m.job}\t${m.workers}\t${m.bytes}\t${m.durationMs}\t${new Date(m.completedAt).toISOString()}\n`);
+      // One line per checkpoint, corrupt ones included (with the reason), never stopping part-way.
+      process.stdout.write('job\tid\tstatus\tworkers\tbytes\tduration ms\tcompleted\tfolder\n');
+      for (const { folder, entry } of entries) {
+        const job = folders.find((f) => f.folder === folder)?.job ?? '?';
+        if (entry.error !== undefined) {
+          process.stdout.write(`${job}\t${entry.id}\tCORRUPT\t-\t-\t-\t-\t${folder}\n  ${entry.error.code}: ${entry.error.message}\n`);
+          continue;
+        }
+        const m = entry.metadata;
+        process.stdout.write(`${m.job}\t${entry.id}\tok\t${m.workers}\t${m.bytes}\t${m.durationMs}\t${new Date(m.completedAt).toISOString()}\t${folder}\n`);
       }
     });
   const adminOption = ['--admin <host:port>', 'admin endpoint of the running job, as eddy run printed it', `127.0.0.1:${DEFAULT_ADMIN_PORT}`] as const;

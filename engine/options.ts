@@ -64,7 +64,8 @@ export interface SubmitOptions {
   /** Called with engine log lines (worker failures, dead letters). Default: console.error. */
   log?: (line: string) => void;
   /**
-   * Folder for checkpoints (`chk-<id>/`). With it, sink output is exactly-once (published when the
+   * Folder for checkpoints: each job keeps its own in `<checkpointDir>/<job name>/chk-<id>/`, so
+   * several jobs may share one. With it, sink output is exactly-once (published when the
    * checkpoint after it completes) and a failed worker makes the job restore the last checkpoint.
    * Default: none (no checkpoints, output published at once).
    */
@@ -75,7 +76,10 @@ export interface SubmitOptions {
   checkpointsRetained?: number;
   /** A checkpoint not complete after this long is aborted. Default: 60000 ms. */
   checkpointTimeoutMs?: number;
-  /** Start from a checkpoint of checkpointDir: `'latest'` or an id. The worker count may differ. */
+  /**
+   * Start from a checkpoint of checkpointDir: `'latest'` (the newest good one: corrupt ones are
+   * skipped, and logged) or an id. The worker count may differ.
+   */
   restoreFrom?: 'latest' | number;
   /**
    * When a failed attempt (a worker died, a sink or source gave up after connectorRetryDeadlineMs)

@@ -1,5 +1,9 @@
 import { rmSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { describeError, EddyError } from '../errors.js';
+import { EGRESS_LOG_FILE } from './egress-log.js';
 import type { SplitPosition, ToWorker } from '../runtime/worker-protocol.js';
 import {
   CHECKPOINT_FORMAT_VERSION,
@@ -100,8 +104,13 @@ export class CheckpointCoordinator {
       (positions[name] ??= {})[String(split)] = position;
     }
     let bytes = parts.reduce((sum, part) => sum + part.bytes, 0);
+    let egress: CheckpointMetadata['egress'];
     try {
-      bytes += await config.stageOutput(running.id, checkpointPath(config.directory, running.id));
+      const folder = checkpointPath(config.directory, running.id);
+      bytes += await config.stageOutput(running.id, folder);
+      // Read back as it is on disk: a restore republishes from it, so its size and CRC are checked first.
+      const written = await readFile(join(folder, EGRESS_LOG_FILE));
+      egress = { bytes: written.length, crc32: crc32(written) };
     } catch (error) {
       this.abort(running.id, `its output could not be written: ${describeError(error)}`);
       return;
@@ -120,6 +129,7 @@ export class CheckpointCoordinator {
       operators: config.operators,
       positions,
       parts,
+      egress,
     };
     try {
       await writeMetadata(config.directory, metadata);
@@ -146,7 +156,11 @@ export class CheckpointCoordinator {
     running.resolve(info);
   }
 
-  /** Aborts the running checkpoint (timeout, a worker failed, the job ends). */
+  /**
+   * Aborts the running checkpoint (timeout, a worker could not write its part, a worker failed, the
+   * job ends). Its folder is removed: nothing in it is ever restored, and on a full disk its partial
+   * files would keep the space a later checkpoint needs.
+   */
   abort(id: number, reason: string): void {
     const running = this.running;
     if (running?.id !== id) return;
@@ -154,6 +168,9 @@ export class CheckpointCoordinator {
     this.running = undefined;
     this.config.broadcast({ type: 'checkpoint-abort', id });
     this.config.log(`checkpoint ${id} aborted: ${reason}`);
+    rm(checkpointPath(this.config.directory, id), { recursive: true, force: true }).catch((error: unknown) =>
+      this.config.log(`checkpoint ${id}: could not remove its folder: ${describeError(error)}`),
+    );
     running.reject(new EddyError('EDDY_CHECKPOINT_FAILED', `checkpoint ${id} aborted: ${reason}`, { retryable: true }));
   }
 

@@ -1,4 +1,5 @@
 import { type FileHandle, open } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import { EddyError } from '../errors.js';
 
 /**
@@ -24,14 +25,14 @@ const BLOCK_BYTES = 1 << 20;
 /**
  * Writes one section per key group of `keyGroups` (an empty one too) from `batches` of entries, which
  * come in key order with the key group in their first two key bytes (as every state key has), fsyncs,
- * and returns the index. One pass over one ordered stream, in batches (as LevelDB iterators hand them
+ * and returns the index, the size and the CRC-32 of the whole file (checked before a restore). One pass over one ordered stream, in batches (as LevelDB iterators hand them
  * out): a checkpoint of a busy worker must not pay an event-loop turn per entry or per key group.
  */
 export async function writeKeyGroupFile(
   path: string,
   keyGroups: readonly number[],
   batches: AsyncIterable<readonly Entry[]> | Iterable<readonly Entry[]>,
-): Promise<{ index: KeyGroupIndex; bytes: number }> {
+): Promise<{ index: KeyGroupIndex; bytes: number; crc32: number }> {
   const file = await open(path, 'w');
   try {
     const header = Buffer.alloc(HEADER_BYTES);
@@ -45,6 +46,7 @@ export async function writeKeyGroupFile(
     let block = Buffer.allocUnsafe(BLOCK_BYTES);
     let blockStart = 0;
     let used = 0;
+    let crc = 0;
     const cutBlock = (): void => {
       if (used > blockStart) chunks.push(block.subarray(blockStart, used));
       blockStart = used;
@@ -61,6 +63,8 @@ export async function writeKeyGroupFile(
       const out = chunks;
       chunks = [];
       pending = 0;
+      // Section heads are filled in by now: the chunks are final.
+      for (const chunk of out) crc = crc32(chunk, crc);
       await file.writev(out);
     };
     // The section being written: its head is filled in when it ends.
@@ -117,7 +121,7 @@ export async function writeKeyGroupFile(
     close_();
     await flush();
     await file.sync();
-    return { index, bytes: offset };
+    return { index, bytes: offset, crc32: crc };
   } finally {
     await file.close();
   }

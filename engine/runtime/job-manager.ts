@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CheckpointCoordinator, type CheckpointInfo } from '../checkpoint/coordinator.js';
-import { checkpointLineage, type CheckpointMetadata, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
+import { checkpointLineage, type CheckpointMetadata, jobCheckpointDir, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
 import type { ConnectorMetric, Job } from '../job.js';
 import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../options.js';
@@ -134,8 +134,12 @@ class JobRun implements JobHandle {
     // A handle whose caller only awaits stop() must not crash the process on an unobserved rejection.
     this.done.catch(() => {});
     this.running = new Promise((resolve) => (this.setRunning = resolve));
-    const restore = options.restoreFrom === undefined ? undefined : resolveCheckpoint(options.checkpointDir!, options.restoreFrom);
-    if (restore !== undefined) checkRestorable(restore, spec, options);
+    // 'latest' is the newest good checkpoint: a corrupt newer one is skipped (and the log says so).
+    const restore = options.restoreFrom === undefined ? undefined : resolveCheckpoint(options.checkpointDir!, options.restoreFrom, { log: options.log });
+    if (restore !== undefined) {
+      checkRestorable(restore, spec, options);
+      logRestore(restore, options);
+    }
     this.lastCompleted = restore?.id;
     this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism, restore !== undefined);
     const exactlyOnce = options.checkpointDir === undefined ? undefined : { epochScope: checkpointLineage(options.checkpointDir) };
@@ -239,6 +243,7 @@ class JobRun implements JobHandle {
         if (this.set === set) this.sinks.receive(buffer);
       },
       onAck: (id, part, positions) => this.coordinator?.onAck(id, part, positions),
+      onDecline: (id, reason) => this.coordinator?.abort(id, reason),
       onFailure: (error) => this.workerFailed(set, error),
     });
     this.set = set;
@@ -306,7 +311,7 @@ class JobRun implements JobHandle {
       await set.destroy();
       await sleep(backoffMs);
       if (this.failed || this.ending !== undefined) return;
-      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, latest));
+      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, 'latest', { atMost: latest, log: this.options.log }));
     })().catch((restoreError: unknown) => this.restoreFailed(restoreError));
   }
 
@@ -331,7 +336,7 @@ class JobRun implements JobHandle {
       await set?.destroy();
       await sleep(backoffMs);
       if (this.failed || this.ending !== undefined) return;
-      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, latest));
+      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, 'latest', { atMost: latest, log: this.options.log }));
     })().catch((again: unknown) => this.restoreFailed(again));
   }
 
@@ -534,6 +539,11 @@ class JobRun implements JobHandle {
   }
 }
 
+function logRestore(restore: CheckpointMetadata, options: ResolvedOptions): void {
+  const workers = restore.workers === options.workers ? `${options.workers} worker${options.workers === 1 ? '' : 's'}` : `${options.workers} workers (it was taken on ${restore.workers})`;
+  options.log(`restoring checkpoint ${restore.id} of ${options.checkpointDir!} on ${workers}`);
+}
+
 /** A checkpoint can be restored by this job only with the same job name and key groups. */
 function checkRestorable(metadata: CheckpointMetadata, job: Job, options: ResolvedOptions): void {
   if (metadata.job !== job.name) {
@@ -556,5 +566,7 @@ export function submit(job: Job, options?: SubmitOptions): JobHandle {
       throw new EddyError('EDDY_UNKNOWN_INGRESS', `options.inputs.${name}: the job has no ingress ${name}; its ingresses: ${job.ingresses.map((i) => i.name).join(', ') || '(none)'}`);
     }
   }
-  return new JobRun(job, resolved);
+  // Each job keeps its checkpoints in its own folder of checkpointDir (see jobCheckpointDir).
+  const checkpointDir = resolved.checkpointDir === undefined ? undefined : jobCheckpointDir(resolved.checkpointDir, job.name);
+  return new JobRun(job, { ...resolved, checkpointDir });
 }

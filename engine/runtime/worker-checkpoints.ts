@@ -98,9 +98,10 @@ export class WorkerCheckpoints {
     // A cut of a checkpoint aborted before it got here (its barriers came late): nothing to write.
     if (id <= this.abortedUpTo) pending.aborted = true;
     this.write(id, cut, feedbackLog, pending).catch((error: unknown) => {
-      // The job manager's checkpoint timeout aborts it; the job goes on.
+      // Declined (a full disk, say): the job manager aborts the checkpoint at once and goes on.
       this.chain = [];
-      this.config.log(`worker ${this.config.worker}: checkpoint ${id} could not be written: ${describeError(error)}`);
+      if (pending.aborted) return;
+      this.config.post({ type: 'checkpoint-declined', id, reason: `worker ${this.config.worker} could not write its part: ${describeError(error)}` });
     });
   }
 
@@ -138,13 +139,15 @@ export class WorkerCheckpoints {
       const logged = await writeKeyGroupFile(join(folder, logFile), groups, [[...logEntries(groups, log)]]);
       const positions = await pending.positions;
       if (pending.aborted) return;
-      const state = [...base, { checkpoint: id, file, index: written.index, delta: !full }];
+      const state = [...base, { checkpoint: id, file, index: written.index, delta: !full, bytes: written.bytes, crc32: written.crc32 }];
       const part: WorkerCheckpoint = {
         worker,
         keyGroups: { ...this.config.keyGroups },
         state,
         logFile,
         logIndex: logged.index,
+        logBytes: logged.bytes,
+        logCrc32: logged.crc32,
         bytes: written.bytes + logged.bytes,
       };
       this.chain = state;

@@ -121,7 +121,9 @@ export type FromWorker =
   | { type: 'metrics'; id: number; metrics: WorkerMetrics }
   | { type: 'log'; line: string }
   | { type: 'closed' }
-  | { type: 'checkpoint-ack'; id: number; part: WorkerCheckpoint; positions: SplitPosition[] };
+  | { type: 'checkpoint-ack'; id: number; part: WorkerCheckpoint; positions: SplitPosition[] }
+  /** The worker could not write its part of checkpoint `id`: it is aborted. */
+  | { type: 'checkpoint-declined'; id: number; reason: string };
 
 export interface SplitPosition {
   ingress: number;

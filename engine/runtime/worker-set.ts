@@ -61,6 +61,7 @@ export interface WorkerSetConfig {
   restore: WorkerInit['restore'];
   onEgress: (buffer: ArrayBuffer) => void;
   onAck: (id: number, part: WorkerCheckpoint, positions: SplitPosition[]) => void;
+  onDecline: (id: number, reason: string) => void;
   /** A worker threw or exited: the whole set is unusable. */
   onFailure: (error: EddyError) => void;
 }
@@ -190,6 +191,9 @@ export class WorkerSet {
         }
         case 'checkpoint-ack':
           this.config.onAck(message.id, message.part, message.positions);
+          break;
+        case 'checkpoint-declined':
+          this.config.onDecline(message.id, message.reason);
           break;
         case 'log':
           this.config.options.log(message.line);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import relayJob, { expectedCounts, type RelayTrace } from '../fixtures/relay-job.js';
 import echoJob, { type EchoRecord, INSTANCES as ECHO_INSTANCES } from '../fixtures/echo-job.js';
-import { readMetadata } from '../../engine/checkpoint/metadata.js';
+import { jobCheckpointDir, readMetadata } from '../../engine/checkpoint/metadata.js';
 import { LogLines, run, tempDir, within } from '../fixtures/harness.js';
 import { checkTokens as checkRelayTokens, finalCounts } from '../fixtures/relay-checks.js';
 
@@ -62,7 +62,7 @@ void t.test('a checkpoint aborted half-way, then two triggered at once (queued, 
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   await t.rejects(first.checkpoint({ timeoutMs: 100 }), { code: 'EDDY_CHECKPOINT_FAILED', message: /checkpoint 1 aborted: not complete after 100 ms/ }, 'the first checkpoint is aborted');
-  t.notOk(existsSync(join(checkpointDir, 'chk-1', '_metadata')), 'it has no _metadata');
+  t.notOk(existsSync(join(jobCheckpointDir(checkpointDir, relayJob.name), 'chk-1', '_metadata')), 'it has no _metadata');
   const [a, b] = await Promise.all([first.checkpoint(), first.checkpoint()]);
   t.same([a.id, b.id], [2, 3], 'two triggered at once run one after the other');
   t.same(first.checkpoints().slice(0, 2), [2, 3], 'the aborted one is never listed');
@@ -90,7 +90,7 @@ void t.test('after a restore, the messages in flight at the checkpoint run befor
   }
   const { id } = await first.checkpoint();
   await first.stop();
-  const position = Number(readMetadata(checkpointDir, id).positions.inputs!['0']);
+  const position = Number(readMetadata(jobCheckpointDir(checkpointDir, echoJob.name), id).positions.inputs!['0']);
   t.ok(position > 0 && position < inputs.length, `the checkpoint stands at input ${position} of ${inputs.length}`);
 
   const restored = run(t, echoJob, { workers: 3, checkpointDir, checkpointsRetained: 10, restoreFrom: id, inputs: { inputs: { records: inputs, ratePerSec: 3000 } } });

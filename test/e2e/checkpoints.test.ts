@@ -1,10 +1,10 @@
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import relayJob, { expectedCounts, type RelayTrace } from '../fixtures/relay-job.js';
 import counterJob, { type CounterUpdate } from '../fixtures/counter-job.js';
 import toggleJob, { type Toggled } from '../fixtures/toggle-job.js';
-import { readMetadata } from '../../engine/checkpoint/metadata.js';
+import { jobCheckpointDir, readMetadata } from '../../engine/checkpoint/metadata.js';
 import { groupBy, LogLines, run, tempDir, within } from '../fixtures/harness.js';
 import { checkTokens as checkRelayTokens, finalCounts } from '../fixtures/relay-checks.js';
 
@@ -162,7 +162,7 @@ void t.test('incremental checkpoints: a restore from a full file and deltas (put
   await first.done;
   // A checkpoint taken mid-way whose state is a chain with deltas.
   const chained = first.checkpoints().filter((id) => {
-    const parts = readMetadata(checkpointDir, id).parts;
+    const parts = readMetadata(jobCheckpointDir(checkpointDir, toggleJob.name), id).parts;
     return parts.every((part) => part.state.length >= 3 && part.state.slice(1).every((file) => file.delta) && !part.state[0]!.delta);
   });
   t.ok(chained.length > 0, `checkpoints ${chained.join(', ')} are a full file and deltas on every worker`);
@@ -198,9 +198,31 @@ void t.test('a corrupt or missing checkpoint is refused with a clear error', asy
   const { id } = await first.checkpoint();
   await first.stop();
   t.throws(() => run(t, counterJob, { workers: 2, checkpointDir, restoreFrom: id + 10 }), { code: 'EDDY_CHECKPOINT_NOT_FOUND' }, 'an unknown id');
-  const folder = join(checkpointDir, `chk-${id}`);
+  const folder = join(jobCheckpointDir(checkpointDir, counterJob.name), `chk-${id}`);
   writeFileSync(join(folder, '_metadata'), '{"version": 1, "id": ');
   t.throws(() => run(t, counterJob, { workers: 2, checkpointDir, restoreFrom: id }), { code: 'EDDY_CHECKPOINT_CORRUPT' }, 'a metadata file that is not JSON');
   t.ok(readdirSync(folder).includes('worker-0.state'));
   t.throws(() => run(t, counterJob, { workers: 2, restoreFrom: 'latest' }), { code: 'EDDY_INVALID_OPTION' }, 'restoreFrom without checkpointDir');
+});
+
+void t.test('a checkpoint directory written before job folders: its job restores from it in place, with its lineage; another job gets a folder of its own', async (t) => {
+  const checkpointDir = tempDir(t, 'chk-legacy');
+  const events = Array.from({ length: 400 }, (_, i) => ({ key: `k${i % 4}` }));
+  await run(t, counterJob, { workers: 2, checkpointDir, inputs: { events } }).done;
+  // The layout of earlier versions: chk-<id> folders and _lineage directly in the directory, no _job.
+  const folder = jobCheckpointDir(checkpointDir, counterJob.name);
+  for (const name of readdirSync(folder)) if (name !== '_job') renameSync(join(folder, name), join(checkpointDir, name));
+  rmSync(folder, { recursive: true });
+  const lineage = readFileSync(join(checkpointDir, '_lineage'), 'utf8');
+  const logs = new LogLines();
+  const again = run(t, counterJob, { workers: 3, checkpointDir, restoreFrom: 'latest', log: logs.log, inputs: { events } });
+  await within(again.done, 30_000, 'the restore from the earlier layout');
+  t.equal(again.status().checkpointDir, checkpointDir, 'the directory itself is still the job\'s folder');
+  t.equal(logs.matching(/restoring checkpoint \d+ of .* on 3 workers \(it was taken on 2\)/).length, 1, 'its latest checkpoint is restored');
+  t.equal(again.output('counts').length, 0, 'which had read all the input: nothing is counted again');
+  t.equal(readFileSync(join(checkpointDir, '_lineage'), 'utf8'), lineage, 'the lineage (the sinks\' marker scope) is the same');
+  const other = run(t, toggleJob, { workers: 1, checkpointDir, inputs: { events: [{ key: 'a', n: 1 }] } });
+  await other.done;
+  t.not(other.status().checkpointDir, checkpointDir, 'another job keeps its checkpoints in a folder of its own');
+  t.ok(again.checkpoints().length >= 1 && other.checkpoints().length >= 1);
 });

@@ -8,9 +8,9 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { listCheckpoints } from '../../engine/checkpoint/metadata.js';
+import { jobCheckpointDir, listCheckpoints } from '../../engine/checkpoint/metadata.js';
 import { seededRandom } from '../../examples/bank/workload.js';
-import type { AuditedEntry, LedgerEntry } from '../fixtures/ledger-file-job.js';
+import ledgerJob, { type AuditedEntry, type LedgerEntry } from '../fixtures/ledger-file-job.js';
 import { tempDir } from '../fixtures/harness.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -60,7 +60,8 @@ void t.test('eddy run killed with SIGKILL three times and restored: every entry 
   }));
   writeFileSync(join(dir, 'entries.ndjson'), entries.map((e) => JSON.stringify(e)).join('\n') + '\n');
 
-  const checkpointDir = join(dir, 'checkpoints');
+  // The job's own folder in the checkpoint directory eddy run is given.
+  const checkpointDir = jobCheckpointDir(join(dir, 'checkpoints'), ledgerJob.name);
   const outputLines = (): number => {
     try {
       return readFileSync(join(dir, 'audit.ndjson'), 'utf8').split('\n').length - 1;
