@@ -10,10 +10,20 @@ export { type Codec, jsonCodec, protobufCodec } from './engine/codec.js';
 export { EddyError, type ErrorCode, ErrorCodes, InvocationFailed } from './engine/errors.js';
 export {
   type Address,
+  type AnyEgressRecords,
   type Context,
   defineFunction,
+  type EgressDeclarations,
+  type EgressRecords,
+  type EgressRecordsOf,
+  type EgressType,
+  egressType,
+  type Effects,
+  type FailureHandler,
   type FunctionSpec,
   type FunctionType,
+  type Handler,
+  type RecordsOf,
   type SendAfterOptions,
   type StateHandle,
   type StateSpec,
@@ -25,12 +35,14 @@ export {
   type OutcomeEffects,
   type SagaContext,
   sagaCoordinator,
+  type SagaCoordinatorType,
   type SagaOptions,
   type TpcContext,
   tpcCoordinator,
+  type TpcCoordinatorType,
   type TpcOptions,
 } from './engine/coordinator-type.js';
-export { type ConnectorMetric, DEAD_LETTERS, defineRouter, type Egress, type Ingress, type Job, type JobSpec, type Route, type Router, type Sink, type SinkContext } from './engine/job.js';
+export { type ConnectorMetric, DEAD_LETTERS, defineRouter, type Egress, type Ingress, type Job, type JobSpec, type ReadResult, type Route, type Router, routeTo, type Sink, type SinkContext, type SourceContext, type SplitReader } from './engine/job.js';
 export { keyGroupOf, ownerOfKeyGroup, keyGroupRangeOf, DEFAULT_MAX_PARALLELISM } from './engine/key-groups.js';
 export { type SubmitOptions, defaultOptions } from './engine/options.js';
 export { type CheckpointInfo, type JobHandle, type JobMetrics, type JobStatus, type JobSummary, type LatencySummary, submit } from './engine/runtime/job-manager.js';
