@@ -15,7 +15,8 @@ execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], {
 for (const dir of ['engine', 'operators', 'connectors']) {
   for (const entry of readdirSync(join(root, dir), { recursive: true, withFileTypes: true })) {
     if (!entry.isFile() || !/\.(mjs|proto)$/.test(entry.name)) continue;
-    const from = join(entry.parentPath, entry.name);
+    // parentPath from Node 20.12; path before it.
+    const from = join(entry.parentPath ?? entry.path, entry.name);
     copyFileSync(from, join(dist, from.slice(root.length + 1)));
   }
 }
