@@ -4,16 +4,28 @@
  */
 import { memoryEgress } from './connectors/memory.js';
 import { defineJob as defineJobWith, DEAD_LETTERS, type Job, type JobSpec } from './engine/job.js';
-import { submit } from './engine/runtime/job-manager.js';
+import { EddyError } from './engine/errors.js';
+import type { SubmitOptions } from './engine/options.js';
+import { type JobHandle, submit as startJob } from './engine/runtime/job-manager.js';
 
 export { type Codec, jsonCodec, protobufCodec } from './engine/codec.js';
 export { EddyError, type ErrorCode, ErrorCodes, InvocationFailed } from './engine/errors.js';
 export {
   type Address,
+  type AnyEgressRecords,
   type Context,
   defineFunction,
+  type EgressDeclarations,
+  type EgressRecords,
+  type EgressRecordsOf,
+  type EgressType,
+  egressType,
+  type Effects,
+  type FailureHandler,
   type FunctionSpec,
   type FunctionType,
+  type Handler,
+  type RecordsOf,
   type SendAfterOptions,
   type StateHandle,
   type StateSpec,
@@ -25,15 +37,17 @@ export {
   type OutcomeEffects,
   type SagaContext,
   sagaCoordinator,
+  type SagaCoordinatorType,
   type SagaOptions,
   type TpcContext,
   tpcCoordinator,
+  type TpcCoordinatorType,
   type TpcOptions,
 } from './engine/coordinator-type.js';
-export { type ConnectorMetric, DEAD_LETTERS, defineRouter, type Egress, type Ingress, type Job, type JobSpec, type Route, type Router, type Sink, type SinkContext } from './engine/job.js';
+export { type ConnectorMetric, DEAD_LETTERS, defineRouter, type Egress, type Ingress, type Job, type JobSpec, type ReadResult, type Route, type Router, routeTo, type Sink, type SinkContext, type SourceContext, type SplitReader } from './engine/job.js';
 export { keyGroupOf, ownerOfKeyGroup, keyGroupRangeOf, DEFAULT_MAX_PARALLELISM } from './engine/key-groups.js';
 export { type SubmitOptions, defaultOptions } from './engine/options.js';
-export { type CheckpointInfo, type JobHandle, type JobMetrics, type JobStatus, type JobSummary, type LatencySummary, submit } from './engine/runtime/job-manager.js';
+export type { CheckpointInfo, JobHandle, JobMetrics, JobStatus, JobSummary, LatencySummary } from './engine/runtime/job-manager.js';
 export type { TransactionMetrics, WorkerMetrics } from './engine/runtime/worker-protocol.js';
 export { showProgress, type ProgressOptions } from './engine/runtime/progress.js';
 export type { DeadLetter } from './operators/function-dispatcher.js';
@@ -47,6 +61,24 @@ export * from './connectors/kafka.js';
  */
 export function defineJob(spec: JobSpec): Job {
   return defineJobWith(spec, () => memoryEgress(DEAD_LETTERS));
+}
+
+/**
+ * Starts a job and returns its handle. Refuses inside Eddy's workers: they import the job module, so
+ * a module that submits at top level would start the job again in every worker, and each of those
+ * in its workers, without end.
+ */
+export function submit(job: Job, options?: SubmitOptions): JobHandle {
+  if ((globalThis as Record<symbol, unknown>)[Symbol.for('eddy.worker')] === true) {
+    // The code also leads the message: the error reaches the main thread as a plain Error (the worker
+    // pool clones only message and stack), inside the job's EDDY_WORKER_FAILED.
+    throw new EddyError(
+      'EDDY_SUBMIT_IN_WORKER',
+      `EDDY_SUBMIT_IN_WORKER: engine.submit was called inside an Eddy worker thread while it imported the job module of ${JSON.stringify(job?.name)}: ` +
+        'keep the job module free of top-level side effects; submit from another module that imports the job, or run it with `eddy run <job module>`',
+    );
+  }
+  return startJob(job, options);
 }
 
 /** The engine: `engine.submit(job, options)` starts a job and returns its handle. */

@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { inspectCheckpoint, jobCheckpointDirs, listCheckpoints } from './checkpoint/metadata.js';
 import { describeError, EddyError } from './errors.js';
-import { DEAD_LETTERS, jobFromModule } from './job.js';
+import { DEAD_LETTERS, type Job, jobFromModule } from './job.js';
 import { type CheckpointInfo, type JobStatus, submit, type JobSummary } from './runtime/job-manager.js';
 import { showProgress } from './runtime/progress.js';
 
@@ -106,6 +106,22 @@ function parseRestore(value: string): 'latest' | number {
   return id;
 }
 
+/**
+ * A dead letter as `eddy run` prints it: its message decoded by the target function's codec
+ * (`payload`) instead of base64, when the codec can decode it.
+ */
+export function readableDeadLetter(job: Job, letter: unknown): unknown {
+  const { payloadBase64, ...rest } = letter as { payloadBase64?: unknown; target?: { type?: unknown } };
+  const type = rest.target?.type;
+  const fn = typeof type === 'string' ? job.functions.get(type) : undefined;
+  if (typeof payloadBase64 !== 'string' || fn === undefined) return letter;
+  try {
+    return { ...rest, payload: fn.codec.decode(Buffer.from(payloadBase64, 'base64')) };
+  } catch {
+    return letter;
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('eddy').description('Eddy: stateful functions on a dataflow engine').showHelpAfterError();
   program
@@ -195,7 +211,9 @@ export async function main(argv: string[]): Promise<void> {
         const show = egress.name === DEAD_LETTERS ? Math.max(flags.show, 10) : flags.show;
         if (records.length === 0 || show <= 0) continue;
         process.stdout.write(`${egress.name} (first ${Math.min(show, records.length)} of ${records.length}):\n`);
-        for (const record of records.slice(0, show)) process.stdout.write(`  ${JSON.stringify(record)}\n`);
+        for (const record of records.slice(0, show)) {
+          process.stdout.write(`  ${JSON.stringify(egress.name === DEAD_LETTERS ? readableDeadLetter(job, record) : record)}\n`);
+        }
       }
     });
   program

@@ -25,6 +25,7 @@ export const ErrorCodes = [
   'EDDY_CHECKPOINT_NOT_FOUND',
   'EDDY_CHECKPOINT_FAILED',
   'EDDY_COMPENSATION_FAILED',
+  'EDDY_SUBMIT_IN_WORKER',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
@@ -61,8 +62,23 @@ export function invalidOption(path: string, problem: string, fix: string): EddyE
   return new EddyError('EDDY_INVALID_OPTION', `options.${path} ${problem}: ${fix}`);
 }
 
-/** Renders any thrown value as one line for logs and dead letters. */
+/**
+ * Renders any thrown value as one line for logs and dead letters. An error that is neither the
+ * engine's nor `InvocationFailed` is a bug somewhere: its line names where it was thrown.
+ */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return String(error);
+  if (!(error instanceof Error)) return String(error);
+  const line = `${error.name}: ${error.message}`;
+  if (error instanceof EddyError || error instanceof InvocationFailed) return line;
+  const at = throwSite(error.stack);
+  return at === undefined ? line : `${line} (at ${at})`;
+}
+
+/** The first stack frame with a file of its own (not Node's internals, not a dependency): file:line:column. */
+function throwSite(stack: string | undefined): string | undefined {
+  for (const frame of (stack ?? '').split('\n').slice(1)) {
+    const match = /^\s*at (?:.*? \()?((?:file:\/\/|\/|[A-Za-z]:\\).*?:\d+:\d+)\)?$/.exec(frame);
+    if (match !== null && !match[1]!.includes('/node_modules/')) return match[1];
+  }
+  return undefined;
 }

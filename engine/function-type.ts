@@ -1,10 +1,71 @@
 import { type Codec, jsonCodec } from './codec.js';
 import { EddyError, type InvocationFailed } from './errors.js';
 
-/** One function instance: a function type and an id. It exists once it is addressed. */
-export interface Address {
+/** Carries an address's message type at compile time only; no address has it at run time. */
+declare const messageType: unique symbol;
+
+/**
+ * One function instance: a function type and an id. It exists once it is addressed. `M` is the type
+ * of the messages it takes: `account.address(id)` is an `Address<AccountOp>`, so sending it anything
+ * else does not compile. A plain `{ type, id }` is an `Address<unknown>` and takes any message (the
+ * dynamic case, checked by the target's codec at run time).
+ */
+export interface Address<M = unknown> {
   readonly type: string;
   readonly id: string;
+  readonly [messageType]?: M;
+}
+
+/**
+ * Declares the record type of an egress a function writes to, for `egresses` of `defineFunction` and
+ * the coordinators, when the function does not hold the egress itself (one function, several jobs).
+ */
+export interface EgressType<R> {
+  readonly kind: 'egress-type';
+  /** Compile time only. */
+  readonly [messageType]?: R;
+}
+
+/** `egresses: { responses: egressType<Response>() }`: the function writes `Response`s to `responses`. */
+export function egressType<R>(): EgressType<R> {
+  return { kind: 'egress-type' };
+}
+
+/**
+ * The egresses a function writes to, by name: an egress of the job (its `name` must be the key) or
+ * an `egressType<R>()`.
+ */
+export type EgressDeclarations = Readonly<Record<string, EgressType<any> | { readonly name: string; readonly codec: Codec<any> }>>;
+
+/** Egress names to record types: what `ctx.egress(name, record)` accepts. */
+export type EgressRecords = Readonly<Record<string, unknown>>;
+
+/** The record types of declared egresses. */
+export type RecordsOf<E extends EgressDeclarations> = {
+  readonly [K in keyof E]: E[K] extends EgressType<infer R> ? R : E[K] extends { readonly codec: Codec<infer R> } ? R : never;
+};
+
+/** Egress records of a function that declares none: any name, any record (checked at run time). */
+export type AnyEgressRecords = Record<string, unknown>;
+
+/**
+ * Checks `egresses` of a function or coordinator: each is an egress whose name is its key, or an
+ * `egressType()`.
+ */
+export function validateEgressDeclarations(egresses: unknown, where: string): void {
+  if (egresses === undefined) return;
+  if (egresses === null || typeof egresses !== 'object' || Array.isArray(egresses)) {
+    throw new EddyError('EDDY_INVALID_JOB', `${where}: egresses must be an object of egress name to egress or egressType<Record>()`);
+  }
+  for (const [name, decl] of Object.entries(egresses as Record<string, unknown>)) {
+    const d = decl as { kind?: unknown; name?: unknown } | null;
+    if (d !== null && typeof d === 'object' && d.kind === 'egress-type') continue;
+    if (d !== null && typeof d === 'object' && typeof d.name === 'string') {
+      if (d.name === name) continue;
+      throw new EddyError('EDDY_INVALID_JOB', `${where}: egresses.${name} is the egress ${JSON.stringify(d.name)}; use its name as the key: { ${JSON.stringify(d.name)}: ... }`);
+    }
+    throw new EddyError('EDDY_INVALID_JOB', `${where}: egresses.${name} must be an egress or egressType<Record>()`);
+  }
 }
 
 const TYPE_PATTERN = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
@@ -79,58 +140,83 @@ export interface SendAfterOptions {
   token?: string;
 }
 
+/** Sending and egress, typed by the target's address and the declared egresses. */
+export interface Effects<E extends EgressRecords = AnyEgressRecords> {
+  /** Sends `message` to `to`; a typed address (`fn.address(id)`) takes only its function's message type. */
+  send<T>(to: Address<T>, message: NoInfer<T>): void;
+  /** Delivers `message` after `delayMs`; survives restarts (kept in keyed state). Returns the token. */
+  sendAfter<T>(delayMs: number, to: Address<T>, message: NoInfer<T>, options?: SendAfterOptions): string;
+  /**
+   * Writes `record` to the egress `name`. With `egresses` declared, only their names compile and each
+   * takes its record type; without, any name (an unknown one is a dead letter at run time).
+   */
+  egress<N extends keyof E & string>(name: N, record: E[N]): void;
+}
+
 /** What a handler can see and do. All effects are applied only if the invocation succeeds. */
-export interface Context<S extends StateSpecs = StateSpecs> {
+export interface Context<S extends StateSpecs = StateSpecs, M = unknown, E extends EgressRecords = AnyEgressRecords> extends Effects<E> {
   /** This instance. */
-  readonly self: Address;
+  readonly self: Address<M>;
   /** The function instance that sent this message; undefined for messages from an ingress. */
   readonly caller: Address | undefined;
   readonly state: StateHandles<S>;
-  send(to: Address, message: unknown): void;
-  /** Delivers `message` after `delayMs`; survives restarts (kept in keyed state). Returns the token. */
-  sendAfter(delayMs: number, to: Address, message: unknown, options?: SendAfterOptions): string;
   /** Cancels a pending delayed message of this instance; a no-op if it was delivered already. */
   cancelDelayed(token: string): void;
-  egress(name: string, record: unknown): void;
 }
 
-export type Handler<M, S extends StateSpecs> = (ctx: Context<S>, message: M) => void | Promise<void>;
-export type FailureHandler<M, S extends StateSpecs> = (
-  ctx: Context<S>,
+export type Handler<M, S extends StateSpecs, E extends EgressRecords = AnyEgressRecords> = (ctx: Context<S, M, E>, message: M) => void | Promise<void>;
+export type FailureHandler<M, S extends StateSpecs, E extends EgressRecords = AnyEgressRecords> = (
+  ctx: Context<S, M, E>,
   error: InvocationFailed,
   message: M,
 ) => void | Promise<void>;
 
-export interface FunctionSpec<M, S extends StateSpecs> {
+export interface FunctionSpec<M, S extends StateSpecs, E extends EgressDeclarations = Record<string, never>> {
   /** `namespace/name`, e.g. `bank/account`. */
   type: string;
   /** Declared state; reading anything else is an error. Default: none. */
   state?: S;
   /** Codec of the messages this function receives. Default: JSON. */
   codec?: Codec<M>;
-  handler: Handler<M, S>;
+  /**
+   * The egresses the handler writes to, by name: `{ responses }` (an egress of the job) or
+   * `{ responses: egressType<Response>() }`. Then `ctx.egress` takes only these names, each with its
+   * record type, and the job must define them. Default: none declared, and `ctx.egress` is unchecked.
+   */
+  egresses?: E;
+  handler: Handler<M, S, EgressRecordsOf<E>>;
   /**
    * Runs when the handler threw `InvocationFailed`, after its effects were discarded; its own effects
    * apply (e.g. egress a rejection). Default: the failure is only counted.
    */
-  onInvocationFailed?: FailureHandler<M, S>;
+  onInvocationFailed?: FailureHandler<M, S, EgressRecordsOf<E>>;
 }
 
-export interface FunctionType<M = unknown, S extends StateSpecs = StateSpecs> {
+/** What `ctx.egress` accepts for declarations `E`: unchecked when none are declared. */
+export type EgressRecordsOf<E extends EgressDeclarations> = string extends keyof E ? AnyEgressRecords : [keyof E] extends [never] ? AnyEgressRecords : RecordsOf<E>;
+
+export interface FunctionType<M = unknown, S extends StateSpecs = StateSpecs, E extends EgressRecords = AnyEgressRecords> {
   readonly kind: 'regular';
   readonly type: string;
   readonly state: S;
   readonly codec: Codec<M>;
-  readonly handler: Handler<M, S>;
-  readonly onInvocationFailed: FailureHandler<M, S> | undefined;
-  /** The address of this type's instance `id`. */
-  address(id: string): Address;
+  /** The egress names the handlers declared (the job must define them); empty if none. */
+  readonly egresses: readonly string[];
+  readonly handler: Handler<M, S, E>;
+  readonly onInvocationFailed: FailureHandler<M, S, E> | undefined;
+  /** The address of this type's instance `id`, typed: sending it anything but an `M` does not compile. */
+  address(id: string): Address<M>;
 }
 
-export function defineFunction<M = unknown, S extends StateSpecs = Record<string, never>>(
-  spec: FunctionSpec<M, S>,
-): FunctionType<M, S> {
+/**
+ * Defines a function type. Its message type comes from the handler's parameter
+ * (`handler(ctx, message: AccountOp)`) or the first type argument.
+ */
+export function defineFunction<M = unknown, S extends StateSpecs = Record<string, never>, E extends EgressDeclarations = Record<string, never>>(
+  spec: FunctionSpec<M, S, E>,
+): FunctionType<M, S, EgressRecordsOf<E>> {
   validateFunctionTypeName(spec.type, 'defineFunction');
+  validateEgressDeclarations(spec.egresses, `function ${spec.type}`);
   if (typeof spec.handler !== 'function') {
     throw new EddyError('EDDY_INVALID_JOB', `function ${spec.type}: handler must be a function (ctx, message) => void`);
   }
@@ -146,6 +232,7 @@ export function defineFunction<M = unknown, S extends StateSpecs = Record<string
     type,
     state,
     codec: spec.codec ?? jsonCodec<M>(),
+    egresses: Object.keys(spec.egresses ?? {}),
     handler: spec.handler,
     onInvocationFailed: spec.onInvocationFailed,
     address: (id: string) => ({ type, id }),

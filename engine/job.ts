@@ -3,20 +3,40 @@ import type { AnyFunctionType, CoordinatorType } from './coordinator-type.js';
 import { EddyError } from './errors.js';
 import type { Address, FunctionType } from './function-type.js';
 
-/** Where a record goes: one message to one function instance. */
+/**
+ * Where a record goes: one message to one function instance. Make it with `routeTo(address, message)`
+ * so the message is checked against the target's type; a `{ to, message }` literal is unchecked.
+ */
 export interface Route {
   readonly to: Address;
   readonly message: unknown;
 }
 
+/** A route to `to` with `message`, which must be what `to` takes (typed by `fn.address(id)`). */
+export function routeTo<T>(to: Address<T>, message: NoInfer<T>): Route {
+  return { to, message };
+}
+
 /** Maps each record of an ingress to zero or more routes; returning nothing is an error. */
 export interface Router<R = unknown> {
   readonly ingress: string;
+  /** The ingress it was defined with, when given as an object: the job must list that very ingress. */
+  readonly source?: Ingress<R> | undefined;
   route(record: R): Route | readonly Route[] | undefined;
 }
 
-export function defineRouter<R>(ingress: string, route: (record: R) => Route | readonly Route[] | undefined): Router<R> {
-  return { ingress, route };
+/**
+ * Routes the records of `ingress`. Given the ingress itself, its record type types `record` and the
+ * job must list that ingress; given a name, `R` is whatever you say (the dynamic case).
+ */
+export function defineRouter<R>(ingress: Ingress<R>, route: (record: R) => Route | readonly Route[] | undefined): Router<R>;
+export function defineRouter<R>(ingress: string, route: (record: R) => Route | readonly Route[] | undefined): Router<R>;
+export function defineRouter<R>(ingress: Ingress<R> | string, route: (record: R) => Route | readonly Route[] | undefined): Router<R> {
+  if (typeof ingress === 'string') return { ingress, route };
+  if (typeof ingress?.name !== 'string') {
+    throw new EddyError('EDDY_INVALID_JOB', 'defineRouter: pass the ingress (e.g. memoryIngress(...)) or its name as the first argument');
+  }
+  return { ingress: ingress.name, source: ingress, route };
 }
 
 /** What one `read` of a split returned. */
@@ -143,7 +163,7 @@ export interface JobSpec {
    */
   module: string;
   /** Regular functions and coordinators (tpcCoordinator, sagaCoordinator). */
-  functions: ReadonlyArray<FunctionType<any, any> | CoordinatorType<any>>;
+  functions: ReadonlyArray<FunctionType<any, any, any> | CoordinatorType<any, any>>;
   ingresses?: ReadonlyArray<Ingress<any>>;
   routers?: ReadonlyArray<Router<any>>;
   egresses?: ReadonlyArray<Egress<any>>;
@@ -198,6 +218,9 @@ export function defineJob(spec: JobSpec, deadLetters: () => Egress): Job {
     if (!ingressNames.has(router.ingress)) {
       throw invalid(name, `a router reads ingress ${JSON.stringify(router.ingress)}, which the job does not define; add it to ingresses`);
     }
+    if (router.source !== undefined && !ingresses.includes(router.source)) {
+      throw invalid(name, `the router of ingress ${router.ingress} was defined with another ingress of that name; pass the job's ingress to defineRouter`);
+    }
     if (typeof router.route !== 'function') throw invalid(name, `the router of ingress ${router.ingress} needs a route(record) function`);
     routers.set(router.ingress, [...(routers.get(router.ingress) ?? []), router]);
   }
@@ -212,6 +235,13 @@ export function defineJob(spec: JobSpec, deadLetters: () => Egress): Job {
     egressNames.add(egress.name);
   }
   if (!egressNames.has(DEAD_LETTERS)) egresses.push(deadLetters());
+  for (const fn of functions.values()) {
+    for (const egress of fn.egresses ?? []) {
+      if (egress !== DEAD_LETTERS && !egressNames.has(egress)) {
+        throw invalid(name, `function ${fn.type} declares egress ${JSON.stringify(egress)}, which the job does not define; add it to egresses`);
+      }
+    }
+  }
 
   return { kind: 'eddy-job', name, module: spec.module, functions, ingresses, routers, egresses };
 }

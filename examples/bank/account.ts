@@ -5,7 +5,7 @@
  * The account function takes `add`/`subtract` from any caller, so transfer coordinators can use it
  * as a participant without changes.
  */
-import { defineFunction, InvocationFailed, valueState } from '../../index.js';
+import { defineFunction, egressType, InvocationFailed, valueState } from '../../index.js';
 
 export const FIELD_COUNT = 10;
 
@@ -39,12 +39,14 @@ export class BadRequest extends InvocationFailed {}
 
 const state = { account: valueState<AccountRecord>() };
 
-export const account = defineFunction<AccountOp, typeof state>({
+export const account = defineFunction({
   type: 'bank/account',
   state,
-  handler(ctx, message) {
+  // The memory and Kafka bank jobs each define their own `responses` egress: declare its record type.
+  egresses: { responses: egressType<Response>() },
+  handler(ctx, message: AccountOp) {
     const respond = (status: Response['status'], extra: Partial<Response> = {}): void =>
-      ctx.egress('responses', { requestId: message.requestId, account: ctx.self.id, op: message.op, status, ...extra } satisfies Response);
+      ctx.egress('responses', { requestId: message.requestId, account: ctx.self.id, op: message.op, status, ...extra });
     if (message.op === 'insert') {
       ctx.state.account.set(message.record);
       respond(200, { balance: message.record.balance });
@@ -81,6 +83,6 @@ export const account = defineFunction<AccountOp, typeof state>({
   },
   onInvocationFailed(ctx, error, message) {
     const status = error instanceof InsufficientFunds ? 422 : error instanceof NoSuchAccount ? 404 : 400;
-    ctx.egress('responses', { requestId: message.requestId, account: ctx.self.id, op: message.op, status } satisfies Response);
+    ctx.egress('responses', { requestId: message.requestId, account: ctx.self.id, op: message.op, status });
   },
 });

@@ -9,8 +9,10 @@
  * Topics (create them first): BANK_REQUESTS_TOPIC (default bank-requests), BANK_RESPONSES_TOPIC
  * (bank-responses), BANK_DEAD_LETTERS_TOPIC (bank-dead-letters).
  */
-import { defineJob, defineRouter, type Job, kafkaDeadLetterEgress, kafkaEgress, kafkaIngress, type KafkaRecord } from '../../index.js';
+import { defineJob, defineRouter, type Job, kafkaDeadLetterEgress, kafkaEgress, kafkaIngress } from '../../index.js';
 import { account, type Response } from './account.js';
+import { routeRequest } from './job.js';
+import { transfer, transferSaga } from './transfer.js';
 import type { BankRequest } from './workload.js';
 
 export interface KafkaBankConfig {
@@ -34,16 +36,15 @@ export function kafkaBankConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Ka
 }
 
 export function kafkaBankJob(config: KafkaBankConfig): Job {
+  const requests = kafkaIngress<BankRequest>('requests', { brokers: config.brokers, topics: config.requests, splits: config.splits ?? 8 });
   return defineJob({
     name: 'bank-kafka',
     module: import.meta.url,
-    functions: [account],
-    ingresses: [kafkaIngress<BankRequest>('requests', { brokers: config.brokers, topics: config.requests, splits: config.splits ?? 8 })],
+    functions: [account, transfer, transferSaga],
+    ingresses: [requests],
     routers: [
-      defineRouter<KafkaRecord<BankRequest>>('requests', ({ value }) => {
-        const { account: id, ...message } = value;
-        return { to: account.address(id), message };
-      }),
+      // Transfers went to the account function, which ignored them, until routes were typed.
+      defineRouter(requests, ({ value }) => routeRequest(value)),
     ],
     egresses: [
       kafkaEgress<Response>('responses', {

@@ -3,16 +3,26 @@
  * Run it: `npx eddy run examples/greeter/job.ts --workers 2` (reads examples/greeter/names.ndjson).
  */
 import { fileURLToPath } from 'node:url';
-import { defineFunction, defineJob, defineRouter, fileIngress, memoryEgress, valueState } from '../../index.js';
+import { defineFunction, defineJob, defineRouter, fileIngress, memoryEgress, routeTo, valueState } from '../../index.js';
 
 export interface Greeting {
   name: string;
 }
 
-export const greeter = defineFunction<Greeting, { seen: ReturnType<typeof valueState<number>> }>({
+export interface GreetingRecord {
+  name: string;
+  seen: number;
+  text: string;
+}
+
+const names = fileIngress<Greeting>('names', { path: fileURLToPath(new URL('./names.ndjson', import.meta.url)) });
+const greetings = memoryEgress<GreetingRecord>('greetings');
+
+export const greeter = defineFunction({
   type: 'example/greeter',
   state: { seen: valueState<number>() },
-  handler(ctx, message) {
+  egresses: { greetings },
+  handler(ctx, message: Greeting) {
     const seen = (ctx.state.seen.get() ?? 0) + 1;
     ctx.state.seen.set(seen);
     ctx.egress('greetings', { name: message.name, seen, text: seen === 1 ? `Hello, ${message.name}!` : `Hello again, ${message.name} (#${seen})` });
@@ -23,7 +33,7 @@ export default defineJob({
   name: 'greeter',
   module: import.meta.url,
   functions: [greeter],
-  ingresses: [fileIngress('names', { path: fileURLToPath(new URL('./names.ndjson', import.meta.url)) })],
-  routers: [defineRouter<Greeting>('names', (record) => ({ to: greeter.address(record.name), message: record }))],
-  egresses: [memoryEgress('greetings')],
+  ingresses: [names],
+  routers: [defineRouter(names, (record) => routeTo(greeter.address(record.name), record))],
+  egresses: [greetings],
 });

@@ -43,3 +43,17 @@ void t.test('restart strategy flags are validated', async (t) => {
   t.not(run.code, 0);
   t.match(run.stderr, /--max-failures must be an integer >= 0/);
 });
+
+void t.test('eddy run shows a dead letter with its message decoded by the target codec, not base64', async (t) => {
+  const { readableDeadLetter } = await import('../../engine/cli.js');
+  const { defineFunction, defineJob, jsonCodec } = await import('../../index.js');
+  const fn = defineFunction({ type: 'cli/target', codec: jsonCodec<{ n: number }>(), handler: () => {} });
+  const job = defineJob({ name: 'cli-letters', module: import.meta.url, functions: [fn] });
+  const payloadBase64 = Buffer.from(JSON.stringify({ n: 7 })).toString('base64');
+  const letter = { code: 'EDDY_HANDLER_FAILED', reason: 'boom', target: fn.address('a'), payloadBase64 };
+  t.same(readableDeadLetter(job, letter), { code: 'EDDY_HANDLER_FAILED', reason: 'boom', target: { type: 'cli/target', id: 'a' }, payload: { n: 7 } });
+  const undecodable = { ...letter, payloadBase64: Buffer.from('not json').toString('base64') };
+  t.same(readableDeadLetter(job, undecodable), undecodable, 'bytes the codec cannot read stay base64');
+  const unknownTarget = { ...letter, target: { type: 'cli/other', id: 'a' } };
+  t.same(readableDeadLetter(job, unknownTarget), unknownTarget, 'so do messages to a type the job lacks');
+});

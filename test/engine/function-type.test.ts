@@ -2,7 +2,8 @@ import t from 'tap';
 import fc from 'fast-check';
 import { jsonCodec } from '../../engine/codec.js';
 import { EddyError } from '../../engine/errors.js';
-import { defineFunction, formatAddress, validateAddress, valueState } from '../../engine/function-type.js';
+import { defineFunction, egressType, formatAddress, validateAddress, valueState } from '../../engine/function-type.js';
+import { memoryEgress } from '../../connectors/memory.js';
 import { instancePrefix, userStateKey } from '../../engine/state/state-keys.js';
 
 function thrownBy(fn: () => unknown): EddyError | undefined {
@@ -87,4 +88,15 @@ void t.test('validateAddress refuses ids with unpaired surrogates, which UTF-8 c
     return true;
   }), { numRuns: 500 });
   t.pass('every well-formed non-empty id is accepted');
+});
+
+void t.test('declared egresses must be keyed by their names', async (t) => {
+  const misnamed = thrownBy(() => defineFunction({ type: 'bank/account', egresses: { responses: memoryEgress('replies') }, handler: () => {} }));
+  t.equal(misnamed?.code, 'EDDY_INVALID_JOB');
+  t.match(misnamed?.message ?? '', 'function bank/account: egresses.responses is the egress "replies"; use its name as the key');
+  const notAnEgress = thrownBy(() => defineFunction({ type: 'bank/account', egresses: { responses: 'responses' } as never, handler: () => {} }));
+  t.equal(notAnEgress?.code, 'EDDY_INVALID_JOB');
+  t.match(notAnEgress?.message ?? '', 'egresses.responses must be an egress or egressType<Record>()');
+  const fn = defineFunction({ type: 'bank/account', egresses: { replies: memoryEgress('replies'), audit: egressType<string>() }, handler: () => {} });
+  t.same(fn.egresses, ['replies', 'audit'], 'the declared names are kept for the job to check');
 });

@@ -5,6 +5,7 @@ import {
   defineJob,
   defineRouter,
   EddyError,
+  egressType,
   type Egress,
   type FunctionType,
   type Ingress,
@@ -57,6 +58,16 @@ void t.test('an inconsistent job is refused with EDDY_INVALID_JOB and a message 
     ['a function not made with defineFunction', spec({ functions: [{ type: 'bank/x' } as unknown as FunctionType]  }), ['defineFunction()']],
     ['a router without route()', spec({ routers: [{ ingress: 'orders' } as unknown as Router] }), ['router of ingress orders', 'route(record)']],
     ['empty name', spec({ name: '' }), ['name must be a non-empty string']],
+    [
+      'a function that declares an egress the job does not define',
+      spec({ functions: [account, defineFunction({ type: 'bank/notify', egresses: { notices: egressType<string>() }, handler: () => {} })] }),
+      ['function bank/notify declares egress "notices"', 'add it to egresses'],
+    ],
+    [
+      'a router defined with another ingress of the same name',
+      spec({ routers: [defineRouter(memoryIngress<{ id: string }>('orders'), (record) => ({ to: account.address(record.id), message: record }))] }),
+      ['router of ingress orders was defined with another ingress', "pass the job's ingress"],
+    ],
   ];
   for (const [what, job, parts] of cases) {
     const error = invalidJobError(t, job);
