@@ -455,6 +455,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       }
     }
     const tailed = seen.size;
+    const tailIds = new Set([...seen.values()].map((s) => s.response.requestId));
     await tail?.disconnect().catch(() => {});
     tail = undefined;
     seen.clear();
@@ -476,7 +477,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     let answeredCount = 0;
     for (const r of sent.values()) {
       if (byId.has(r.id)) answeredCount++;
-      else if (!r.uncertain) violate('unanswered', `${r.kind} request in group ${r.group} never answered`, r.id);
+      else if (!r.uncertain) {
+        const how = tailIds.has(r.id) ? 'the live read_committed reader saw its answer, the final re-read from the start did not' : 'no read_committed reader saw an answer';
+        violate('unanswered', `${r.kind} request in group ${r.group} never answered (${how})`, r.id);
+      }
     }
     const first = (id: string): Response | undefined => byId.get(id)?.[0];
 
