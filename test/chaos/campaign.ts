@@ -82,6 +82,8 @@ interface Sent {
   amount?: number;
   /** The send threw: the request may or may not be in the topic. */
   uncertain?: boolean;
+  /** ms since the campaign started. */
+  sentAt?: number;
 }
 
 const accountsOf = (group: string): string[] => Array.from({ length: GROUP_SIZE }, (_, i) => `${group}-a${i}`);
@@ -111,7 +113,14 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   const violations: Violation[] = [];
   const skipped: CampaignResult['skipped'] = [];
   const faults: FaultRecord[] = [];
-  const violate = (check: string, detail: string, requestId?: string): void => {
+  /** Which fault came last before `at` (ms), so that a violation names the fault it followed. */
+  const lastFault = (at: number): string => {
+    const before = faults.filter((f) => f.at <= at);
+    const f = before.at(-1);
+    return f === undefined ? 'before any fault' : `after fault ${before.length} (${f.kind} at ${(f.at / 1000).toFixed(1)} s)`;
+  };
+  const violate = (check: string, detail: string, requestId?: string, at = now()): void => {
+    detail = `${detail}; ${lastFault(at)}`;
     violations.push({ check, detail, ...(requestId !== undefined && { requestId }) });
     log(`chaos: VIOLATION ${check}${requestId === undefined ? '' : ` ${requestId}`}: ${detail}`);
   };
@@ -239,7 +248,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       }
     };
     const send = async (requests: Sent[], records: Array<{ key: string; value: string }>): Promise<void> => {
-      for (const r of requests) sent.set(r.id, r);
+      for (const r of requests) {
+        r.sentAt = now();
+        sent.set(r.id, r);
+      }
       try {
         await producer!.send({ topic: requestsTopic, acks: -1, messages: records });
       } catch (error) {
@@ -465,21 +477,21 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     while (seen.size < tailed && Date.now() < deadline) await sleep(200);
 
     // --- checks -------------------------------------------------------------------------------------
+    const legOf = (id: string): string => id.split(':')[0]!;
     const byId = new Map<string, Response[]>();
     for (const { response } of seen.values()) {
       const list = byId.get(response.requestId) ?? [];
       list.push(response);
       byId.set(response.requestId, list);
     }
-    for (const [id, list] of byId) if (list.length > 1) violate('answered-twice', `${list.length} responses: ${list.map((r) => JSON.stringify(r)).join(' ')}`, id);
-    const legOf = (id: string): string => id.split(':')[0]!;
+    for (const [id, list] of byId) if (list.length > 1) violate('answered-twice', `${list.length} responses: ${list.map((r) => JSON.stringify(r)).join(' ')}`, id, sent.get(legOf(id))?.sentAt);
     for (const id of byId.keys()) if (!sent.has(legOf(id))) violate('unexpected-response', 'a response to no request the campaign sent', id);
     let answeredCount = 0;
     for (const r of sent.values()) {
       if (byId.has(r.id)) answeredCount++;
       else if (!r.uncertain) {
         const how = tailIds.has(r.id) ? 'the live read_committed reader saw its answer, the final re-read from the start did not' : 'no read_committed reader saw an answer';
-        violate('unanswered', `${r.kind} request in group ${r.group} never answered (${how})`, r.id);
+        violate('unanswered', `${r.kind} request in group ${r.group}, sent at ${((r.sentAt ?? 0) / 1000).toFixed(1)} s, never answered (${how})`, r.id, r.sentAt);
       }
     }
     const first = (id: string): Response | undefined => byId.get(id)?.[0];
@@ -492,18 +504,18 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       const answer = first(r.id);
       if (answer === undefined) continue;
       if (answer.status !== 200) {
-        violate('read-failed', `group read of ${r.group} answered ${answer.status}`, r.id);
+        violate('read-failed', `group read of ${r.group} answered ${answer.status}`, r.id, r.sentAt);
         continue;
       }
       const legs = accountsOf(r.group).map((a) => [a, first(`${r.id}:${a}`)?.balance] as const);
       const missing = legs.filter(([, b]) => b === undefined).map(([a]) => a);
       if (missing.length > 0) {
-        violate('read-incomplete', `committed group read of ${r.group} has no balance for ${missing.join(', ')}`, r.id);
+        violate('read-incomplete', `committed group read of ${r.group} has no balance for ${missing.join(', ')}`, r.id, r.sentAt);
         continue;
       }
       const sum = legs.reduce((s, [, b]) => s + b!, 0);
       if (tpcGroups.includes(r.group) || r.kind === 'final-read') {
-        if (sum !== total) violate(r.kind === 'final-read' && sagaGroups.includes(r.group) ? 'saga-not-conserved' : 'read-not-serializable', `group ${r.group} sums to ${sum}, not ${total}: ${legs.map(([a, b]) => `${a}=${b}`).join(' ')}`, r.id);
+        if (sum !== total) violate(r.kind === 'final-read' && sagaGroups.includes(r.group) ? 'saga-not-conserved' : 'read-not-serializable', `group ${r.group} sums to ${sum}, not ${total}: ${legs.map(([a, b]) => `${a}=${b}`).join(' ')}`, r.id, r.sentAt);
       }
       if (r.kind === 'final-read') for (const [a, b] of legs) finalBalances.set(a, b!);
     }
@@ -515,11 +527,11 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       const answer = first(r.id);
       if (answer === undefined) continue;
       const mustFail = r.kind.startsWith('fail-');
-      if (mustFail && answer.status !== 422) violate('must-fail-succeeded', `${r.kind} transfer ${r.from} -> ${r.to} of ${r.amount} answered ${answer.status}`, r.id);
+      if (mustFail && answer.status !== 422) violate('must-fail-succeeded', `${r.kind} transfer ${r.from} -> ${r.to} of ${r.amount} answered ${answer.status}`, r.id, r.sentAt);
       if (r.kind === 'fail-funds' || r.kind === 'fail-account') {
         for (const side of ['debit', 'credit']) {
           const leg = first(`${r.id}:${side}`);
-          if (leg?.status === 200) violate('must-fail-effect', `the aborted 2PC transfer's ${side} leg was published: ${JSON.stringify(leg)}`, r.id);
+          if (leg?.status === 200) violate('must-fail-effect', `the aborted 2PC transfer's ${side} leg was published: ${JSON.stringify(leg)}`, r.id, r.sentAt);
         }
       }
       if (answer.status === 200) {
