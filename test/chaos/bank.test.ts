@@ -6,7 +6,7 @@ import t from 'tap';
 import { FAULT_KINDS, runCampaign } from './campaign.js';
 
 const CHECKS = [
-  'unanswered', 'answered-twice', 'unexpected-response', 'read-failed', 'read-incomplete', 'read-not-serializable',
+  'unanswered', 'answered-twice', 'unexpected-response', 'garbled-response', 'read-failed', 'read-incomplete', 'read-not-serializable',
   'balance-mismatch', 'saga-not-conserved', 'must-fail-succeeded', 'must-fail-effect', 'native-crash', 'job-failed', 'stop-hung', 'nemesis-failed',
 ] as const;
 

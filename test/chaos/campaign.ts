@@ -177,7 +177,16 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
           const key = `${partition}:${message.offset}`;
           if (seen.has(key)) return;
           const at = now();
-          seen.set(key, { response: JSON.parse(message.value?.toString('utf8') ?? 'null') as Response, at });
+          const text = message.value?.toString('utf8') ?? '';
+          let response: Response;
+          try {
+            response = JSON.parse(text) as Response;
+            if (typeof response?.requestId !== 'string') throw new Error('no requestId');
+          } catch {
+            // A record no request explains (e.g. replayed from a corrupted checkpoint): checked below.
+            response = { requestId: `garbled@${key}`, status: -1, op: text.slice(0, 120) };
+          }
+          seen.set(key, { response, at });
           arrivals.push(at);
         },
       });
@@ -485,7 +494,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       byId.set(response.requestId, list);
     }
     for (const [id, list] of byId) if (list.length > 1) violate('answered-twice', `${list.length} responses: ${list.map((r) => JSON.stringify(r)).join(' ')}`, id, sent.get(legOf(id))?.sentAt);
-    for (const id of byId.keys()) if (!sent.has(legOf(id))) violate('unexpected-response', 'a response to no request the campaign sent', id);
+    for (const [id, list] of byId) {
+      if (id.startsWith('garbled@')) violate('garbled-response', `an output record that is not a response: ${JSON.stringify(list[0]!.op)}`, id);
+      else if (!sent.has(legOf(id))) violate('unexpected-response', 'a response to no request the campaign sent', id);
+    }
     let answeredCount = 0;
     for (const r of sent.values()) {
       if (byId.has(r.id)) answeredCount++;
