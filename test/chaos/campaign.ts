@@ -102,9 +102,12 @@ interface Response {
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // Two streams from the one seed: the workload's and the nemesis's, so that the fault schedule of a
+  // seed (kinds, gaps, targets) does not shift with how many requests went out meanwhile.
   const random = seededRandom(options.seed);
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
-  const between = (min: number, max: number): number => min + Math.floor(random() * (max - min + 1));
+  const workloadRandom = seededRandom(options.seed ^ 0x5eed5eed);
+  const pick = <T>(items: readonly T[], r = random): T => items[Math.floor(r() * items.length)]!;
+  const between = (min: number, max: number, r = random): number => min + Math.floor(r() * (max - min + 1));
   const t0 = Date.now();
   const now = (): number => Date.now() - t0;
   log(`chaos: seed ${options.seed}, faults for ${options.durationMs} ms`);
@@ -270,19 +273,19 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     };
     const nextRequest = (): Sent => {
       const id = `r${++sequence}`;
-      const x = random();
-      const group = x < 0.2 ? pick(sagaGroups) : pick(tpcGroups);
+      const x = workloadRandom();
+      const group = x < 0.2 ? pick(sagaGroups, workloadRandom) : pick(tpcGroups, workloadRandom);
       const [from, to] = ((): [string, string] => {
         const accounts = accountsOf(group);
-        const a = Math.floor(random() * GROUP_SIZE);
-        return [accounts[a]!, accounts[(a + 1 + Math.floor(random() * (GROUP_SIZE - 1))) % GROUP_SIZE]!];
+        const a = Math.floor(workloadRandom() * GROUP_SIZE);
+        return [accounts[a]!, accounts[(a + 1 + Math.floor(workloadRandom() * (GROUP_SIZE - 1))) % GROUP_SIZE]!];
       })();
-      const amount = between(1, 40);
+      const amount = between(1, 40, workloadRandom);
       if (x < 0.17) return { id, kind: 'saga', group, from, to, amount };
       if (x < 0.2) return { id, kind: 'fail-saga-account', group, from, to: `${group}-missing`, amount };
       if (x < 0.6) return { id, kind: '2pc', group, from, to, amount };
       if (x < 0.85) return { id, kind: 'read', group };
-      if (x < 0.93) return { id, kind: 'fail-funds', group, from, to, amount: GROUP_SIZE * INITIAL + between(1, 100) };
+      if (x < 0.93) return { id, kind: 'fail-funds', group, from, to, amount: GROUP_SIZE * INITIAL + between(1, 100, workloadRandom) };
       return { id, kind: 'fail-account', group, from, to: `${group}-missing`, amount };
     };
 
@@ -290,7 +293,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     const inserts: Sent[] = allGroups.flatMap((group) => accountsOf(group).map((a) => ({ id: `insert-${a}`, kind: 'insert' as const, group, to: a })));
     await send(
       inserts,
-      inserts.map((r) => ({ key: r.to!, value: JSON.stringify({ kind: 'account', account: r.to!, message: { op: 'insert', requestId: r.id, record: randomRecord(random, INITIAL) } } satisfies ChaosRequest) })),
+      inserts.map((r) => ({ key: r.to!, value: JSON.stringify({ kind: 'account', account: r.to!, message: { op: 'insert', requestId: r.id, record: randomRecord(workloadRandom, INITIAL) } } satisfies ChaosRequest) })),
     );
     const waitAnswered = async (ids: string[], timeoutMs: number): Promise<string[]> => {
       const deadline = Date.now() + timeoutMs;
