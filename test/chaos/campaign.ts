@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type Consumer, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import { randomRecord, seededRandom } from '../../examples/bank/workload.js';
-import type { ChaosRequest } from '../fixtures/chaos-kafka-bank-job.js';
+import job, { type ChaosRequest } from '../fixtures/chaos-kafka-bank-job.js';
 
 const run = promisify(execFile);
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -342,11 +342,13 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     };
     /** The newest complete checkpoint (its `_metadata` is written last), which `--restore latest` takes. */
     const latestCheckpoint = (): string | undefined => {
-      if (!existsSync(checkpointDir)) return undefined;
-      const ids = readdirSync(checkpointDir)
-        .filter((d) => /^chk-\d+$/.test(d) && existsSync(join(checkpointDir, d, '_metadata'))) // complete ones
+      // The job keeps its checkpoints in its own folder of the checkpoint directory (named after it).
+      const jobFolder = join(checkpointDir, job.name);
+      if (!existsSync(jobFolder)) return undefined;
+      const ids = readdirSync(jobFolder)
+        .filter((d) => /^chk-\d+$/.test(d) && existsSync(join(jobFolder, d, '_metadata'))) // complete ones
         .sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
-      return ids.length === 0 ? undefined : join(checkpointDir, ids.at(-1)!);
+      return ids.length === 0 ? undefined : join(jobFolder, ids.at(-1)!);
     };
     const filesUnder = (dir: string): string[] =>
       readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)]));

@@ -35,6 +35,9 @@ const handle = submit(job, {
   stateDir: values['state-dir'],
   checkpointIntervalMs: Number(values['checkpoint-interval-ms']),
   ...(values.restore !== undefined && { restoreFrom: values.restore === 'latest' ? 'latest' : Number(values.restore) }),
+  // Faults come every few seconds and one may fail several attempts (a broker outage fails sources
+  // and sinks alike): a budget per minute that such a schedule stays under, as an operator would set.
+  restartStrategy: { maxFailures: 60, intervalMs: 60_000 },
   log: (line) => process.stderr.write(`${line}\n`),
 });
 emit({ event: 'started', pid: process.pid });
