@@ -8,7 +8,7 @@ import { AdminServer } from './admin-server.js';
 import { EgressSinks } from './egress-sinks.js';
 import { RestartStrategy } from './restart-strategy.js';
 import { openStateDir, type StateDir } from './state-dir.js';
-import { WorkerSet } from './worker-set.js';
+import { WorkerPool, WorkerSet } from './worker-set.js';
 import { OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
 
 export type { CheckpointInfo } from '../checkpoint/coordinator.js';
@@ -50,7 +50,10 @@ export interface JobSummary extends JobMetrics {
 
 export interface JobStatus {
   job: string;
-  /** `starting` until the first workers are up; `recovering` while a checkpoint is restored after a failure. */
+  /**
+   * `starting` until the first workers process input; `recovering` from a failure until the restored
+   * workers have loaded their state and process input again.
+   */
   state: 'starting' | 'running' | 'recovering' | 'stopping' | 'ended' | 'failed';
   workers: number;
   uptimeMs: number;
@@ -106,6 +109,10 @@ class JobRun implements JobHandle {
   private readonly sinks: EgressSinks;
   private readonly coordinator: CheckpointCoordinator | undefined;
   private set: WorkerSet | undefined;
+  /** The worker threads, kept across attempts (created with the first one). */
+  private pool: WorkerPool | undefined;
+  /** The end of the failed attempt's tasks: the pool's threads end only after it (their LevelDBs closed). */
+  private retiring: Promise<void> = Promise.resolve();
   private assignments: SplitAssignment[][] = [];
   private stopRequested = false;
   private ending: 'end-of-input' | 'stop' | undefined;
@@ -180,7 +187,8 @@ class JobRun implements JobHandle {
     if (this.failed) state = 'failed';
     else if (this.ended) state = 'ended';
     else if (this.stopRequested || this.ending !== undefined) state = 'stopping';
-    else if (this.set === undefined) state = this.restarts > 0 ? 'recovering' : 'starting';
+    // Running only once every worker of the current attempt restored its state and processes input.
+    else if (this.set === undefined || !this.set.started) state = this.restarts > 0 ? 'recovering' : 'starting';
     else state = 'running';
     return {
       job: this.job,
@@ -230,10 +238,13 @@ class JobRun implements JobHandle {
     return assignments;
   }
 
-  private async runAttempt(restore: CheckpointMetadata | undefined): Promise<void> {
+  /** Starts a set of workers; they start processing input once they are up and `notBefore` has settled. */
+  private async runAttempt(restore: CheckpointMetadata | undefined, notBefore: Promise<unknown> = Promise.resolve()): Promise<void> {
     if (restore !== undefined) this.stateDir.wipe();
     this.assignments = await this.plan(restore);
-    const set = new WorkerSet({
+    this.pool ??= new WorkerPool(this.options, this.spec.module);
+    const set: WorkerSet = new WorkerSet({
+      pool: this.pool,
       job: this.spec,
       options: this.options,
       stateLocation: (worker) => this.stateDir.location(worker),
@@ -247,7 +258,7 @@ class JobRun implements JobHandle {
       onFailure: (error) => this.workerFailed(set, error),
     });
     this.set = set;
-    await set.start();
+    await Promise.all([set.start(), notBefore]);
     if (set.failed || this.set !== set) return;
     // stop() before the workers were up: they stay unstarted (nothing read, parked work and timers
     // stay in state) and close at the first quiet status wave.
@@ -307,11 +318,12 @@ class JobRun implements JobHandle {
     this.running = new Promise((resolve) => (this.setRunning = resolve));
     this.coordinator?.abortRunning('a worker failed');
     this.sinks.discardHeld();
+    this.retiring = set.destroy();
     void (async () => {
-      await set.destroy();
-      await sleep(backoffMs);
+      await this.retiring;
       if (this.failed || this.ending !== undefined) return;
-      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, 'latest', { atMost: latest, log: this.options.log }));
+      // The backoff runs while the new workers restore their state: they process input after both.
+      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, 'latest', { atMost: latest, log: this.options.log }), sleep(backoffMs));
     })().catch((restoreError: unknown) => this.restoreFailed(restoreError));
   }
 
@@ -332,11 +344,11 @@ class JobRun implements JobHandle {
     this.options.log(`job ${this.job}: the restore failed: ${describeError(error)}; restoring checkpoint ${latest} again in ${backoffMs} ms (restart ${this.restarts})`);
     const set = this.set;
     this.set = undefined;
+    if (set !== undefined) this.retiring = set.destroy();
     void (async () => {
-      await set?.destroy();
-      await sleep(backoffMs);
+      await this.retiring;
       if (this.failed || this.ending !== undefined) return;
-      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, 'latest', { atMost: latest, log: this.options.log }));
+      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, 'latest', { atMost: latest, log: this.options.log }), sleep(backoffMs));
     })().catch((again: unknown) => this.restoreFailed(again));
   }
 
@@ -402,7 +414,8 @@ class JobRun implements JobHandle {
   }
 
   async killWorker(worker: number): Promise<void> {
-    await this.running;
+    // Workers that still restore can be killed too (a second failure during a restore).
+    if (this.set === undefined) await this.running;
     await this.set?.kill(worker);
   }
 
@@ -479,6 +492,8 @@ class JobRun implements JobHandle {
       // A sink failed while the job ended (sinkFailed failed the job): the output is not all out.
       if (this.failed) return;
       await set.destroy();
+      await this.retiring;
+      await this.pool?.destroy();
       this.savePositions(results);
       if (this.stateDir.temporary) this.stateDir.remove();
       this.ended = true;
@@ -531,6 +546,8 @@ class JobRun implements JobHandle {
     const set = this.set;
     void (async () => {
       await set?.destroy();
+      await this.retiring;
+      await this.pool?.destroy();
       await this.sinks.close().catch(() => {});
       if (this.stateDir.temporary) this.stateDir.remove();
       this.closeAdminSoon();

@@ -1,4 +1,5 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EddyError } from '../errors.js';
@@ -26,6 +27,8 @@ export interface StateDir {
 }
 
 const MANIFEST = 'eddy-state.json';
+/** Prefix of a worker's state folder that a restore replaced, while it is deleted. */
+const WIPED = '.wiped-';
 
 /**
  * Opens (or creates) the state directory of a job and refuses one written with another layout: the
@@ -87,7 +90,17 @@ export function openStateDir(
     location: (worker) => join(path, `worker-${worker}`),
     save,
     wipe: () => {
-      for (const name of readdirSync(path)) if (/^worker-\d+$/.test(name)) rmSync(join(path, name), { recursive: true, force: true });
+      // Moved aside at once and deleted in the background: deleting a large LevelDB takes a recovery
+      // a quarter of a second and blocks the job manager meanwhile. Leftovers of a process that ended
+      // meanwhile are deleted on the next wipe.
+      let n = 0;
+      for (const name of readdirSync(path)) {
+        if (/^worker-\d+$/.test(name)) {
+          const aside = join(path, `${WIPED}${Date.now()}-${n++}-${name}`);
+          renameSync(join(path, name), aside);
+          void rm(aside, { recursive: true, force: true }).catch(() => {});
+        } else if (name.startsWith(WIPED)) void rm(join(path, name), { recursive: true, force: true }).catch(() => {});
+      }
     },
     remove: () => rmSync(path, { recursive: true, force: true }),
   };

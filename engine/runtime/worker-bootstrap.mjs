@@ -2,6 +2,7 @@
 // first (loader hooks are per thread), then load the worker task: the built one next to this file in
 // the installed package (dist/), the TypeScript source in a checkout.
 import { existsSync } from 'node:fs';
+import { workerData } from 'node:worker_threads';
 import { register } from 'tsx/esm/api';
 
 register();
@@ -9,4 +10,7 @@ register();
 globalThis[Symbol.for('eddy.worker')] = true;
 const source = new URL('./worker-task.ts', import.meta.url);
 const { runWorker } = await import(existsSync(source) ? source.href : new URL('./worker-task.js', import.meta.url).href);
+// The job's module too, before the first task: a thread that replaces one that died (or a standby)
+// then runs a restored worker at once. A module that fails to load fails the task, which says why.
+if (typeof workerData?.jobModule === 'string') await import(workerData.jobModule).catch(() => {});
 export default runWorker;

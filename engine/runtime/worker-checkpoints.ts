@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readKeyGroup, writeKeyGroupFile } from '../checkpoint/key-group-file.js';
 import { checkpointPath, type StateFile, type WorkerCheckpoint } from '../checkpoint/metadata.js';
@@ -159,32 +159,67 @@ export class WorkerCheckpoints {
   }
 }
 
+/** Entries per backend write during a restore: large batches, few event-loop turns. */
+const RESTORE_BATCH = 10_000;
+
 /**
  * Loads the key groups of `range` from the checkpoint parts that hold them (any worker count may
  * have written it) into an empty backend. The feedback envelopes that were in flight at the cut are
  * stored as parked work behind the checkpoint's own parked envelopes (so they run first, in that
- * order, and a checkpoint taken before they have run still holds them). Returns how many.
+ * order, and a checkpoint taken before they have run still holds them). Returns how many were
+ * logged, and `parked`: 0 only if the restored state holds no parked entry (nothing to replay).
+ * `givenUp()` is asked between key groups: once it holds, the restore stops where it is (the attempt
+ * was given up; its state is thrown away).
  */
-export async function restoreKeyGroups(restore: { checkpointDir: string; id: number; parts: WorkerCheckpoint[] }, range: KeyGroupRange, backend: StateBackend): Promise<number> {
+export async function restoreKeyGroups(
+  restore: { checkpointDir: string; id: number; parts: WorkerCheckpoint[] },
+  range: KeyGroupRange,
+  backend: StateBackend,
+  givenUp: () => boolean = () => false,
+): Promise<{ logged: number; parked: number }> {
   const logged: Array<[number, Uint8Array]> = [];
   let lastParked = 0;
-  for (const kg of keyGroups(range)) {
-    const part = restore.parts.find((p) => p.keyGroups.start <= kg && kg <= p.keyGroups.end);
-    if (part === undefined) continue;
-    // The full state file, then each delta over it, in order.
-    for (const file of part.state) {
-      const entries = await readKeyGroup(join(checkpointPath(restore.checkpointDir, file.checkpoint), file.file), file.index, kg);
-      const writes = entries.map(([key, value]): [Uint8Array, Uint8Array | null] => {
-        if (!file.delta) return [key, value];
-        return value[0] === PUT ? [key, value.subarray(1)] : [key, null];
-      });
-      for (const [key, value] of writes) if (value !== null && key[2] === Space.PARKED) lastParked = Math.max(lastParked, decodeF64(key.subarray(3, 11)));
-      if (writes.length > 0) await backend.write(writes);
+  let parked = 0;
+  // Each file is opened once, not once per key group (a worker's part has 64 of them by default).
+  const files = new Map<string, Promise<FileHandle>>();
+  const handle = (path: string): Promise<FileHandle> => {
+    let file = files.get(path);
+    if (file === undefined) files.set(path, (file = open(path, 'r')));
+    return file;
+  };
+  let pending: Array<[Uint8Array, Uint8Array | null]> = [];
+  const writePending = async (): Promise<void> => {
+    if (pending.length === 0) return;
+    const writes = pending;
+    pending = [];
+    await backend.write(writes);
+  };
+  try {
+    for (const kg of keyGroups(range)) {
+      if (givenUp()) return { logged: logged.length, parked };
+      const part = restore.parts.find((p) => p.keyGroups.start <= kg && kg <= p.keyGroups.end);
+      if (part === undefined) continue;
+      // The full state file, then each delta over it, in order (writes of one key group keep their order).
+      for (const file of part.state) {
+        const path = join(checkpointPath(restore.checkpointDir, file.checkpoint), file.file);
+        for (const [key, value] of await readKeyGroup(path, file.index, kg, await handle(path))) {
+          const write: [Uint8Array, Uint8Array | null] = !file.delta ? [key, value] : value[0] === PUT ? [key, value.subarray(1)] : [key, null];
+          if (key[2] === Space.PARKED && write[1] !== null) {
+            parked++;
+            lastParked = Math.max(lastParked, decodeF64(key.subarray(3, 11)));
+          }
+          pending.push(write);
+        }
+        if (pending.length >= RESTORE_BATCH) await writePending();
+      }
+      const logPath = join(checkpointPath(restore.checkpointDir, restore.id), part.logFile);
+      for (const [, bytes] of await readKeyGroup(logPath, part.logIndex, kg, await handle(logPath))) logged.push([kg, bytes]);
     }
-    const logPath = join(checkpointPath(restore.checkpointDir, restore.id), part.logFile);
-    for (const [, bytes] of await readKeyGroup(logPath, part.logIndex, kg)) logged.push([kg, bytes]);
+    await writePending();
+  } finally {
+    for (const file of files.values()) await file.then((f) => f.close(), () => {});
   }
   let seq = Math.max(lastParked, Date.now() * 1000);
   if (logged.length > 0) await backend.write(logged.map(([kg, bytes]) => [toBytes(parkedKey(kg, ++seq)), bytes] as const));
-  return logged.length;
+  return { logged: logged.length, parked: parked + logged.length };
 }

@@ -111,8 +111,13 @@ export type ToWorker =
   | { type: 'checkpoint'; id: number }
   | { type: 'checkpoint-abort'; id: number }
   | { type: 'close' }
-  /** The attempt failed elsewhere: stop at once, close state without flushing it, end the task. */
-  | { type: 'abandon' };
+  /** The attempt failed elsewhere: stop at once (a restore under way too), close state without flushing it, end the task. */
+  | { type: 'abandon' }
+  /**
+   * Failure drill (killWorker): stop at once as `abandon` does, then end the thread. Its LevelDB is
+   * closed first: a thread ended with LevelDB work in flight takes the whole process down.
+   */
+  | { type: 'crash' };
 
 export type FromWorker =
   | { type: 'ready'; threadId: number }
@@ -121,6 +126,8 @@ export type FromWorker =
   | { type: 'metrics'; id: number; metrics: WorkerMetrics }
   | { type: 'log'; line: string }
   | { type: 'closed' }
+  /** The worker's routers and timers started after `start` (parked and restored in-flight work is queued first). */
+  | { type: 'started' }
   | { type: 'checkpoint-ack'; id: number; part: WorkerCheckpoint; positions: SplitPosition[] }
   /** The worker could not write its part of checkpoint `id`: it is aborted. */
   | { type: 'checkpoint-declined'; id: number; reason: string };

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { WorkerCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
@@ -31,8 +31,9 @@ function largestSemiSpaceMb(youngGenerationMb: number): number {
  * every 0.1-0.2 s) often survives two scavenges and is promoted, and a mark-compact follows about
  * every second. With 128 MB: no mark-compact in 8 s at 20.5K sagas/s (4-8 with 64 MB), p99 33-44 ms
  * against 48-53, for about 95 MB more memory per worker.
- * Only a process-wide V8 flag sets the starting size, so it is set while a worker set's threads
- * create their heaps and put back after: isolates created later get V8's default.
+ * Only a process-wide V8 flag sets the starting size, so it is set while a job's pool lives (the pool
+ * replaces a thread that died at any time) and put back when the pool is destroyed: isolates created
+ * after the job get V8's default.
  */
 function setSemiSpaceFlag(youngGenerationMb: number): () => void {
   if (SEMI_SPACE_SET_BY_USER) return () => {};
@@ -53,7 +54,58 @@ function setSemiSpaceFlag(youngGenerationMb: number): () => void {
 /** How long destroy() lets workers close their state before their threads are terminated. */
 const ABANDON_TIMEOUT_MS = 5_000;
 
+/** How long the crash drill lets a worker close its LevelDB before its thread is terminated anyway. */
+const CRASH_TIMEOUT_MS = 5_000;
+
+/**
+ * Threads started beyond the workers: when a worker's thread dies, a restore need not wait for a new
+ * thread to start (about 0.5 s: the thread, the TypeScript loader, the engine's modules).
+ */
+const STANDBY_THREADS = 1;
+
+/**
+ * The worker threads of one job, kept across its attempts: a restore after a failure runs its
+ * workers as new tasks on the threads that survived (the engine and the job module already loaded),
+ * and piscina replaces a thread that died. Every attempt gets new channels (WorkerSet), so a restored
+ * worker never talks to a stale one.
+ */
+export class WorkerPool {
+  readonly piscina: Piscina;
+  private readonly restoreSemiSpaceFlag: () => void;
+
+  constructor(options: ResolvedOptions, jobModule: string) {
+    this.restoreSemiSpaceFlag = setSemiSpaceFlag(options.workerYoungGenerationMb);
+    try {
+      const threads = options.workers + STANDBY_THREADS;
+      this.piscina = new Piscina({
+        filename: fileURLToPath(new URL('./worker-bootstrap.mjs', import.meta.url)),
+        minThreads: threads,
+        maxThreads: threads,
+        concurrentTasksPerWorker: 1,
+        idleTimeout: 60_000,
+        atomics: 'disabled',
+        resourceLimits: { maxYoungGenerationSizeMb: options.workerYoungGenerationMb },
+        // worker-bootstrap.mjs loads it when a thread starts.
+        workerData: { jobModule },
+      });
+    } catch (error) {
+      this.restoreSemiSpaceFlag();
+      throw error;
+    }
+  }
+
+  /**
+   * Ends the threads. Call it once no task runs (every worker set closed or destroyed): a thread
+   * terminated with its LevelDB open and work in flight takes the process down.
+   */
+  async destroy(): Promise<void> {
+    this.restoreSemiSpaceFlag();
+    await this.piscina.destroy().catch(() => {});
+  }
+}
+
 export interface WorkerSetConfig {
+  pool: WorkerPool;
   job: Job;
   options: ResolvedOptions;
   stateLocation: (worker: number) => string | undefined;
@@ -67,7 +119,7 @@ export interface WorkerSetConfig {
 }
 
 /**
- * One attempt at running a job: the worker threads (one long-lived piscina task each), the mesh of
+ * One attempt at running a job: one long-lived task per worker on the job's pool, the mesh of
  * MessageChannels between them, and the control channel to each. A failure ends the attempt; the
  * job manager may start another one from a checkpoint, with fresh channels (never a stale one).
  */
@@ -76,7 +128,6 @@ export class WorkerSet {
   /** Egress batches received per worker, to compare with what each says it sent. */
   readonly egressBatchesReceived: number[];
   private readonly pool: Piscina;
-  private readonly restoreSemiSpaceFlag: () => void;
   private readonly controls: MessagePort[] = [];
   private readonly runs: Array<Promise<WorkerResult>> = [];
   private readonly closed: Array<Promise<void>> = [];
@@ -87,29 +138,24 @@ export class WorkerSet {
   private readonly metricsRequests = new Map<number, { results: WorkerMetrics[]; pending: number; resolve: (m: WorkerMetrics[]) => void }>();
   failed = false;
   private readonly threadIds: number[] = [];
+  /** Workers whose routers and timers have started (after `start`). */
+  private startedCount = 0;
+  private setFailed!: () => void;
+  /** Settles when the set failed: a start under way need not wait for the workers still restoring. */
+  private readonly failure = new Promise<void>((resolve) => (this.setFailed = resolve));
 
   constructor(private readonly config: WorkerSetConfig) {
     this.workers = config.options.workers;
     this.egressBatchesReceived = Array.from({ length: this.workers }, () => 0);
-    // Piscina creates the minimum of threads at once; each creates its heap when it starts.
-    this.restoreSemiSpaceFlag = setSemiSpaceFlag(config.options.workerYoungGenerationMb);
-    try {
-      this.pool = new Piscina({
-        filename: fileURLToPath(new URL('./worker-bootstrap.mjs', import.meta.url)),
-        minThreads: this.workers,
-        maxThreads: this.workers,
-        concurrentTasksPerWorker: 1,
-        idleTimeout: 60_000,
-        atomics: 'disabled',
-        resourceLimits: { maxYoungGenerationSizeMb: config.options.workerYoungGenerationMb },
-      });
-    } catch (error) {
-      this.restoreSemiSpaceFlag();
-      throw error;
-    }
+    this.pool = config.pool.piscina;
   }
 
-  /** Starts every worker; resolves when all have loaded the job and opened their state. */
+  /** Every worker has restored its state, replayed what was parked or in flight, and started its routers. */
+  get started(): boolean {
+    return this.startedCount === this.workers;
+  }
+
+  /** Starts every worker; resolves when all have loaded the job and restored their state, or the set failed. */
   async start(): Promise<void> {
     const { job, options } = this.config;
     const workers = this.workers;
@@ -147,17 +193,13 @@ export class WorkerSet {
       this.runs.push(run);
       run.catch((error: unknown) => this.fail(new EddyError('EDDY_WORKER_FAILED', `worker ${worker} failed: ${describeError(error)}`, { cause: error })));
     }
-    try {
-      await Promise.race([Promise.all(ready), Promise.all(this.runs)]);
-    } finally {
-      // Every thread has its heap by now (or a worker failed, and so does this set).
-      this.restoreSemiSpaceFlag();
-    }
+    await Promise.race([Promise.all(ready), Promise.all(this.runs), this.failure]);
   }
 
   private fail(error: EddyError): void {
     if (this.failed) return;
     this.failed = true;
+    this.setFailed();
     for (const request of this.metricsRequests.values()) request.resolve([]);
     this.metricsRequests.clear();
     this.config.onFailure(error);
@@ -201,6 +243,9 @@ export class WorkerSet {
         case 'closed':
           closed();
           break;
+        case 'started':
+          this.startedCount++;
+          break;
       }
     });
   }
@@ -239,22 +284,46 @@ export class WorkerSet {
     return results.sort((a, b) => a.worker - b.worker);
   }
 
-  /** Terminates the thread of `worker` as a crash would. */
+  /**
+   * Failure drill: ends the thread of `worker` as a crash would, also while it still starts. The
+   * worker stops at once and closes its LevelDB, then its thread exits; one that has not within
+   * CRASH_TIMEOUT_MS is terminated.
+   */
   async kill(worker: number): Promise<void> {
-    const thread = this.pool.threads.find((candidate) => candidate.threadId === this.threadIds[worker]);
-    if (thread === undefined) throw new EddyError('EDDY_INVALID_ARGUMENT', `killWorker(${worker}): no such running worker (0..${this.workers - 1})`);
-    await thread.terminate();
+    const control = this.controls[worker];
+    const run = this.runs[worker];
+    if (control === undefined || run === undefined) throw new EddyError('EDDY_INVALID_ARGUMENT', `killWorker(${worker}): no such running worker (0..${this.workers - 1})`);
+    control.postMessage({ type: 'crash' } satisfies ToWorker);
+    // The attempt is lost from here: its recovery need not wait for the thread to have ended.
+    this.fail(new EddyError('EDDY_WORKER_FAILED', `worker ${worker} failed: killed (failure drill)`));
+    const ended = await Promise.race([run.then(() => true, () => true), sleep(CRASH_TIMEOUT_MS, false, { ref: false })]);
+    if (!ended) await this.thread(worker)?.terminate();
+  }
+
+  private thread(worker: number): Worker | undefined {
+    return this.pool.threads.find((candidate) => candidate.threadId === this.threadIds[worker]);
   }
 
   /**
-   * Ends every thread. Workers still running are asked to abandon the attempt first, so that each
-   * closes its LevelDB and ends its task by itself: terminating a thread with native LevelDB work
-   * in flight is how a process crashes. A worker that does not answer in time is terminated anyway.
+   * Ends this attempt. Workers still running are asked to abandon it (a restore under way stops
+   * too), so that each closes its LevelDB and ends its task by itself; their threads stay in the pool
+   * for the next attempt. Terminating a thread with LevelDB work in flight is how a process crashes:
+   * only a worker that does not answer in time (a handler stuck in a loop) is terminated.
    */
   async destroy(): Promise<void> {
-    this.restoreSemiSpaceFlag();
     this.broadcast({ type: 'abandon' });
+    const settled = this.runs.map(() => false);
+    this.runs.forEach((run, worker) => void run.then(() => (settled[worker] = true), () => (settled[worker] = true)));
     await Promise.race([Promise.allSettled(this.runs), sleep(ABANDON_TIMEOUT_MS, undefined, { ref: false })]);
-    await this.pool.destroy().catch(() => {});
+    await Promise.all(
+      settled.map(async (done, worker) => {
+        if (done) return;
+        this.config.options.log(`worker ${worker} did not end its task within ${ABANDON_TIMEOUT_MS} ms of being asked to; terminating its thread`);
+        await this.thread(worker)?.terminate();
+      }),
+    );
+    // A task still queued in the pool (no thread was free) then abandons as soon as it runs, and
+    // these ports no longer keep the process alive.
+    for (const control of this.controls) control.close();
   }
 }

@@ -21,6 +21,18 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
 
+/** The attempt was given up (abandon, crash drill) while this worker was still starting. */
+class StartGivenUp extends Error {}
+
+/**
+ * Ends this worker thread, as the crash drill asks. Only ever called with the LevelDB closed: a thread
+ * ended with LevelDB work in flight (a batch, an iterator, a snapshot) aborts the whole process
+ * (leveldb's `~VersionSet` assertion, or a segfault).
+ */
+function endThread(): never {
+  process.exit(1);
+}
+
 /** Changed keys a worker's store remembers between checkpoints; beyond it the next one is full. */
 const CHANGES_TRACKED = 500_000;
 
@@ -28,19 +40,29 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   const { worker, workers, options, control } = init;
   const post = (message: FromWorker): void => control.postMessage(message);
   const log = (line: string): void => post({ type: 'log', line });
-  // Messages that come while this worker still starts (an abandon when another worker fails during a
-  // long restore) are kept and handled, in order, once it is up: the thread then still ends with its
-  // LevelDB closed instead of being terminated at the deadline.
+  // Messages that come while this worker still starts are kept and handled, in order, once it is up.
+  // An abandon (another worker failed) or a crash drill cuts the start short instead: a second
+  // failure during a long restore must not wait for that restore to finish.
   const early: ToWorker[] = [];
-  const keepEarly = (message: ToWorker): void => void early.push(message);
+  let givenUp: 'abandon' | 'crash' | undefined;
+  const keepEarly = (message: ToWorker): void => {
+    if (message.type === 'crash' || (message.type === 'abandon' && givenUp === undefined)) givenUp = message.type;
+    early.push(message);
+  };
   control.on('message', keepEarly);
+  // The job manager closed this attempt's channel (it was given up before this task even ran): abandon.
+  const closedEarly = (): void => keepEarly({ type: 'abandon' });
+  control.once('close', closedEarly);
+  const checkGivenUp = (): void => {
+    if (givenUp !== undefined) throw new StartGivenUp();
+  };
 
+  // The thread runs later attempts too (the pool keeps it): the job module is imported once per thread.
   const job = jobFromModule((await import(init.jobModule)) as Record<string, unknown>, init.jobModule);
   if (job.name !== init.jobName) {
     throw new Error(`worker ${worker}: ${init.jobModule} exports job ${job.name}, expected ${init.jobName}`);
   }
   const backend = init.stateLocation === undefined ? new MemoryBackend() : new LevelDbBackend(init.stateLocation);
-  await backend.open();
   // With checkpoints, the store remembers what changed between cuts: most checkpoints write only that.
   const store = new StateStore(backend, options.stateCacheEntries, init.checkpointDir === undefined ? 0 : CHANGES_TRACKED, {
     intervalMs: options.stateFlushIntervalMs,
@@ -90,13 +112,6 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     feedbackHighWaterMark: options.feedbackHighWaterMark,
   });
   const checkpoints = new WorkerCheckpoints({ worker, keyGroups, directory: init.checkpointDir, post, log });
-  // A restore loads the key groups this worker now owns from every part of the checkpoint that has
-  // them, before anything reads state; the feedback in flight at the cut is replayed at start.
-  if (init.restore !== undefined) await restoreKeyGroups(init.restore, keyGroups, backend);
-  await router.open();
-  await dispatcher.delayed.load(keyGroups);
-  await dispatcher.transactions.load(keyGroups, job.functions);
-
   const metrics = (): WorkerMetrics => ({
     worker,
     recordsRead: router.recordsRead,
@@ -119,10 +134,41 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     transactionsWaiting: dispatcher.transactionsWaiting,
   });
 
+  // Parked envelopes to replay at start: unknown (look) unless a restore just wrote the state.
+  let parkedToReplay = true;
+  try {
+    checkGivenUp();
+    await backend.open();
+    checkGivenUp();
+    // A restore loads the key groups this worker now owns from every part of the checkpoint that has
+    // them, before anything reads state; the feedback in flight at the cut is replayed at start.
+    if (init.restore !== undefined) parkedToReplay = (await restoreKeyGroups(init.restore, keyGroups, backend, () => givenUp !== undefined)).parked > 0;
+    checkGivenUp();
+    await router.open();
+    await dispatcher.delayed.load(keyGroups);
+    await dispatcher.transactions.load(keyGroups, job.functions);
+    checkGivenUp();
+  } catch (error) {
+    // Closed before the task ends, whatever happened: the thread lives on for the next attempt, and a
+    // thread ended later with this LevelDB open and work in flight would take the process down.
+    control.off('message', keepEarly);
+    control.off('close', closedEarly);
+    dispatcher.abandon();
+    mesh.close();
+    await router.stop().catch(() => {});
+    await store.close().catch(() => {});
+    if (!(error instanceof StartGivenUp)) throw error;
+    control.close();
+    if (givenUp === 'crash') endThread();
+    return { worker, metrics: metrics(), positions: [] };
+  }
+
   let starting = false;
   let stopping = false;
   return new Promise<WorkerResult>((resolve, reject) => {
+    let ending = false;
     const close = async (): Promise<void> => {
+      ending = true;
       await router.stop();
       dispatcher.pause();
       // Parked from a fresh turn: an async invocation that just ended finishes its bookkeeping in the
@@ -139,25 +185,46 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
       mesh.close();
       post({ type: 'closed' });
       control.close();
-      resolve({ worker, metrics: metrics(), positions: router.positions() });
+      settle({ worker, metrics: metrics(), positions: router.positions() });
     };
     // Another worker failed: this attempt's state and output are thrown away (the job restores a
-    // checkpoint), but the thread ends by itself with its LevelDB closed, not terminated with
-    // native work in flight.
-    const abandon = async (): Promise<void> => {
-      stopping = true;
-      dispatcher.abandon();
-      mesh.close();
-      await router.stop().catch(() => {});
-      await store.close();
-      control.close();
+    // checkpoint), but the task ends by itself with its LevelDB closed (iterators, snapshots and
+    // writes ended first), and the thread stays in the pool for the next attempt.
+    let abandoning: Promise<void> | undefined;
+    const abandon = (): Promise<void> =>
+      (abandoning ??= (async () => {
+        ending = true;
+        stopping = true;
+        dispatcher.abandon();
+        mesh.close();
+        await router.stop().catch(() => {});
+        await store.close();
+        control.close();
+      })());
+    // This task failed: state closed first, for the same reason.
+    const fail = (error: unknown): void => {
+      stopFatalHandlers();
+      void abandon()
+        .catch(() => {})
+        .then(() => reject(error instanceof Error ? error : new Error(`worker ${worker}: ${describeError(error)}`)));
+    };
+    // An error nothing caught would end the thread with its LevelDB open: fail the task instead.
+    const onFatal = (error: unknown): void => fail(error);
+    process.on('uncaughtException', onFatal);
+    process.on('unhandledRejection', onFatal);
+    const stopFatalHandlers = (): void => {
+      process.off('uncaughtException', onFatal);
+      process.off('unhandledRejection', onFatal);
+    };
+    const settle = (result: WorkerResult): void => {
+      stopFatalHandlers();
+      resolve(result);
     };
     const handle = (message: ToWorker): void => {
       switch (message.type) {
         case 'start':
           starting = true;
-          void dispatcher
-            .replayParked()
+          void (parkedToReplay ? dispatcher.replayParked() : Promise.resolve(0))
             .then((replayed) => {
               if (replayed > 0) log(`worker ${worker}: replaying ${replayed} envelopes (parked by the last stop, or in flight at the restored checkpoint)`);
               dispatcher.resume();
@@ -166,14 +233,15 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
                 router.start();
               }
               starting = false;
+              post({ type: 'started' });
             })
-            .catch(reject);
+            .catch(fail);
           break;
         case 'checkpoint':
           router
             .checkpoint(message.id)
             .then((positions) => checkpoints.positions(message.id, positions))
-            .catch(reject);
+            .catch(fail);
           break;
         case 'checkpoint-abort':
           dispatcher.abortAlignment(message.id);
@@ -203,21 +271,31 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
           // the job manager decides the job is done would send an envelope nobody takes in.
           stopping = true;
           dispatcher.delayed.stop();
-          void router.stop().catch(reject);
+          void router.stop().catch(fail);
           break;
         case 'pause':
           dispatcher.pause();
           break;
         case 'close':
-          close().catch((error: unknown) => reject(new Error(`worker ${worker}: close failed: ${describeError(error)}`, { cause: error })));
+          close().catch((error: unknown) => fail(new Error(`worker ${worker}: close failed: ${describeError(error)}`, { cause: error })));
           break;
         case 'abandon':
-          abandon().then(() => resolve({ worker, metrics: metrics(), positions: [] }), reject);
+          abandon().then(() => settle({ worker, metrics: metrics(), positions: [] }), fail);
+          break;
+        case 'crash':
+          // The drill ends the thread, as a crash would, but only once its LevelDB is closed.
+          void abandon()
+            .catch(() => {})
+            .then(endThread);
           break;
       }
     };
     control.off('message', keepEarly);
+    control.off('close', closedEarly);
     control.on('message', handle);
+    control.once('close', () => {
+      if (!ending) handle({ type: 'abandon' });
+    });
     early.forEach(handle);
     post({ type: 'ready', threadId });
   });
