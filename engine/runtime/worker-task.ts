@@ -96,6 +96,8 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
   await router.open();
   await dispatcher.delayed.load(keyGroups);
   await dispatcher.transactions.load(keyGroups, job.functions);
+  // Before 'ready': a checkpoint cut once the workers run must park its envelopes after these.
+  await dispatcher.loadParked();
 
   const metrics = (): WorkerMetrics => ({
     worker,
