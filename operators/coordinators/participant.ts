@@ -99,12 +99,14 @@ export class Participants {
       return true;
     }
     const running = this.host.inFlightOf(address);
-    if (
-      this.abortedWhilePreparing.get(key)?.txn.id === id ||
-      (running?.kind === Kind.PREPARE && running.txn?.id === id) ||
-      this.host.queued(address).some((waiting) => waiting.kind === Kind.PREPARE && waiting.txn?.id === id)
-    ) {
+    if ((running?.kind === Kind.PREPARE && running.txn?.id === id) || this.host.queued(address).some((waiting) => waiting.kind === Kind.PREPARE && waiting.txn?.id === id)) {
       this.counters.duplicatePrepares++;
+      return true;
+    }
+    if (this.abortedWhilePreparing.get(key)?.txn.id === id) {
+      // Ran before a restart and was aborted meanwhile (the copy that ran is not running now): nothing
+      // to do but forget the mark.
+      this.abortedWhilePreparing.delete(key);
       return true;
     }
     this.reportWait(envelope, this.nearestAhead(address, this.host.queued(address).length));
