@@ -139,7 +139,7 @@ export class Transactions {
       sagasFailed: c.sagasFailed,
       compensationsFailed: c.compensationsFailed,
       compensationsAbandoned: c.compensationsAbandoned,
-      staleProtocolMessages: c.staleMessages + p.staleMessages,
+      staleProtocolMessages: c.staleMessages + p.staleMessages + p.duplicatePrepares,
     };
   }
 }
