@@ -111,6 +111,8 @@ export class FunctionDispatcher implements TransactionHost {
    */
   private parkSeq = Date.now() * 1000;
   private flushScheduled = false;
+  /** Parked work read by `loadParked`, not queued yet. */
+  private parked: { envelopes: Envelope[]; keys: string[] } | undefined;
   private readonly egressIndexes: Map<string, number>;
 
   constructor(private readonly config: DispatcherConfig) {
@@ -651,25 +653,40 @@ export class FunctionDispatcher implements TransactionHost {
   }
 
   /**
-   * Queues the work parked by an earlier stop or by a restored checkpoint (its running invocations,
-   * mailboxes, and the feedback in flight at its cut), ahead of anything that arrived meanwhile: call
-   * it while paused, then `resume()`. The parked entries are deleted only once all of them are queued.
+   * Reads the work parked by an earlier stop or by a restored checkpoint (its running invocations,
+   * mailboxes, and the feedback in flight at its cut) for the owned key groups. Call it before the
+   * workers start: once the routers run, a checkpoint may be cut here at any moment, and envelopes
+   * parked by that cut must sort after these (their keys come from `parkSeq`, raised here past the
+   * highest parked key), or a restore from it would run later messages first (an ABORT before its
+   * PREPARE, which then locks for good). The entries stay in state until `replayParked`.
    */
-  async replayParked(): Promise<number> {
-    const parked: Envelope[] = [];
+  async loadParked(): Promise<void> {
+    if (this.parked !== undefined) return;
+    const envelopes: Envelope[] = [];
     const keys: string[] = [];
     const { start, end } = this.config.keyGroups;
     for (let kg = start; kg <= end; kg++) {
       for await (const [key, value] of this.config.store.scanPrefix(keyGroupPrefix(kg, Space.PARKED))) {
-        parked.push(decodeEnvelope(value));
+        envelopes.push(decodeEnvelope(value));
         keys.push(key);
         this.parkSeq = Math.max(this.parkSeq, parkedSeqOf(key));
       }
     }
-    this.pausedQueue.unshift(...parked);
-    this.waiting += parked.length;
+    this.parked = { envelopes, keys };
+  }
+
+  /**
+   * Queues the parked work (see `loadParked`) ahead of anything that arrived meanwhile: call it while
+   * paused, then `resume()`. The parked entries are deleted only once all of them are queued.
+   */
+  async replayParked(): Promise<number> {
+    await this.loadParked();
+    const { envelopes, keys } = this.parked!;
+    this.parked = { envelopes: [], keys: [] };
+    this.pausedQueue.unshift(...envelopes);
+    this.waiting += envelopes.length;
     for (const key of keys) this.config.store.put(key, null);
-    return parked.length;
+    return envelopes.length;
   }
 }
 

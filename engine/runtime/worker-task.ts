@@ -147,6 +147,8 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     await router.open();
     await dispatcher.delayed.load(keyGroups);
     await dispatcher.transactions.load(keyGroups, job.functions);
+    // Before 'ready': a checkpoint cut once the workers run must park its envelopes after these.
+    if (parkedToReplay) await dispatcher.loadParked();
     checkGivenUp();
   } catch (error) {
     // Closed before the task ends, whatever happened: the thread lives on for the next attempt, and a

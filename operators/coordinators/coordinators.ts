@@ -24,6 +24,10 @@ export interface CoordinatorCounters {
   compensationsAbandoned: number;
   staleMessages: number;
   lockWaitTimeouts: number;
+  /** PREPAREs sent again for the steps that had not voted when a transaction was restored. */
+  preparesResent: number;
+  /** ABORTs sent back for a YES vote of a transaction that had ended (see `vote`). */
+  presumedAborts: number;
 }
 
 interface Running {
@@ -77,6 +81,8 @@ export class Coordinators {
     compensationsAbandoned: 0,
     staleMessages: 0,
     lockWaitTimeouts: 0,
+    preparesResent: 0,
+    presumedAborts: 0,
   };
   /**
    * Per protocol, transactions running here plus requests whose (async) declaration has not settled
@@ -115,8 +121,17 @@ export class Coordinators {
     this.running.set(keyOf(address), running);
     this.slotsTaken[fn.kind]++;
     this.host.hold(address, 'busy');
+    if (record.protocol !== Protocol.TWO_PHASE_COMMIT) return;
+    // The PREPAREs of steps that have not voted go out again. The checkpoint holds each of them (or
+    // its vote) somewhere already, so this copy is only a defence: a participant answers a PREPARE
+    // it knows with its vote again or drops it, and a vote that comes too late gets an ABORT back.
+    for (const step of record.steps) {
+      if (step.status !== StepStatus.PENDING) continue;
+      this.counters.preparesResent++;
+      this.send(running, Kind.PREPARE, step, { id: record.txn.id, startedAt: record.txn.startedAt, invocations: step.invocations });
+    }
     // The wait counts again from the restart: waiting time before it is not known to have been spent.
-    if (record.protocol === Protocol.TWO_PHASE_COMMIT) this.armLockWait(running);
+    this.armLockWait(running);
   }
 
   /** A request: the handler declares the transaction, which then starts. */
@@ -204,12 +219,19 @@ export class Coordinators {
 
   // ---- two-phase commit ----
 
-  /** A participant voted. A vote for another transaction, or a second one, is late: ignored. */
+  /**
+   * A participant voted. A second vote of a step is late: ignored. A YES for a transaction this
+   * instance no longer runs gets an ABORT back (presumed abort): its decision went to every step that
+   * had voted YES before it (on the same FIFO channel, so that ABORT finds no lock), so this vote
+   * comes from a PREPARE that ran after the decision (re-sent after a restore, or an ABORT that
+   * overtook it), and the lock it took must not wait for a decision that already went out.
+   */
   vote(envelope: Envelope): void {
     const running = this.current(envelope, Protocol.TWO_PHASE_COMMIT);
     const step = running?.record.steps.find((s) => s.type === envelope.sourceType && s.id === envelope.sourceId && s.status === StepStatus.PENDING);
     if (running === undefined || step === undefined) {
       this.counters.staleMessages++;
+      if (running === undefined && envelope.txn?.ok === true) this.presumeAbort(envelope);
       return;
     }
     if (envelope.txn?.ok !== true) {
@@ -219,6 +241,13 @@ export class Coordinators {
     }
     step.status = StepStatus.DONE;
     if (running.record.steps.every((s) => s.status === StepStatus.DONE)) this.end(running, 'success');
+  }
+
+  private presumeAbort(vote: Envelope): void {
+    this.counters.presumedAborts++;
+    const self = { type: vote.targetType, id: vote.targetId };
+    const voter = { type: vote.sourceType, id: vote.sourceId };
+    this.host.route(protocolEnvelope(Kind.ABORT, self, voter, { id: vote.txn!.id }, vote.ingressTime, this.host.worker, this.host.nextSeq()));
   }
 
   /** A participant reports that a PREPARE of the current transaction waits behind others. */

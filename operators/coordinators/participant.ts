@@ -31,6 +31,8 @@ export interface ParticipantCounters {
   lockHoldMsTotal: number;
   locksReleased: number;
   staleMessages: number;
+  /** PREPAREs that came again for a transaction this instance already had (answered or dropped). */
+  duplicatePrepares: number;
 }
 
 /** Most PREPAREs wait for nobody: one shared empty answer instead of an array each. */
@@ -53,7 +55,7 @@ export class Participants {
   private readonly sharedLocks = new TransientMap<string, SharedLock>();
   /** PREPAREs aborted while they ran, by instance: when they end they are discarded. */
   private readonly abortedWhilePreparing = new Map<string, { address: Address; kg: number; txn: TxnRef }>();
-  readonly counters: ParticipantCounters = { locksTaken: 0, lockHoldMsTotal: 0, locksReleased: 0, staleMessages: 0 };
+  readonly counters: ParticipantCounters = { locksTaken: 0, lockHoldMsTotal: 0, locksReleased: 0, staleMessages: 0, duplicatePrepares: 0 };
 
   constructor(private readonly host: TransactionHost) {}
 
@@ -79,13 +81,36 @@ export class Participants {
   }
 
   /**
-   * A PREPARE arrives: if it will queue behind another transaction, tell its coordinator. Only the
-   * nearest one ahead is reported (that one reported the one ahead of it, and so on): the chain
-   * carries the rest, and a long queue costs one edge per waiter, not one per pair.
+   * A PREPARE arrives. A second copy of one this instance already knows (a coordinator sends its
+   * PREPAREs again after a restore, and a step must be idempotent per transaction) is consumed here
+   * (true): a lock holder or shared holder votes YES again (its vote may have been lost), one queued,
+   * running or aborted while running is dropped. Otherwise (false) it takes its place in the mailbox;
+   * if it will queue behind another transaction, its coordinator is told. Only the nearest one ahead
+   * is reported (that one reported the one ahead of it, and so on): the chain carries the rest, and a
+   * long queue costs one edge per waiter, not one per pair.
    */
-  arriving(envelope: Envelope): void {
+  arriving(envelope: Envelope): boolean {
     const address = { type: envelope.targetType, id: envelope.targetId };
+    const id = envelope.txn!.id;
+    const key = keyOf(address);
+    if (this.locks.get(key)?.txn.id === id || this.sharedLocks.get(key)?.holders.has(id) === true) {
+      this.counters.duplicatePrepares++;
+      this.reply(envelope, Kind.VOTE, { id, ok: true });
+      return true;
+    }
+    const running = this.host.inFlightOf(address);
+    if ((running?.kind === Kind.PREPARE && running.txn?.id === id) || this.host.queued(address).some((waiting) => waiting.kind === Kind.PREPARE && waiting.txn?.id === id)) {
+      this.counters.duplicatePrepares++;
+      return true;
+    }
+    if (this.abortedWhilePreparing.get(key)?.txn.id === id) {
+      // Ran before a restart and was aborted meanwhile (the copy that ran is not running now): nothing
+      // to do but forget the mark.
+      this.abortedWhilePreparing.delete(key);
+      return true;
+    }
     this.reportWait(envelope, this.nearestAhead(address, this.host.queued(address).length));
+    return false;
   }
 
   /**

@@ -81,8 +81,7 @@ export class Transactions {
   intercept(envelope: Envelope, kg: number): boolean {
     switch (envelope.kind) {
       case Kind.PREPARE:
-        this.participants.arriving(envelope);
-        return false;
+        return this.participants.arriving(envelope);
       case Kind.SAGA_STEP:
         return false;
       case Kind.COMMIT:
@@ -140,7 +139,7 @@ export class Transactions {
       sagasFailed: c.sagasFailed,
       compensationsFailed: c.compensationsFailed,
       compensationsAbandoned: c.compensationsAbandoned,
-      staleProtocolMessages: c.staleMessages + p.staleMessages,
+      staleProtocolMessages: c.staleMessages + p.staleMessages + p.duplicatePrepares,
     };
   }
 }
