@@ -11,8 +11,8 @@ import t from 'tap';
 import type { JobHandle, JobMetrics } from '../../index.js';
 import { run, sampleUntilDone, sleep, tempDir, within } from '../fixtures/harness.js';
 import { checkGroupRun, groupWorkload, withQuietTail } from '../fixtures/transfer-groups.js';
-import job, { type Applied, type Outcome, type Read, type Request, type TransferRequest } from '../fixtures/transfer-job.js';
-import { checkAgainstSerialModel, finalOutcomes, idOnWorker, seededRandom } from '../fixtures/transfer-model.js';
+import job, { type Applied, type Outcome, type Read } from '../fixtures/transfer-job.js';
+import { checkAgainstSerialModel, crossedTransfers, finalOutcomes, seededRandom } from '../fixtures/transfer-model.js';
 
 const seed = Number(process.env.EDDY_TEST_SEED ?? 1604);
 const kills = Number(process.env.EDDY_TEST_KILLS ?? 8);
@@ -101,25 +101,7 @@ void t.test('crossed transfers deadlock while workers are killed: cycles that sp
   const random = seededRandom(seed + 1);
   const workers = 2;
   const pairs = 48;
-  const requests: Request[] = [];
-  const transfers: TransferRequest[] = [];
-  for (let i = 0; i < pairs; i++) {
-    // As in transactions.test.ts: each pair's local PREPAREs (100 ms) lock before the other's arrive
-    // (feedback between the workers is 50 ms late), so each pair deadlocks; pairs start 40 ms apart,
-    // so a kill always finds some cycles forming or being probed.
-    const a = idOnWorker(`a${i}`, 0, workers);
-    const b = idOnWorker(`b${i}`, 1, workers);
-    const there: TransferRequest = { txn: `there-${i}`, from: a, to: b, amount: 100, delayMs: 100, retryDelayMs: 30 };
-    const back: TransferRequest = { txn: `back-${i}`, from: b, to: a, amount: 100, delayMs: 100, retryDelayMs: 30 };
-    transfers.push(there, back);
-    for (const [side, worker, transfer] of [['there', 0, there], ['back', 1, back]] as const) {
-      requests.push({
-        to: { type: 'tx/driver', id: idOnWorker(`driver-${side}-${i}`, worker, workers) },
-        message: { delayMs: 300 + i * 40, requests: [{ to: { type: 'tx/transfer', id: idOnWorker(`c-${side}-${i}`, worker, workers) }, message: transfer }] },
-      });
-    }
-  }
-  const crossing = [{ from: 0, to: 1, ms: 50 }, { from: 1, to: 0, ms: 50 }];
+  const { requests, transfers, crossing } = crossedTransfers(pairs, 300);
   const handle = run(t, job, {
     workers,
     checkpointDir: tempDir(t, 'chk-tx-deadlock'),

@@ -12,7 +12,7 @@ import job, {
   type Request,
   type TransferRequest,
 } from '../fixtures/transfer-job.js';
-import { checkAgainstSerialModel, finalBalances, finalOutcomes, idOnWorker, randomTransfers, seededRandom } from '../fixtures/transfer-model.js';
+import { checkAgainstSerialModel, crossedTransfers, finalBalances, finalOutcomes, randomTransfers, seededRandom } from '../fixtures/transfer-model.js';
 
 const coordinator = (type: string, id: string): { type: string; id: string } => ({ type, id });
 
@@ -110,27 +110,7 @@ void t.test('two thousand concurrent transfers over 10 accounts equal a serial e
 void t.test('crossed transfers deadlock; exactly one of each pair is retried, and both commit', async (t) => {
   const workers = 2;
   const pairs = 64;
-  const requests: Request[] = [];
-  const transfers: TransferRequest[] = [];
-  for (let i = 0; i < pairs; i++) {
-    // a, its coordinator and the driver that starts it on worker 0; b, its coordinator and driver on
-    // worker 1. Both start at about the same time, each on its own worker. Messages between the
-    // workers arrive 50 ms late, so each coordinator's PREPARE of its local account (slow: 100 ms)
-    // runs before the other's PREPARE arrives and queues behind it; once both local ones lock, each
-    // transaction waits for the other.
-    const a = idOnWorker(`a${i}`, 0, workers);
-    const b = idOnWorker(`b${i}`, 1, workers);
-    const there: TransferRequest = { txn: `there-${i}`, from: a, to: b, amount: 100, delayMs: 100, retryDelayMs: 30 };
-    const back: TransferRequest = { txn: `back-${i}`, from: b, to: a, amount: 100, delayMs: 100, retryDelayMs: 30 };
-    transfers.push(there, back);
-    for (const [side, worker, transfer] of [['there', 0, there], ['back', 1, back]] as const) {
-      requests.push({
-        to: { type: 'tx/driver', id: idOnWorker(`driver-${side}-${i}`, worker, workers) },
-        message: { delayMs: 100 + i * 40, requests: [{ to: coordinator('tx/transfer', idOnWorker(`c-${side}-${i}`, worker, workers)), message: transfer }] },
-      });
-    }
-  }
-  const crossing = [{ from: 0, to: 1, ms: 50 }, { from: 1, to: 0, ms: 50 }];
+  const { requests, transfers, crossing } = crossedTransfers(pairs, 100);
   const handle = run(t, job, { workers, inputs: { requests }, faultInjection: { delayFeedbackChannels: crossing } });
   const summary = await within(handle.done, 60_000, 'the job');
   const outcomes = handle.output<Outcome>('outcomes');
