@@ -22,7 +22,7 @@ void t.test('bank under faults: every request answered once, reads serializable,
     else t.ok(result.faults.some((f) => f.kind === kind), `fault ${kind} injected at least once`);
   }
   t.ok(result.answered > 0, `requests answered (${result.answered} of ${result.requests})`);
-  t.comment(`${result.republishedAfterFallback} responses published again after a fallback past a corrupt checkpoint (documented at-least-once for those epochs)`);
+  t.comment(`${result.republishedAfterFallback} responses published again after a fallback past a corrupt checkpoint (documented at-least-once for those epochs), ${result.answersChangedByFallback} with another answer than the first`);
   for (const check of CHECKS) {
     const found = result.violations.filter((v) => v.check === check);
     t.same(found.map((v) => `${v.requestId ?? '-'}: ${v.detail}`).slice(0, 20), [], `check ${check}: no violation (${found.length} found, seed ${seed})`);

@@ -69,6 +69,8 @@ export interface CampaignResult {
    * violation.
    */
   republishedAfterFallback: number;
+  /** Of those, requests whose second answer differs from the first (the older state decided otherwise). */
+  answersChangedByFallback: number;
   workDir: string;
 }
 
@@ -516,6 +518,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       readAt.set(response.requestId, [...(readAt.get(response.requestId) ?? []), liveAt.get(key)]);
     }
     let republishedAfterFallback = 0;
+    let answersChangedByFallback = 0;
     const acrossFallback = (id: string): boolean => {
       const [a, b, ...more] = readAt.get(id) ?? [];
       if (more.length > 0 || a === undefined || b === undefined) return false;
@@ -526,6 +529,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       if (list.length < 2 || !acrossFallback(id)) continue;
       republishedAfterFallback++;
       // Run again on the older state, a request may get another answer than the one already out.
+      if (list[0]!.status !== list[1]!.status) answersChangedByFallback++;
       if (list[0]!.status !== list[1]!.status) log(`chaos: ${id} answered ${list[0]!.status}, then ${list[1]!.status} after the fallback past a corrupt checkpoint`);
     }
     for (const [id, list] of byId) if (list.length > 1 && !acrossFallback(id)) violate('answered-twice', `${list.length} responses: ${list.map((r) => JSON.stringify(r)).join(' ')}`, id, sent.get(legOf(id))?.sentAt);
@@ -541,7 +545,13 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         violate('unanswered', `${r.kind} request in group ${r.group}, sent at ${((r.sentAt ?? 0) / 1000).toFixed(1)} s, never answered (${how})`, r.id, r.sentAt);
       }
     }
-    const first = (id: string): Response | undefined => byId.get(id)?.[0];
+    // The answer the state reflects: a request run again after a fallback past a corrupt checkpoint
+    // ran on the older state, and its later answer (later offset, same key and partition) is the one
+    // whose effects the state holds; any other request has one answer (or a violation above).
+    const first = (id: string): Response | undefined => {
+      const list = byId.get(id);
+      return list !== undefined && list.length > 1 && acrossFallback(id) ? list.at(-1) : list?.[0];
+    };
 
     // Reads: every committed group read sums to the group's total.
     const total = GROUP_SIZE * INITIAL;
@@ -608,6 +618,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       answered: answeredCount,
       violations,
       republishedAfterFallback,
+      answersChangedByFallback,
       recovery: { medianMs: times[Math.floor(times.length / 2)] ?? 0, maxMs: times.at(-1) ?? 0, unrecovered: faults.length - times.length },
       workDir,
     };
