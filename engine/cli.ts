@@ -53,6 +53,7 @@ interface RunFlags {
   maxParallelism?: number;
   checkpointDir?: string;
   checkpointIntervalMs?: number;
+  tolerableCheckpointFailures?: number;
   restore?: string;
   maxFailures?: number;
   failureIntervalMs?: number;
@@ -133,6 +134,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--max-parallelism <n>', 'number of key groups (fixed for the life of the state)', positiveInteger('--max-parallelism'))
     .option('--checkpoint-dir <dir>', 'folder for checkpoints: exactly-once output and recovery from failed workers')
     .option('--checkpoint-interval-ms <ms>', 'take a checkpoint this often', positiveInteger('--checkpoint-interval-ms'))
+    .option('--tolerable-checkpoint-failures <n>', 'checkpoints that may fail in a row before the attempt fails and restores the last checkpoint (default 3)', nonNegativeInteger('--tolerable-checkpoint-failures'))
     .option('--restore <latest|id>', "start from a checkpoint of --checkpoint-dir ('latest' or an id); --workers may differ")
     .option('--max-failures <n>', 'restart strategy: failures (worker, sink, source) within --failure-interval-ms that restore the last checkpoint; one more fails the job (default 10)', nonNegativeInteger('--max-failures'))
     .option('--failure-interval-ms <ms>', 'restart strategy: the sliding window failures are counted in (default 60000)', positiveInteger('--failure-interval-ms'))
@@ -169,6 +171,7 @@ export async function main(argv: string[]): Promise<void> {
         ...(flags.maxParallelism !== undefined && { maxParallelism: flags.maxParallelism }),
         ...(flags.checkpointDir !== undefined && { checkpointDir: resolve(flags.checkpointDir) }),
         ...(flags.checkpointIntervalMs !== undefined && { checkpointIntervalMs: flags.checkpointIntervalMs }),
+        ...(flags.tolerableCheckpointFailures !== undefined && { tolerableCheckpointFailures: flags.tolerableCheckpointFailures }),
         ...(flags.restore !== undefined && { restoreFrom: parseRestore(flags.restore) }),
         restartStrategy: {
           ...(flags.maxFailures !== undefined && { maxFailures: flags.maxFailures }),
@@ -260,7 +263,7 @@ export async function main(argv: string[]): Promise<void> {
       process.stdout.write(
         [
           `job ${status.job}: ${status.state} for ${(status.uptimeMs / 1000).toFixed(1)} s on ${status.workers} workers, ${status.restarts} restarts`,
-          `checkpoints: ${status.checkpoints.length} this run${last === undefined ? '' : ` (last: ${last.id}, ${last.bytes} bytes in ${last.durationMs} ms)`}${status.checkpointDir === undefined ? ', no checkpoint dir' : ` in ${status.checkpointDir}`}`,
+          `checkpoints: ${status.checkpointsCompleted} this run${status.checkpointsAborted > 0 ? ` (${status.checkpointsAborted} aborted)` : ''}${last === undefined ? '' : `, last: ${last.id}, ${last.bytes} bytes in ${last.durationMs} ms)`}${status.checkpointDir === undefined ? ', no checkpoint dir' : ` in ${status.checkpointDir}`}`,
         ].join('\n') + '\n',
       );
     });

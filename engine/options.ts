@@ -77,6 +77,18 @@ export interface SubmitOptions {
   /** A checkpoint not complete after this long is aborted. Default: 60000 ms. */
   checkpointTimeoutMs?: number;
   /**
+   * Checkpoints that may fail in a row (declined by a worker that cannot write its part, timed out,
+   * or whose files or `_metadata` could not be written) before the attempt fails with
+   * `EDDY_CHECKPOINT_FAILED` and the job restores its last completed checkpoint, counted against
+   * `restartStrategy` (Flink's `tolerable-failed-checkpoints`). A completed checkpoint starts the
+   * count again; checkpoints aborted because a worker failed or the job ends are not counted. Without
+   * it, a job whose state disk filled up would decline every checkpoint while its unpublished output
+   * grew in memory. 0: the first failed checkpoint fails the attempt. Default: 3 (a slow or briefly
+   * failing checkpoint is retried by the next one, a lasting cause restarts the job within four
+   * checkpoint intervals).
+   */
+  tolerableCheckpointFailures?: number;
+  /**
    * Start from a checkpoint of checkpointDir: `'latest'` (the newest good one: corrupt ones are
    * skipped, and logged) or an id. The worker count may differ.
    */
@@ -151,6 +163,7 @@ export interface ResolvedOptions {
   checkpointIntervalMs: number | undefined;
   checkpointsRetained: number;
   checkpointTimeoutMs: number;
+  tolerableCheckpointFailures: number;
   restoreFrom: 'latest' | number | undefined;
   restartStrategy: ResolvedRestartStrategy;
   connectorRetryDeadlineMs: number;
@@ -172,13 +185,14 @@ export const defaultOptions = {
   stopTimeoutMs: 10_000,
   checkpointsRetained: 3,
   checkpointTimeoutMs: 60_000,
+  tolerableCheckpointFailures: 3,
   connectorRetryDeadlineMs: 60_000,
 } as const;
 
 const KNOWN = new Set([
   'workers', 'stateDir', 'stateBackend', 'maxParallelism', 'inputs', 'channelCapacity', 'batchSize',
   'feedbackHighWaterMark', 'stateCacheEntries', 'workerYoungGenerationMb', 'stateFlushIntervalMs', 'maxTransactionsPerWorker', 'maxSagasPerWorker', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
-  'checkpointsRetained', 'checkpointTimeoutMs', 'restoreFrom', 'restartStrategy', 'maxRestarts', 'connectorRetryDeadlineMs', 'adminPort',
+  'checkpointsRetained', 'checkpointTimeoutMs', 'tolerableCheckpointFailures', 'restoreFrom', 'restartStrategy', 'maxRestarts', 'connectorRetryDeadlineMs', 'adminPort',
   'faultInjection',
 ]);
 
@@ -216,6 +230,7 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
     if (options.checkpointDir === undefined) throw invalidOption(name, 'is set without checkpointDir', 'set checkpointDir to the folder for checkpoints');
   };
   if (options.checkpointIntervalMs !== undefined) needsDir('checkpointIntervalMs');
+  if (options.tolerableCheckpointFailures !== undefined) needsDir('tolerableCheckpointFailures');
   if (options.restoreFrom !== undefined) {
     needsDir('restoreFrom');
     if (options.restoreFrom !== 'latest' && !(Number.isInteger(options.restoreFrom) && options.restoreFrom > 0)) {
@@ -244,6 +259,7 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
       options.checkpointIntervalMs === undefined ? undefined : integer('checkpointIntervalMs', options.checkpointIntervalMs, 10, 24 * 3600 * 1000),
     checkpointsRetained: integer('checkpointsRetained', options.checkpointsRetained ?? defaultOptions.checkpointsRetained, 1, 1000),
     checkpointTimeoutMs: integer('checkpointTimeoutMs', options.checkpointTimeoutMs ?? defaultOptions.checkpointTimeoutMs, 100, 24 * 3600 * 1000),
+    tolerableCheckpointFailures: integer('tolerableCheckpointFailures', options.tolerableCheckpointFailures ?? defaultOptions.tolerableCheckpointFailures, 0, 1_000_000),
     restoreFrom: options.restoreFrom,
     restartStrategy: resolveRestartStrategy(options),
     connectorRetryDeadlineMs: integer('connectorRetryDeadlineMs', options.connectorRetryDeadlineMs ?? defaultOptions.connectorRetryDeadlineMs, 100, 24 * 3600 * 1000),

@@ -21,8 +21,33 @@ export interface CheckpointInfo {
   bytes: number;
 }
 
+/** What started a checkpoint: the interval, `checkpoint()` (or `eddy checkpoint`), or the end of the job. */
+export type CheckpointTrigger = 'periodic' | 'manual' | 'final';
+
+/** One checkpoint of this run, completed or aborted, as the console's timeline shows it. */
+export interface CheckpointRecord {
+  id: number;
+  trigger: CheckpointTrigger;
+  /** Wall-clock ms. */
+  startedAt: number;
+  durationMs: number;
+  outcome: 'completed' | 'aborted';
+  /** Completed: bytes written for it (state files of this checkpoint, feedback logs, output). */
+  bytes?: number;
+  /** Completed: `full` when every worker wrote its whole state, `delta` when each wrote only changes, else `mixed`. */
+  state?: 'full' | 'delta' | 'mixed';
+  /** Aborted: why. */
+  reason?: string;
+  /** Aborted: whether it counted against tolerableCheckpointFailures (not when a worker failed or the job ended). */
+  counted?: boolean;
+}
+
+/** Checkpoint records kept for status and the console: the latest this many. */
+export const CHECKPOINT_HISTORY = 50;
+
 interface Running {
   id: number;
+  trigger: CheckpointTrigger;
   startedAt: number;
   parts: Map<number, WorkerCheckpoint>;
   positions: SplitPosition[];
@@ -47,6 +72,14 @@ export interface CoordinatorConfig {
   onComplete: (id: number) => void;
   /** Checkpoints from this id on hold output a sink has not published yet: never pruned. */
   unpublishedFrom: () => number;
+  /** Checkpoint failures in a row that are tolerated; the next one calls `onTooManyFailures`. */
+  tolerableFailures: number;
+  /**
+   * More than `tolerableFailures` checkpoints in a row failed (declined, timed out, or their files
+   * could not be written): the attempt should fail, so the job restores and starts afresh (a
+   * LevelDB that hit ENOSPC keeps failing until it is reopened; held output keeps growing).
+   */
+  onTooManyFailures: (error: EddyError) => void;
   log: (line: string) => void;
 }
 
@@ -61,28 +94,34 @@ export class CheckpointCoordinator {
   private running: Running | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** Checkpoints failed since the last complete one (or the last onTooManyFailures). */
+  private failuresInARow = 0;
   completed: CheckpointInfo[] = [];
+  /** The latest CHECKPOINT_HISTORY checkpoints, completed or aborted, oldest first. */
+  readonly history: CheckpointRecord[] = [];
+  /** Checkpoints aborted during this run (all reasons). */
+  aborted = 0;
 
   constructor(private readonly config: CoordinatorConfig) {
     this.nextId = highestCheckpointId(config.directory) + 1;
   }
 
   /** Takes a checkpoint after any running one; resolves when it is complete. */
-  trigger(timeoutMs = this.config.timeoutMs): Promise<CheckpointInfo> {
+  trigger(timeoutMs = this.config.timeoutMs, trigger: CheckpointTrigger = 'manual'): Promise<CheckpointInfo> {
     const next = this.queue.then(
-      () => this.run(timeoutMs),
-      () => this.run(timeoutMs),
+      () => this.run(timeoutMs, trigger),
+      () => this.run(timeoutMs, trigger),
     );
     this.queue = next.catch(() => {});
     return next;
   }
 
-  private run(timeoutMs: number): Promise<CheckpointInfo> {
+  private run(timeoutMs: number, trigger: CheckpointTrigger): Promise<CheckpointInfo> {
     if (this.closed) return Promise.reject(new EddyError('EDDY_JOB_STOPPED', 'the job is ending: no more checkpoints'));
     const id = this.nextId++;
     return new Promise<CheckpointInfo>((resolve, reject) => {
       const timer = setTimeout(() => this.abort(id, `not complete after ${timeoutMs} ms`), timeoutMs);
-      this.running = { id, startedAt: Date.now(), parts: new Map(), positions: [], resolve, reject, timer };
+      this.running = { id, trigger, startedAt: Date.now(), parts: new Map(), positions: [], resolve, reject, timer };
       this.config.broadcast({ type: 'checkpoint', id });
     });
   }
@@ -145,8 +184,13 @@ export class CheckpointCoordinator {
     }
     clearTimeout(running.timer);
     this.running = undefined;
+    this.failuresInARow = 0;
     const info = { id: running.id, durationMs, bytes };
     this.completed.push(info);
+    const fresh = parts.map((part) => part.state.at(-1)).filter((file) => file?.checkpoint === running.id);
+    const full = fresh.filter((file) => !file!.delta).length;
+    const state = full === fresh.length ? 'full' : full === 0 ? 'delta' : 'mixed';
+    this.record({ id: running.id, trigger: running.trigger, startedAt: running.startedAt, durationMs, outcome: 'completed', bytes, state });
     config.onComplete(running.id);
     try {
       pruneCheckpoints(config.directory, config.retained, Math.min(running.id + 1, config.unpublishedFrom()));
@@ -159,9 +203,10 @@ export class CheckpointCoordinator {
   /**
    * Aborts the running checkpoint (timeout, a worker could not write its part, a worker failed, the
    * job ends). Its folder is removed: nothing in it is ever restored, and on a full disk its partial
-   * files would keep the space a later checkpoint needs.
+   * files would keep the space a later checkpoint needs. `counts`: whether it counts against
+   * `tolerableFailures`; not when the attempt or the job is ending anyway.
    */
-  abort(id: number, reason: string): void {
+  abort(id: number, reason: string, counts = true): void {
     const running = this.running;
     if (running?.id !== id) return;
     clearTimeout(running.timer);
@@ -172,16 +217,41 @@ export class CheckpointCoordinator {
       this.config.log(`checkpoint ${id}: could not remove its folder: ${describeError(error)}`),
     );
     running.reject(new EddyError('EDDY_CHECKPOINT_FAILED', `checkpoint ${id} aborted: ${reason}`, { retryable: true }));
+    this.aborted++;
+    const counted = counts && !this.closed;
+    this.record({ id, trigger: running.trigger, startedAt: running.startedAt, durationMs: Date.now() - running.startedAt, outcome: 'aborted', reason, counted });
+    if (counted) this.countFailure(id, reason);
   }
 
-  /** The running checkpoint (if any) will not complete: its workers are gone. */
+  private record(entry: CheckpointRecord): void {
+    this.history.push(entry);
+    if (this.history.length > CHECKPOINT_HISTORY) this.history.shift();
+  }
+
+  private countFailure(id: number, reason: string): void {
+    const { tolerableFailures } = this.config;
+    if (++this.failuresInARow <= tolerableFailures) return;
+    const failures = this.failuresInARow;
+    // The attempt restarts from here: the next one gets the full tolerance again (as Flink's counter).
+    this.failuresInARow = 0;
+    this.config.onTooManyFailures(
+      new EddyError(
+        'EDDY_CHECKPOINT_FAILED',
+        `${failures} checkpoints in a row failed, more than tolerableCheckpointFailures (${tolerableFailures}); the last, ${id}, was aborted: ${reason}. ` +
+          'Fix the cause (e.g. free space on the state or checkpoint disk, or raise checkpointTimeoutMs), or raise tolerableCheckpointFailures (eddy run --tolerable-checkpoint-failures)',
+        { retryable: true },
+      ),
+    );
+  }
+
+  /** The running checkpoint (if any) will not complete: its workers are gone (not counted as a checkpoint failure). */
   abortRunning(reason: string): void {
-    if (this.running !== undefined) this.abort(this.running.id, reason);
+    if (this.running !== undefined) this.abort(this.running.id, reason, false);
   }
 
   /** No more checkpoints; a running one is aborted. */
   close(reason: string): void {
     this.closed = true;
-    if (this.running !== undefined) this.abort(this.running.id, reason);
+    if (this.running !== undefined) this.abort(this.running.id, reason, false);
   }
 }

@@ -168,7 +168,7 @@ class JobMetricsRegistry {
       this.latency.set({ quantile }, ms / 1000);
     }
     const status = this.handle.status();
-    this.setCounter(this.checkpoints, status.checkpoints.length);
+    this.setCounter(this.checkpoints, status.checkpointsCompleted);
     const last = status.checkpoints.at(-1);
     if (last !== undefined) {
       this.checkpointDuration.set(last.durationMs / 1000);

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CheckpointCoordinator, type CheckpointInfo } from '../checkpoint/coordinator.js';
+import { CheckpointCoordinator, type CheckpointInfo, type CheckpointRecord, type CheckpointTrigger } from '../checkpoint/coordinator.js';
 import { checkpointLineage, type CheckpointMetadata, jobCheckpointDir, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
 import type { ConnectorMetric, Job } from '../job.js';
@@ -11,7 +11,26 @@ import { openStateDir, type StateDir } from './state-dir.js';
 import { WorkerPool, WorkerSet } from './worker-set.js';
 import { OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
 
-export type { CheckpointInfo } from '../checkpoint/coordinator.js';
+export type { CheckpointInfo, CheckpointRecord } from '../checkpoint/coordinator.js';
+
+/** A restore or restart of the job, or its failure, as the console's timeline marks it. */
+export interface RecoveryEvent {
+  /** Wall-clock ms. */
+  at: number;
+  /** `restore`: the run started from a checkpoint; `restart`: a failed attempt restores one; `failed`: the job failed. */
+  kind: 'restore' | 'restart' | 'failed';
+  /** The checkpoint restored (restore, restart). */
+  checkpoint?: number;
+  /** The cause (restart, failed): its message, and its code when it is an EddyError. */
+  code?: string;
+  reason?: string;
+  /** Restart: which one, and the pause before it. */
+  restart?: number;
+  backoffMs?: number;
+}
+
+/** Entries of the lists in `status()`: it answers in constant size however long the job runs. */
+export const STATUS_HISTORY = 20;
 
 export interface LatencySummary {
   /** Records measured (egress records with a known ingress time). */
@@ -58,8 +77,15 @@ export interface JobStatus {
   workers: number;
   uptimeMs: number;
   restarts: number;
-  /** Checkpoints completed during this run. */
+  /** The latest STATUS_HISTORY checkpoints completed during this run, oldest first. */
   checkpoints: CheckpointInfo[];
+  /** Checkpoints completed and aborted during this run. */
+  checkpointsCompleted: number;
+  checkpointsAborted: number;
+  /** The latest STATUS_HISTORY checkpoints, completed or aborted (with the reason), oldest first. */
+  checkpointHistory: CheckpointRecord[];
+  /** The latest STATUS_HISTORY restores, restarts (with their cause) and the failure of the job, oldest first. */
+  recoveries: RecoveryEvent[];
   checkpointDir: string | undefined;
 }
 
@@ -122,6 +148,7 @@ class JobRun implements JobHandle {
   private lastCompleted: number | undefined;
   private readonly admin: Promise<AdminServer | undefined>;
   private restarts = 0;
+  private readonly recoveries: RecoveryEvent[] = [];
   private readonly restartStrategy: RestartStrategy;
   private lastMetrics: WorkerMetrics[] = [];
   private checkpointTimer: NodeJS.Timeout | undefined;
@@ -146,6 +173,7 @@ class JobRun implements JobHandle {
     if (restore !== undefined) {
       checkRestorable(restore, spec, options);
       logRestore(restore, options);
+      this.recordRecovery({ at: Date.now(), kind: 'restore', checkpoint: restore.id });
     }
     this.lastCompleted = restore?.id;
     this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism, restore !== undefined);
@@ -169,6 +197,11 @@ class JobRun implements JobHandle {
           this.sinks.publishUpTo(id);
         },
         unpublishedFrom: () => this.sinks.unpublishedFrom(),
+        tolerableFailures: options.tolerableCheckpointFailures,
+        // Like a worker failure: the attempt restores its last checkpoint (or the job fails without one).
+        onTooManyFailures: (error) => {
+          if (this.set !== undefined) this.workerFailed(this.set, error);
+        },
         log: options.log,
       });
     }
@@ -196,9 +229,18 @@ class JobRun implements JobHandle {
       workers: this.options.workers,
       uptimeMs: Date.now() - this.started,
       restarts: this.restarts,
-      checkpoints: [...(this.coordinator?.completed ?? [])],
+      checkpoints: (this.coordinator?.completed ?? []).slice(-STATUS_HISTORY),
+      checkpointsCompleted: this.coordinator?.completed.length ?? 0,
+      checkpointsAborted: this.coordinator?.aborted ?? 0,
+      checkpointHistory: (this.coordinator?.history ?? []).slice(-STATUS_HISTORY),
+      recoveries: this.recoveries.slice(),
       checkpointDir: this.options.checkpointDir,
     };
+  }
+
+  private recordRecovery(event: RecoveryEvent): void {
+    this.recoveries.push(event);
+    if (this.recoveries.length > STATUS_HISTORY) this.recoveries.shift();
   }
 
   /** Once `done` has settled (so a `POST /stop` still gets its answer), the admin endpoint closes. */
@@ -367,6 +409,7 @@ class JobRun implements JobHandle {
       return undefined;
     }
     this.restarts++;
+    this.recordRecovery({ at: Date.now(), kind: 'restart', checkpoint: this.lastCompleted, code: error.code, reason: error.message, restart: this.restarts, backoffMs: decision.backoffMs });
     return decision.backoffMs;
   }
 
@@ -393,7 +436,7 @@ class JobRun implements JobHandle {
         this.scheduleCheckpoint();
         return;
       }
-      this.checkpoint()
+      this.takeCheckpoint('periodic')
         .catch((error: unknown) => this.options.log(`periodic checkpoint: ${describeError(error)}`))
         .finally(() => {
           if (this.ending === undefined && !this.failed) this.scheduleCheckpoint();
@@ -409,8 +452,12 @@ class JobRun implements JobHandle {
     if (this.coordinator === undefined) {
       return Promise.reject(new EddyError('EDDY_INVALID_OPTION', 'checkpoint(): the job has no checkpointDir; submit it with options.checkpointDir (eddy run --checkpoint-dir <dir>)'));
     }
-    const coordinator = this.coordinator;
-    return Promise.race([this.running, this.done.then(() => undefined)]).then(() => coordinator.trigger(timeoutMs));
+    return this.takeCheckpoint('manual', timeoutMs);
+  }
+
+  private takeCheckpoint(trigger: CheckpointTrigger, timeoutMs?: number): Promise<CheckpointInfo> {
+    const coordinator = this.coordinator!;
+    return Promise.race([this.running, this.done.then(() => undefined)]).then(() => coordinator.trigger(timeoutMs, trigger));
   }
 
   async killWorker(worker: number): Promise<void> {
@@ -513,7 +560,7 @@ class JobRun implements JobHandle {
   private async finalCheckpoint(coordinator: CheckpointCoordinator): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await coordinator.trigger();
+        await coordinator.trigger(undefined, 'final');
         return;
       } catch (error) {
         const last = this.lastCompleted === undefined ? 'its input from the start' : `checkpoint ${this.lastCompleted}`;
@@ -540,6 +587,7 @@ class JobRun implements JobHandle {
   private fail(error: unknown): void {
     if (this.failed) return;
     this.failed = true;
+    this.recordRecovery({ at: Date.now(), kind: 'failed', ...(error instanceof EddyError && { code: error.code }), reason: error instanceof Error ? error.message : String(error) });
     if (this.checkpointTimer !== undefined) clearTimeout(this.checkpointTimer);
     this.coordinator?.close('the job failed');
     this.options.log(`job ${this.job} failed: ${describeError(error)}`);

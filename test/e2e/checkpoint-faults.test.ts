@@ -233,3 +233,34 @@ void t.test('a full state directory fails the attempt cleanly: the job fails wit
   t.equal(before.length + after.length, events.length, 'every record counted once over both runs');
   t.same(brokenKeys([...before, ...after], 120), [], 'every key counts 1, 2, ... 120 over both runs');
 });
+
+void t.test('a full state directory under input that goes on: after tolerableCheckpointFailures failed checkpoints in a row the attempt restores, and with room again every record counts once', { skip: NO_MOUNT }, async (t) => {
+  const disk = smallDisk(t, '2m')!;
+  const stateDir = join(disk, 'state');
+  const checkpointDir = tempDir(t, 'chk-tolerable');
+  // 30 s of input: it is still being read when the checkpoints start to fail, so only the tolerance ends them.
+  const events = Array.from({ length: 30_000 }, (_, i) => ({ key: `k${i % 50}` }));
+  const logs = new LogLines();
+  const handle = run(t, counterJob, {
+    workers: 2, stateDir, checkpointDir, log: logs.log, checkpointIntervalMs: 200, checkpointTimeoutMs: 5_000, tolerableCheckpointFailures: 2,
+    inputs: { events: { records: events, ratePerSec: 1000 } },
+  });
+  await untilInvocations(handle, 1000);
+  await handle.checkpoint();
+  const filler = fill(disk);
+  await waitFor(() => handle.status().restarts >= 1, 'a restart after the checkpoints failed', 60_000);
+  const status = handle.status();
+  const restart = status.recoveries.find((event) => event.kind === 'restart');
+  t.equal(restart?.code, 'EDDY_CHECKPOINT_FAILED', 'the attempt failed because of the checkpoints');
+  t.match(restart?.reason, /^3 checkpoints in a row failed, more than tolerableCheckpointFailures \(2\); the last, \d+, was aborted: worker \d could not write its part: .*No space left on device/, 'naming the count, the tolerance and the cause');
+  const before = status.checkpointHistory.filter((c) => c.id <= Number(/the last, (\d+)/.exec(restart?.reason ?? '')?.[1]));
+  t.same(before.slice(-3).map((c) => [c.outcome, c.counted]), [['aborted', true], ['aborted', true], ['aborted', true]], 'the three checkpoints before it were aborted and counted');
+  t.equal(before.at(-4)?.outcome, 'completed', 'after one that completed');
+  t.ok(['recovering', 'running'].includes(status.state), `while the job still read its input, not at its final checkpoint (${status.state})`);
+  rmSync(filler);
+  const summary = await within(handle.done, 120_000, 'the job once the state disk has room again');
+  t.ok(summary.restarts >= 1, `it restored ${summary.restarts} time(s)`);
+  const updates = handle.output<CounterUpdate>('counts');
+  t.equal(updates.length, events.length, 'every record counted once');
+  t.same(brokenKeys(updates, events.length / 50), [], 'every key counts 1, 2, ... 600');
+});
