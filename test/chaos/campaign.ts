@@ -64,9 +64,9 @@ export interface CampaignResult {
   /**
    * Responses published twice because a restore fell back past a corrupt checkpoint: the output of
    * the epochs after the good checkpoint was out already and is produced again, the documented
-   * at-least-once of that fallback. Only a pair whose first copy was read before the process kill of
-   * a checkpoint-corrupt fault and whose second after it counts here; any other duplicate is a
-   * violation.
+   * at-least-once of that fallback. Only a pair whose first copy was read after the checkpoint the
+   * restore falls back to had completed and before the process kill of that checkpoint-corrupt fault,
+   * and whose second copy after the kill, counts here; any other duplicate is a violation.
    */
   republishedAfterFallback: number;
   /** Of those, requests whose second answer differs from the first (the older state decided otherwise). */
@@ -76,8 +76,6 @@ export interface CampaignResult {
 
 // --- workload ---------------------------------------------------------------------------------------
 
-/** How long before a checkpoint-corrupt kill a response read may be one the fallback produces again. */
-const FALLBACK_WINDOW_MS = 5_000;
 const GROUP_SIZE = 5;
 const TPC_GROUPS = 4;
 const SAGA_GROUPS = 2;
@@ -128,8 +126,11 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   const violations: Violation[] = [];
   const skipped: CampaignResult['skipped'] = [];
   const faults: FaultRecord[] = [];
-  /** When the process was killed for a checkpoint-corrupt fault (ms since start): a restore after it may fall back. */
-  const fallbackKills: number[] = [];
+  /**
+   * The process kills of checkpoint-corrupt faults (ms since start), each with the time the checkpoint
+   * the restore falls back to was completed: output read between the two may be produced again.
+   */
+  const fallbacks: Array<{ killAt: number; goodSince: number }> = [];
   /** Which fault came last before `at` (ms), so that a violation names the fault it followed. */
   const lastFault = (at: number): string => {
     const before = faults.filter((f) => f.at <= at);
@@ -355,15 +356,18 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       child?.stdin?.write(`kill ${worker}\n`);
     };
     /** The newest complete checkpoint (its `_metadata` is written last), which `--restore latest` takes. */
-    const latestCheckpoint = (): string | undefined => {
+    /** Complete checkpoints of the job, oldest first. */
+    const completeCheckpoints = (): string[] => {
       // The job keeps its checkpoints in its own folder of the checkpoint directory (named after it).
       const jobFolder = join(checkpointDir, job.name);
-      if (!existsSync(jobFolder)) return undefined;
-      const ids = readdirSync(jobFolder)
+      if (!existsSync(jobFolder)) return [];
+      return readdirSync(jobFolder)
         .filter((d) => /^chk-\d+$/.test(d) && existsSync(join(jobFolder, d, '_metadata'))) // complete ones
-        .sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
-      return ids.length === 0 ? undefined : join(jobFolder, ids.at(-1)!);
+        .sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)))
+        .map((d) => join(jobFolder, d));
     };
+    /** Checkpoints this campaign corrupted: a restore skips them. */
+    const corrupted = new Set<string>();
     const filesUnder = (dir: string): string[] =>
       readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)]));
 
@@ -409,8 +413,13 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         case 'checkpoint-corrupt': {
           // Kill first, so that the corrupted checkpoint is the latest one when the job restores.
           await killJob();
-          fallbackKills.push(now());
-          const latest = latestCheckpoint();
+          const good = completeCheckpoints().filter((c) => !corrupted.has(c));
+          const latest = good.at(-1);
+          // The restore falls back to the newest good checkpoint before the one corrupted here: the
+          // output of the epochs after it (read since it completed) is produced again.
+          const fallbackTo = good.at(-2);
+          fallbacks.push({ killAt: now(), goodSince: fallbackTo === undefined ? 0 : statSync(join(fallbackTo, '_metadata')).mtimeMs - t0 });
+          if (latest !== undefined) corrupted.add(latest);
           let what = 'no checkpoint to corrupt';
           if (latest !== undefined) {
             const files = filesUnder(latest).filter((f) => statSync(f).size > 0);
@@ -522,8 +531,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     const acrossFallback = (id: string): boolean => {
       const [a, b, ...more] = readAt.get(id) ?? [];
       if (more.length > 0 || a === undefined || b === undefined) return false;
-      // The fallback goes back one or two checkpoints (500 ms apart): only output read shortly before the kill is produced again.
-      return fallbackKills.some((kill) => Math.min(a, b) < kill && kill - Math.min(a, b) < FALLBACK_WINDOW_MS && Math.max(a, b) > kill);
+      return fallbacks.some(({ killAt, goodSince }) => Math.min(a, b) >= goodSince && Math.min(a, b) < killAt && Math.max(a, b) > killAt);
     };
     for (const [id, list] of byId) {
       if (list.length < 2 || !acrossFallback(id)) continue;
