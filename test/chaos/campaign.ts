@@ -6,7 +6,7 @@
  * output topic and a final 2PC read of every group see. Every random choice derives from `seed`.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -526,6 +526,11 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       byId.set(response.requestId, list);
       readAt.set(response.requestId, [...(readAt.get(response.requestId) ?? []), liveAt.get(key)]);
     }
+    // Everything the checks below see, for a look after a violation: the requests, and the responses in
+    // topic order (key: partition@offset) with the time the live reader saw them.
+    writeFileSync(join(workDir, 'requests.jsonl'), [...sent.values()].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    writeFileSync(join(workDir, 'responses.jsonl'), [...seen].map(([key, { response }]) => JSON.stringify({ key, readAt: liveAt.get(key), ...response })).join('\n') + '\n');
+    writeFileSync(join(workDir, 'faults.json'), JSON.stringify({ faults, fallbacks }, null, 1));
     let republishedAfterFallback = 0;
     let answersChangedByFallback = 0;
     const acrossFallback = (id: string): boolean => {
