@@ -26,6 +26,10 @@ export const ErrorCodes = [
   'EDDY_CHECKPOINT_FAILED',
   'EDDY_COMPENSATION_FAILED',
   'EDDY_SUBMIT_IN_WORKER',
+  /** A request to an admin endpoint that requires a token came without the right one. */
+  'EDDY_ADMIN_UNAUTHORIZED',
+  /** `--job <name>`: no running job (or more than one) of that name is registered. */
+  'EDDY_JOB_NOT_FOUND',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

@@ -16,6 +16,7 @@ import type { HoldMode, TransactionHost } from './coordinators/host.js';
 import { Transactions } from './coordinators/transactions.js';
 import { isPromise } from '../engine/promises.js';
 import { TransientMap } from '../engine/transient-map.js';
+import { FunctionStats } from '../engine/runtime/worker-stats.js';
 
 /** An undeliverable envelope or bad record, as written to the dead-letter egress. */
 export interface DeadLetter {
@@ -68,6 +69,8 @@ export class FunctionDispatcher implements TransactionHost {
   /** Envelopes taken in from each worker (invoked, or waiting in a mailbox or while paused). */
   readonly accepted: number[];
   invocations = 0;
+  /** Per function type: invocations, failures, handler time, state access (for metrics). */
+  readonly functionStats = new FunctionStats();
   invocationsFailed = 0;
   handlerErrors = 0;
   deadLetters = 0;
@@ -520,19 +523,28 @@ export class FunctionDispatcher implements TransactionHost {
     }
     this.invocations++;
     const invocation = new Invocation(this, fn, envelope, kg);
+    const started = performance.now();
     let result: void | Promise<void>;
     try {
       result = fn.handler(invocation, message);
     } catch (error) {
+      this.functionStats.invoked(fn.type, started, true);
       return this.failed(invocation, message, error);
     }
     if (!isPromise(result)) {
+      this.functionStats.invoked(fn.type, started, false);
       this.commit(invocation);
       return undefined;
     }
     return result.then(
-      () => this.commit(invocation),
-      (error: unknown) => this.failed(invocation, message, error),
+      () => {
+        this.functionStats.invoked(fn.type, started, false);
+        this.commit(invocation);
+      },
+      (error: unknown) => {
+        this.functionStats.invoked(fn.type, started, true);
+        return this.failed(invocation, message, error);
+      },
     );
   }
 

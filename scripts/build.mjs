@@ -14,7 +14,7 @@ const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
 for (const dir of ['engine', 'operators', 'connectors']) {
   for (const entry of readdirSync(join(root, dir), { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile() || !/\.(mjs|proto)$/.test(entry.name)) continue;
+    if (!entry.isFile() || !/\.(mjs|proto|html)$/.test(entry.name)) continue;
     // parentPath from Node 20.12; path before it.
     const from = join(entry.parentPath ?? entry.path, entry.name);
     copyFileSync(from, join(dist, from.slice(root.length + 1)));

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CheckpointCoordinator, type CheckpointInfo, type CheckpointRecord, type CheckpointTrigger } from '../checkpoint/coordinator.js';
+import { type CheckpointAbortCause, CheckpointCoordinator, type CheckpointInfo, type CheckpointRecord, type CheckpointTrigger } from '../checkpoint/coordinator.js';
 import { checkpointLineage, type CheckpointMetadata, jobCheckpointDir, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
 import type { ConnectorMetric, Job } from '../job.js';
@@ -11,7 +11,7 @@ import { openStateDir, type StateDir } from './state-dir.js';
 import { WorkerPool, WorkerSet } from './worker-set.js';
 import { OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
 
-export type { CheckpointInfo, CheckpointRecord } from '../checkpoint/coordinator.js';
+export type { CheckpointAbortCause, CheckpointInfo, CheckpointRecord } from '../checkpoint/coordinator.js';
 
 /** A restore or restart of the job, or its failure, as the console's timeline marks it. */
 export interface RecoveryEvent {
@@ -48,7 +48,7 @@ export interface JobMetrics {
   /** Per worker. */
   perWorker: WorkerMetrics[];
   /** Sums over workers (gauges summed too). */
-  totals: Omit<WorkerMetrics, 'worker' | 'routerThrottled' | 'connectors'>;
+  totals: Omit<WorkerMetrics, 'worker' | 'routerThrottled' | 'connectors' | 'functions' | 'eventLoopUtilization' | 'sentTo'>;
   /** Records received per egress name. */
   egress: Record<string, number>;
   /** From the moment a record entered an ingress to the moment its egress records reached the sink. */
@@ -86,6 +86,14 @@ export interface JobStatus {
   checkpointHistory: CheckpointRecord[];
   /** The latest STATUS_HISTORY restores, restarts (with their cause) and the failure of the job, oldest first. */
   recoveries: RecoveryEvent[];
+  /** Checkpoints of this run aborted, per cause (`interrupted`: a worker failed or the job ended; the others count as failures). */
+  checkpointAborts: Partial<Record<CheckpointAbortCause, number>>;
+  /** Wall-clock ms when the last checkpoint of this run completed. */
+  lastCheckpointAt?: number;
+  /** Completed checkpoints whose output epochs a sink has not published yet (Kafka transactions not committed yet). */
+  unpublishedEpochs: number;
+  /** Wall-clock ms of the last restore or restart. */
+  lastRecoveryAt?: number;
   checkpointDir: string | undefined;
 }
 
@@ -205,7 +213,17 @@ class JobRun implements JobHandle {
         log: options.log,
       });
     }
-    this.admin = options.adminPort === undefined ? Promise.resolve(undefined) : AdminServer.start(this, options.adminPort);
+    this.admin =
+      options.adminPort === undefined
+        ? Promise.resolve(undefined)
+        : AdminServer.start(this, {
+            port: options.adminPort,
+            host: options.adminHost,
+            token: options.adminToken,
+            job: spec,
+            latencyWindow: () => this.sinks.takeLatencyWindow(),
+            feedbackHighWaterMark: options.feedbackHighWaterMark,
+          });
     // A port in use fails the job (the caller asked for the endpoint) but never goes unobserved.
     this.admin.catch((error: unknown) => this.fail(error));
     void this.begin(restore).catch((error: unknown) => this.fail(error));
@@ -223,6 +241,7 @@ class JobRun implements JobHandle {
     // Running only once every worker of the current attempt restored its state and processes input.
     else if (this.set === undefined || !this.set.started) state = this.restarts > 0 ? 'recovering' : 'starting';
     else state = 'running';
+    const lastRecovery = this.recoveries.findLast((event) => event.kind !== 'failed');
     return {
       job: this.job,
       state,
@@ -234,6 +253,10 @@ class JobRun implements JobHandle {
       checkpointsAborted: this.coordinator?.aborted ?? 0,
       checkpointHistory: (this.coordinator?.history ?? []).slice(-STATUS_HISTORY),
       recoveries: this.recoveries.slice(),
+      checkpointAborts: { ...this.coordinator?.abortsByCause },
+      ...(this.coordinator?.lastCompletedAt !== undefined && { lastCheckpointAt: this.coordinator.lastCompletedAt }),
+      unpublishedEpochs: this.lastCompleted === undefined || this.coordinator === undefined ? 0 : Math.max(0, this.lastCompleted + 1 - this.sinks.unpublishedFrom()),
+      ...(lastRecovery !== undefined && { lastRecoveryAt: lastRecovery.at }),
       checkpointDir: this.options.checkpointDir,
     };
   }
@@ -499,6 +522,7 @@ class JobRun implements JobHandle {
     const totals = {
       recordsRead: 0, envelopesRouted: 0, invocations: 0, invocationsFailed: 0, handlerErrors: 0, deadLetters: 0,
       egressRecords: 0, messagesSent: 0, delayedScheduled: 0, delayedFired: 0, mailboxDepth: 0, feedbackBacklog: 0, feedbackHeldForCheckpoint: 0, stateCacheDirty: 0,
+      routerBlockedOnCreditsMs: 0, routerBlockedOnFeedbackMs: 0, heapUsedBytes: 0, stateBytesOnDisk: 0,
       transactionsCommitted: 0, transactionsAborted: 0, transactionsRetryable: 0, deadlocksFound: 0, lockWaitTimeouts: 0, transactionsRunning: 0, transactionLimit: 0, sagasRunning: 0, transactionsWaiting: 0, locksHeld: 0, locksReleased: 0,
       lockHoldMsTotal: 0, sagasSucceeded: 0, sagasFailed: 0, compensationsFailed: 0, compensationsAbandoned: 0, staleProtocolMessages: 0,
     };

@@ -6,6 +6,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { WorkerCheckpoint } from '../checkpoint/metadata.js';
 import type { ConnectorMetric } from '../job.js';
 import type { ResolvedOptions } from '../options.js';
+import type { FunctionTypeMetrics } from './worker-stats.js';
 
 /** One split of an ingress, assigned to one worker's ingress-router. */
 export interface SplitAssignment {
@@ -100,6 +101,17 @@ export interface WorkerMetrics extends TransactionMetrics {
   connectors: ConnectorMetric[];
   routerThrottled: boolean;
   stateCacheDirty: number;
+  /** Time the ingress-router could not read because a destination had no credits, or feedback was past its high-water mark (ms, since the attempt started). */
+  routerBlockedOnCreditsMs: number;
+  routerBlockedOnFeedbackMs: number;
+  /** Per function type (regular functions; coordinators and participants count in the transaction figures). */
+  functions: Record<string, FunctionTypeMetrics>;
+  /** The worker thread's event-loop utilisation over the last second (0..1), its V8 heap in use, and its LevelDB folder's size. */
+  eventLoopUtilization: number;
+  /** Envelopes this worker sent to each worker, itself included (router and feedback channels): the console's edge rates. */
+  sentTo: number[];
+  heapUsedBytes: number;
+  stateBytesOnDisk: number;
 }
 
 export type ToWorker =

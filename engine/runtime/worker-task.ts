@@ -17,6 +17,7 @@ import { MemoryBackend } from '../state/memory-backend.js';
 import { StateStore } from '../state/state-store.js';
 import { Channel } from '../wire/envelope.js';
 import { restoreKeyGroups, WorkerCheckpoints } from './worker-checkpoints.js';
+import { ThreadStats } from './worker-stats.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
@@ -111,6 +112,9 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     channelCapacity: options.channelCapacity,
     feedbackHighWaterMark: options.feedbackHighWaterMark,
   });
+  dispatcher.functionStats.declare([...job.functions].filter(([, fn]) => fn.kind === 'regular').map(([type]) => type));
+  store.observer = (key, access) => dispatcher.functionStats.stateAccess(key, access);
+  const threadStats = new ThreadStats(init.stateLocation);
   const checkpoints = new WorkerCheckpoints({ worker, keyGroups, directory: init.checkpointDir, post, log });
   const metrics = (): WorkerMetrics => ({
     worker,
@@ -132,6 +136,11 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     stateCacheDirty: store.pendingWrites,
     ...dispatcher.transactions.metrics(),
     transactionsWaiting: dispatcher.transactionsWaiting,
+    routerBlockedOnCreditsMs: router.blockedClock.ms('credits'),
+    routerBlockedOnFeedbackMs: router.blockedClock.ms('feedback'),
+    functions: dispatcher.functionStats.snapshot(),
+    sentTo: [...mesh.sent],
+    ...threadStats.read(),
   });
 
   // Parked envelopes to replay at start: unknown (look) unless a restore just wrote the state.
@@ -159,6 +168,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     mesh.close();
     await router.stop().catch(() => {});
     await store.close().catch(() => {});
+    threadStats.close();
     if (!(error instanceof StartGivenUp)) throw error;
     control.close();
     if (givenUp === 'crash') endThread();
@@ -215,6 +225,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     process.on('uncaughtException', onFatal);
     process.on('unhandledRejection', onFatal);
     const stopFatalHandlers = (): void => {
+      threadStats.close();
       process.off('uncaughtException', onFatal);
       process.off('unhandledRejection', onFatal);
     };

@@ -76,6 +76,8 @@ export class StateStore {
   private changes: Map<string, Uint8Array | null> | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Told of every read (and whether it missed the cache) and write: per-function-type metrics. */
+  observer: ((key: string, access: 'read' | 'miss' | 'write') => void) | undefined;
 
   /**
    * `trackChanges`: the most changed keys remembered between cuts (0: none), so a checkpoint can
@@ -92,7 +94,9 @@ export class StateStore {
 
   get(key: string): Uint8Array | undefined {
     let entry = this.cache.get(key);
+    this.observer?.(key, 'read');
     if (entry === undefined) {
+      this.observer?.(key, 'miss');
       entry = { value: this.backend.getSync(toBytes(key)) ?? null, dirty: false, dirtySince: 0, writing: 0 };
       this.cache.set(key, entry);
       // Reads fill the cache too: bound it here, not only after writes (a read-only job never flushes).
@@ -102,6 +106,7 @@ export class StateStore {
   }
 
   put(key: string, value: Uint8Array | null): void {
+    this.observer?.(key, 'write');
     const entry = this.cache.get(key);
     if (entry === undefined) {
       const created = { value, dirty: true, dirtySince: performance.now(), writing: 0 };
