@@ -48,6 +48,7 @@ export { type ConnectorMetric, DEAD_LETTERS, defineRouter, type Egress, type Ing
 export { keyGroupOf, ownerOfKeyGroup, keyGroupRangeOf, DEFAULT_MAX_PARALLELISM } from './engine/key-groups.js';
 export { type SubmitOptions, defaultOptions } from './engine/options.js';
 export type { CheckpointInfo, JobHandle, JobMetrics, JobStatus, JobSummary, LatencySummary } from './engine/runtime/job-manager.js';
+export type { InstanceState } from './engine/runtime/worker-protocol.js';
 export type { TransactionMetrics, WorkerMetrics } from './engine/runtime/worker-protocol.js';
 export { showProgress, type ProgressOptions } from './engine/runtime/progress.js';
 export type { DeadLetter } from './operators/function-dispatcher.js';

@@ -309,5 +309,12 @@ export async function main(argv: string[]): Promise<void> {
     .action(async (flags: TargetFlags) => {
       process.stdout.write(await (await callAdmin(flags, 'GET', '/metrics')).text());
     });
+  targeted(program.command('state').description("one function instance of a running job: its declared state (decoded), mailbox depth and transaction hold, as JSON"))
+    .argument('<type>', 'function type, namespace/name')
+    .argument('<id>', 'instance id')
+    .action(async (type: string, id: string, flags: TargetFlags) => {
+      const path = `/state/${type.split('/').map(encodeURIComponent).join('/')}/${encodeURIComponent(id)}`;
+      process.stdout.write(`${JSON.stringify(await (await callAdmin(flags, 'GET', path)).json(), null, 2)}\n`);
+    });
   await program.parseAsync(argv);
 }

@@ -203,6 +203,12 @@ export class FunctionDispatcher implements TransactionHost {
     this.dequeued(removed[0]!);
   }
 
+  /** For a state lookup: envelopes waiting for the address, whether an invocation of it runs, how a transaction holds it. */
+  activityOf(address: Address): { mailboxDepth: number; running: boolean; held: HoldMode | undefined } {
+    const key = addressKeyOf(address.type, address.id);
+    return { mailboxDepth: this.mailboxes.get(key)?.length ?? 0, running: this.inFlight.has(key), held: this.held.get(key) };
+  }
+
   inFlightOf(address: Address): Envelope | undefined {
     return this.inFlight.get(addressKeyOf(address.type, address.id));
   }

@@ -72,8 +72,8 @@ function drawGraph(data, seconds) {
   marker.append(el('path', { d: 'M0,0 L10,5 L0,10 z', fill: '#8a93a6' }));
   defs.append(marker);
   svg.append(defs);
-  const columns = [0.02, 0.27, 0.56, 0.84].map((x) => x * width);
-  const boxWidth = Math.min(190, width * 0.17);
+  const columns = [0.01, 0.23, 0.5, 0.8].map((x) => x * width);
+  const boxWidth = Math.min(225, width * 0.19);
   const y = (i, n) => 20 + ((height - 40) * (i + 0.5)) / n;
   const nodes = { ingress: [], router: [], dispatcher: [], egress: [] };
   // `at`: where along the edge its label sits (crossing edges put theirs near their source, apart).
@@ -89,7 +89,7 @@ function drawGraph(data, seconds) {
   };
   const box = (kind, i, n, x, title, lines, alarm) => {
     const h = 18 + lines.length * 13;
-    const node = { x, y: y(i, n), w: boxWidth };
+    const node = { x, y: y(i, n), w: boxWidth, h };
     const g = el('g', { class: `node ${kind}`, 'data-worker': i });
     g.append(el('rect', { x, y: node.y - h / 2, width: boxWidth, height: h, rx: 5, fill: alarm ? '#fdecec' : '#eef2fb', stroke: alarm ? '#d64545' : '#b8c3dc' }));
     g.append(el('text', { x: x + 8, y: node.y - h / 2 + 14, 'font-weight': 600 }, title));
@@ -109,8 +109,8 @@ function drawGraph(data, seconds) {
     const b = before.get(w.worker);
     const hwm = data.graph.feedbackHighWaterMark;
     box('dispatcher', i, workers.length, columns[2], `dispatcher ${w.worker}`, [
-      `${fmt(rate(w.invocations, b?.invocations, seconds))} invocations/s`,
-      `mailbox ${fmt(w.mailboxDepth)}, feedback ${fmt(w.feedbackBacklog)} of ${fmt(hwm)}`,
+      `${fmt(rate(w.invocations, b?.invocations, seconds))} invocations/s, mailbox ${fmt(w.mailboxDepth)}`,
+      `feedback ${fmt(rate(w.messagesSent, b?.messagesSent, seconds))}/s out, backlog ${fmt(w.feedbackBacklog)} of ${fmt(hwm)}`,
       `event loop ${fmt(w.eventLoopUtilization * 100)}%, heap ${bytes(w.heapUsedBytes)}`,
     ], w.feedbackBacklog > hwm);
   });
@@ -126,14 +126,12 @@ function drawGraph(data, seconds) {
       edge(nodes.router[i], nodes.dispatcher[j], `${fmt(r)}/s`, i === j ? 0.5 : 0.22);
     });
   });
-  // Feedback: messages between functions go from each dispatcher back through the mesh.
-  workers.forEach((w, i) => {
-    const d = nodes.dispatcher[i];
-    const r = rate(w.messagesSent, before.get(w.worker)?.messagesSent, seconds);
-    const x = d.x + boxWidth * 0.5;
-    svg.append(el('path', { d: `M${x + 20},${d.y - 22} C${x + 40},${d.y - 48} ${x - 40},${d.y - 48} ${x - 20},${d.y - 22}`, fill: 'none', stroke: '#b07ad9', 'stroke-dasharray': '3 2', 'marker-end': 'url(#arrow)', class: 'feedback' }));
-    svg.append(el('text', { x, y: d.y - 42, 'text-anchor': 'middle', class: 'feedback-rate muted' }, `feedback ${fmt(r)}/s`));
-  });
+  // Feedback: messages between functions leave each dispatcher and come back through the mesh (a loop on its top edge; the rate is in the box).
+  for (const d of nodes.dispatcher) {
+    const top = d.y - d.h / 2;
+    const x = d.x + d.w - 40;
+    svg.append(el('path', { d: `M${x},${top} C${x - 4},${top - 16} ${x + 28},${top - 16} ${x + 24},${top}`, fill: 'none', stroke: '#b07ad9', 'stroke-dasharray': '3 2', 'marker-end': 'url(#arrow)', class: 'feedback' }));
+  }
   for (const dispatcher of nodes.dispatcher) nodes.egress.forEach((sink, k) => edge(dispatcher, sink, dispatcher === nodes.dispatcher[0] ? `${fmt(egressRates.get(egresses[k]))}/s` : undefined));
 }
 
@@ -274,9 +272,36 @@ function render(data) {
   drawTransactions(data, seconds);
   drawDeadLetters(data);
   drawConnectors(data);
+  fillStateTypes(data);
   previous = data;
   document.body.dataset.updates = String(Number(document.body.dataset.updates ?? 0) + 1);
 }
+
+/** The state lookup form: GET /state/<namespace>/<name>/<id>. Its type list is filled once. */
+function fillStateTypes(data) {
+  const select = $('state-type');
+  if (select.options.length > 0) return;
+  for (const { type, kind } of data.graph.functions) {
+    if (kind !== 'regular') continue;
+    const option = document.createElement('option');
+    option.value = option.textContent = type;
+    select.append(option);
+  }
+}
+
+$('state-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const type = $('state-type').value;
+  const id = $('state-id').value;
+  const result = $('state-result');
+  result.textContent = 'looking up…';
+  try {
+    const response = await fetch(`state/${type.split('/').map(encodeURIComponent).join('/')}/${encodeURIComponent(id)}`);
+    result.textContent = JSON.stringify(await response.json(), null, 2);
+  } catch (error) {
+    result.textContent = String(error);
+  }
+});
 
 const events = new EventSource('events');
 events.onmessage = (event) => {

@@ -33,6 +33,7 @@ export interface AdminConfig {
  *   GET  /            the web console (engine/console/)
  *   GET  /console     what the console shows, once, as JSON; GET /events streams it (Server-Sent Events)
  *   GET  /status      the job's state, restarts and checkpoints, as JSON
+ *   GET  /state/<namespace>/<name>/<id>  one function instance's state, mailbox and transaction hold
  *   GET  /metrics     Prometheus text format
  *   POST /checkpoint  takes a checkpoint; answers with its id, duration and size when it is complete
  *   POST /stop        stops the job; answers with its summary when it has ended
@@ -145,6 +146,18 @@ async function route(handle: JobHandle, metrics: JobMetricsRegistry, feed: Conso
     response.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-cache' });
     response.end(file.body);
     return;
+  }
+  if (request.method === 'GET' && path.startsWith('/state/')) {
+    // /state/<type>/<id>: the type has slashes of its own (namespace/name); the id is the last segment.
+    const rest = path.slice('/state/'.length);
+    const slash = rest.lastIndexOf('/');
+    if (slash <= 0 || slash === rest.length - 1) return reply(response, 404, { error: `GET ${path}: ask for GET /state/<namespace>/<name>/<id>` });
+    try {
+      return reply(response, 200, await handle.state(decodeURIComponent(rest.slice(0, slash)), decodeURIComponent(rest.slice(slash + 1))));
+    } catch (error) {
+      const code = (error as EddyError).code;
+      return reply(response, code === 'EDDY_UNKNOWN_FUNCTION_TYPE' ? 404 : 409, { error: describeError(error), code });
+    }
   }
   switch (endpoint) {
     case 'GET /status':

@@ -3,13 +3,14 @@ import { type CheckpointAbortCause, CheckpointCoordinator, type CheckpointInfo, 
 import { checkpointLineage, type CheckpointMetadata, jobCheckpointDir, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
 import type { ConnectorMetric, Job } from '../job.js';
+import { keyGroupOf, ownerOfKeyGroup } from '../key-groups.js';
 import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../options.js';
 import { AdminServer } from './admin-server.js';
 import { EgressSinks } from './egress-sinks.js';
 import { RestartStrategy } from './restart-strategy.js';
 import { openStateDir, type StateDir } from './state-dir.js';
 import { WorkerPool, WorkerSet } from './worker-set.js';
-import { OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
+import { type InstanceState, OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
 
 export type { CheckpointAbortCause, CheckpointInfo, CheckpointRecord } from '../checkpoint/coordinator.js';
 
@@ -124,6 +125,12 @@ export interface JobHandle {
   resetLatency(): void;
   /** The records a memory egress has received so far. */
   output<R = unknown>(egress: string): readonly R[];
+  /**
+   * One function instance's declared state (decoded), mailbox depth and transaction hold, read on
+   * its worker between two of its invocations. Rejects with EDDY_UNKNOWN_FUNCTION_TYPE for a type
+   * the job lacks, EDDY_JOB_STOPPED when no workers run (ended, or restoring).
+   */
+  state(type: string, id: string): Promise<InstanceState>;
 }
 
 const POLL_MS = 20;
@@ -487,6 +494,22 @@ class JobRun implements JobHandle {
     // Workers that still restore can be killed too (a second failure during a restore).
     if (this.set === undefined) await this.running;
     await this.set?.kill(worker);
+  }
+
+  async state(type: string, id: string): Promise<InstanceState> {
+    const fn = this.spec.functions.get(type);
+    if (fn?.kind !== 'regular') {
+      const types = [...this.spec.functions].filter(([, f]) => f.kind === 'regular').map(([name]) => name);
+      throw new EddyError('EDDY_UNKNOWN_FUNCTION_TYPE', `state(${type}, ${id}): job ${this.job} has no function type ${type} with state; its function types: ${types.join(', ') || '(none)'}`);
+    }
+    const set = this.set;
+    if (set === undefined || this.ended || this.failed || this.ending !== undefined) {
+      throw new EddyError('EDDY_JOB_STOPPED', `state(${type}, ${id}): job ${this.job} has no running workers now (${this.status().state}); try again while it runs`, { retryable: true });
+    }
+    const { workers, maxParallelism } = this.options;
+    const answer = await set.queryState(ownerOfKeyGroup(keyGroupOf(id, maxParallelism), workers, maxParallelism), { type, id });
+    if ('error' in answer) throw new EddyError('EDDY_JOB_STOPPED', `state(${type}, ${id}): ${answer.error}`, { retryable: true });
+    return answer;
   }
 
   checkpoints(): number[] {

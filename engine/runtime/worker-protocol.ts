@@ -114,8 +114,25 @@ export interface WorkerMetrics extends TransactionMetrics {
   stateBytesOnDisk: number;
 }
 
+/** One function instance as a state lookup sees it, read on its worker between two of its invocations. */
+export interface InstanceState {
+  type: string;
+  id: string;
+  worker: number;
+  keyGroup: number;
+  /** Its declared state, decoded by the state's codecs, as committed (never part of an invocation's writes); absent names have no value. */
+  state: Record<string, unknown>;
+  /** Envelopes waiting for it, and whether an invocation of it is running now (its writes are not in `state` yet). */
+  mailboxDepth: number;
+  running: boolean;
+  /** How a transaction holds it, if one does: `locked` (a participant's exclusive lock), `shared` (read-only participants), `busy` (a coordinator runs one). */
+  heldByTransaction: string | undefined;
+}
+
 export type ToWorker =
   | { type: 'start' }
+  /** Read one instance's state and activity between invocations (the admin endpoint's state lookup). */
+  | { type: 'state-query'; id: number; address: { type: string; id: string } }
   | { type: 'status'; wave: number }
   | { type: 'metrics'; id: number }
   | { type: 'stop-sources' }
@@ -136,6 +153,7 @@ export type FromWorker =
   | { type: 'egress'; buffer: ArrayBuffer }
   | { type: 'status'; wave: number; status: WorkerStatus }
   | { type: 'metrics'; id: number; metrics: WorkerMetrics }
+  | { type: 'state-answer'; id: number; answer: InstanceState | { error: string } }
   | { type: 'log'; line: string }
   | { type: 'closed' }
   /** The worker's routers and timers started after `start` (parked and restored in-flight work is queued first). */

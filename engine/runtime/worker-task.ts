@@ -11,7 +11,7 @@ import { Mesh } from '../channels/mesh.js';
 import { describeError } from '../errors.js';
 import type { ChannelDelay } from '../options.js';
 import { DEAD_LETTERS, jobFromModule } from '../job.js';
-import { keyGroupRangeOf } from '../key-groups.js';
+import { keyGroupOf, keyGroupRangeOf } from '../key-groups.js';
 import { LevelDbBackend } from '../state/leveldb-backend.js';
 import { MemoryBackend } from '../state/memory-backend.js';
 import { StateStore } from '../state/state-store.js';
@@ -20,7 +20,9 @@ import { restoreKeyGroups, WorkerCheckpoints } from './worker-checkpoints.js';
 import { ThreadStats } from './worker-stats.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
-import type { FromWorker, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
+import type { FromWorker, InstanceState, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
+import { Invocation } from '../../operators/invocation.js';
+import type { Envelope } from '../wire/envelope.js';
 
 /** The attempt was given up (abandon, crash drill) while this worker was still starting. */
 class StartGivenUp extends Error {}
@@ -143,6 +145,30 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     ...threadStats.read(),
   });
 
+  /**
+   * A state lookup, answered from this message handler: between two turns of the event loop, so
+   * between invocations (an async one still running has its writes staged, not in the store).
+   * Values are decoded as a handler would read them, through the function type's state handles.
+   */
+  const inspectInstance = (address: { type: string; id: string }): InstanceState | { error: string } => {
+    const fn = job.functions.get(address.type);
+    if (fn?.kind !== 'regular') return { error: `no function type ${address.type} with state in job ${job.name}` };
+    const kg = keyGroupOf(address.id, options.maxParallelism);
+    try {
+      const reader = new Invocation(dispatcher, fn, { targetType: address.type, targetId: address.id } as Envelope, kg);
+      const handles = reader.state as Record<string, { get?: () => unknown }>;
+      const state: Record<string, unknown> = {};
+      for (const name of Object.keys(fn.state)) {
+        const value = handles[name]?.get?.();
+        if (value !== undefined) state[name] = value;
+      }
+      const { mailboxDepth, running, held } = dispatcher.activityOf(address);
+      return { ...address, worker, keyGroup: kg, state, mailboxDepth, running, heldByTransaction: held };
+    } catch (error) {
+      return { error: describeError(error) };
+    }
+  };
+
   // Parked envelopes to replay at start: unknown (look) unless a restore just wrote the state.
   let parkedToReplay = true;
   try {
@@ -255,6 +281,9 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
             .checkpoint(message.id)
             .then((positions) => checkpoints.positions(message.id, positions))
             .catch(fail);
+          break;
+        case 'state-query':
+          post({ type: 'state-answer', id: message.id, answer: inspectInstance(message.address) });
           break;
         case 'checkpoint-abort':
           dispatcher.abortAlignment(message.id);

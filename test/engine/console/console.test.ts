@@ -59,6 +59,13 @@ void t.test('the console shows the graph, charts and checkpoints of a running jo
   t.match(await page.$eval('#functions tbody', (node) => node.textContent), /e2e-counter\/count/, 'the function types are listed');
   t.match(await page.$eval('#dead-letters tbody', (node) => node.textContent), /none/, 'no dead letters');
 
+  // The state lookup form asks the owning worker.
+  await page.type('#state-id', 'k7');
+  await page.click('#state-form button');
+  await page.waitForFunction("document.getElementById('state-result').textContent.includes('\"count\"')", { timeout: 30_000 });
+  const looked = JSON.parse((await page.$eval('#state-result', (node) => node.textContent)) ?? '{}') as { id: string; state: { count: number } };
+  t.ok(looked.id === 'k7' && looked.state.count > 0, `the state lookup shows k7's count: ${looked.state.count}`);
+
   // A worker failure shows as a restart on the timeline.
   await handle.killWorker(0);
   await page.waitForFunction("document.querySelectorAll('#timeline path.recovery.restart').length === 1", { timeout: 60_000 });

@@ -2,10 +2,16 @@
  * The admin endpoint's metrics, scraped from real running jobs (worker threads, LevelDB, checkpoints),
  * and its access rules: a token on every request when it is required.
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import t from 'tap';
 import counterJob from '../../fixtures/counter-job.js';
+import pairJob from '../../fixtures/pair-job.js';
 import { run, tempDir, waitFor } from '../../fixtures/harness.js';
 
+const root = join(import.meta.dirname, '..', '..', '..');
+const exec = promisify(execFile);
 const events = (n: number): Array<{ key: string }> => Array.from({ length: n }, (_, i) => ({ key: `k${i % 100}` }));
 
 /** Prometheus text as samples: name, labels (job label left out), value. */
@@ -142,4 +148,50 @@ void t.test('an admin endpoint with a token refuses requests without it', async 
 void t.test('an admin endpoint on a wider interface than loopback needs a token', async (t) => {
   t.throws(() => run(t, counterJob, { adminPort: 0, adminHost: '0.0.0.0', inputs: { events: { records: [] } } }), { code: 'EDDY_INVALID_OPTION', message: /options\.adminHost is 0\.0\.0\.0, which is not loopback, and there is no admin token/ });
   t.throws(() => run(t, counterJob, { adminPort: 0, adminToken: 'short', inputs: { events: { records: [] } } }), { code: 'EDDY_INVALID_OPTION', message: /options\.adminToken is shorter than 16 characters/ });
+});
+
+void t.test('GET /state/<namespace>/<name>/<id> reads one instance on its worker: committed state, decoded, with its activity', async (t) => {
+  const handle = run(t, counterJob, { workers: 2, adminPort: 0, inputs: { events: { records: events(100_000), ratePerSec: 2000 } } });
+  const url = (await handle.adminUrl())!;
+  await waitFor(() => handle.output('counts').length > 500, 'output');
+  const outputMax = (key: string): number => Math.max(0, ...handle.output<{ key: string; count: number }>('counts').filter((c) => c.key === key).map((c) => c.count));
+  for (const key of ['k5', 'k42']) {
+    const seen = outputMax(key);
+    const response = await fetch(`${url}/state/e2e-counter/count/${key}`);
+    t.equal(response.status, 200, `${key}: 200`);
+    const body = (await response.json()) as { type: string; id: string; worker: number; state: { count?: number }; mailboxDepth: number; running: boolean; heldByTransaction?: string };
+    t.same([body.type, body.id], ['e2e-counter/count', key], 'the address');
+    // The sink receives a count after its write is committed: the state is at least the latest output.
+    t.ok(Number.isInteger(body.state.count) && body.state.count! >= seen && seen > 0, `${key}: state count ${body.state.count} >= latest output ${seen}`);
+    t.ok(body.mailboxDepth >= 0 && typeof body.running === 'boolean' && body.heldByTransaction === undefined, 'its activity');
+    t.equal((await handle.state('e2e-counter/count', key)).worker, body.worker, 'handle.state() asks the same owning worker');
+  }
+  const fresh = (await (await fetch(`${url}/state/e2e-counter/count/never-seen`)).json()) as { state: object };
+  t.same(fresh.state, {}, 'an instance without state: no values');
+  const unknown = await fetch(`${url}/state/no/such-type/x`);
+  t.equal(unknown.status, 404, 'an unknown type: 404');
+  t.equal(((await unknown.json()) as { code: string }).code, 'EDDY_UNKNOWN_FUNCTION_TYPE', 'with its code');
+  await handle.stop();
+  await t.rejects(handle.state('e2e-counter/count', 'k5'), { code: 'EDDY_JOB_STOPPED' }, 'no lookups once the job has ended');
+});
+
+void t.test('a state lookup never sees half of an invocation: two values written across an await stay equal', async (t) => {
+  const handle = run(t, pairJob, { workers: 2, adminPort: 0, inputs: { events: { records: Array.from({ length: 100_000 }, () => ({ key: 'only' })), ratePerSec: 2000 } } });
+  const url = (await handle.adminUrl())!;
+  await waitFor(() => handle.status().state === 'running', 'the job to run');
+  let running = 0;
+  let last = 0;
+  for (let i = 0; i < 60; i++) {
+    const { state, running: busy } = await handle.state('e2e-pair/pair', 'only');
+    const { a, b } = state as { a?: number; b?: number };
+    t.equal(a, b, `lookup ${i}: a ${a} = b ${b}`);
+    t.ok((a ?? 0) >= last, 'and never goes back');
+    last = a ?? 0;
+    if (busy) running++;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.ok(last > 0 && running > 0, `lookups came while an invocation was running (${running} of 60), and the state moved (${last})`);
+  const cli = await exec(process.execPath, [join(root, 'bin', 'eddy.js'), 'state', 'e2e-pair/pair', 'only', '--admin', url]);
+  const printed = JSON.parse(cli.stdout) as { state: { a: number; b: number } };
+  t.ok(printed.state.a === printed.state.b && printed.state.a >= last, `eddy state prints it: ${cli.stdout.replace(/\s+/g, ' ')}`);
 });
