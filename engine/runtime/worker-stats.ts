@@ -28,25 +28,28 @@ export interface FunctionTypeMetrics {
 
 /** Counts per function type, kept by one worker. */
 export class FunctionStats {
+  /** Keyed by the type as it appears in state keys (UTF-8 bytes as latin1, which is the type itself for ASCII). */
   private readonly types = new Map<string, FunctionTypeMetrics>();
+  // The last type seen: consecutive calls are nearly always for the same type (one invocation's reads
+  // and writes, a run of messages to one type), and this runs on every invocation and state access.
+  private last: { type: string; metrics: FunctionTypeMetrics } = { type: '\u0000', metrics: newMetrics() };
 
   private of(type: string): FunctionTypeMetrics {
+    if (type === this.last.type) return this.last.metrics;
     let metrics = this.types.get(type);
-    if (metrics === undefined) {
-      metrics = { invocations: 0, failures: 0, handlerBuckets: new Array<number>(HANDLER_BUCKETS_MS.length + 1).fill(0), handlerMsSum: 0, stateReads: 0, stateCacheMisses: 0, stateWrites: 0 };
-      this.types.set(type, metrics);
-    }
+    if (metrics === undefined) this.types.set(type, (metrics = newMetrics()));
+    this.last = { type, metrics };
     return metrics;
   }
 
   /** Registers the job's function types, so each has samples (zeros) before its first invocation. */
   declare(types: Iterable<string>): void {
-    for (const type of types) this.of(type);
+    for (const type of types) this.of(latin1(type));
   }
 
   /** An invocation of `type` that started at `startedAt` (performance.now()) has settled. */
   invoked(type: string, startedAt: number, failed: boolean): void {
-    const metrics = this.of(type);
+    const metrics = type === this.last.type ? this.last.metrics : this.of(latin1(type));
     const ms = performance.now() - startedAt;
     metrics.invocations++;
     if (failed) metrics.failures++;
@@ -58,27 +61,30 @@ export class FunctionStats {
 
   /** A state store access; only keys of declared user state count (engine keys have no function type). */
   stateAccess(key: string, access: 'read' | 'miss' | 'write'): void {
-    const type = typeOfUserKey(key);
-    if (type === undefined) return;
-    const metrics = this.of(type);
+    // Layout in state-keys.ts: [kg:u16][space:u8][typeLen:u16][type]...
+    if (key.charCodeAt(2) !== Space.USER) return;
+    const length = (key.charCodeAt(3) << 8) | key.charCodeAt(4);
+    const last = this.last.type;
+    // The same type as the last call: compared in place, without slicing the key.
+    const metrics = last.length === length && key.startsWith(last, 5) ? this.last.metrics : this.of(key.slice(5, 5 + length));
     if (access === 'read') metrics.stateReads++;
     else if (access === 'miss') metrics.stateCacheMisses++;
     else metrics.stateWrites++;
   }
 
   snapshot(): Record<string, FunctionTypeMetrics> {
-    return Object.fromEntries([...this.types].map(([type, m]) => [type, { ...m, handlerBuckets: [...m.handlerBuckets] }]));
+    return Object.fromEntries([...this.types].map(([type, m]) => [utf8(type), { ...m, handlerBuckets: [...m.handlerBuckets] }]));
   }
 }
 
-/** The function type of a user-state key (layout in state-keys.ts), undefined for engine keys. */
-function typeOfUserKey(key: string): string | undefined {
-  if (key.charCodeAt(2) !== Space.USER) return undefined;
-  const length = (key.charCodeAt(3) << 8) | key.charCodeAt(4);
-  const type = key.slice(5, 5 + length);
-  // Keys are latin1 strings of UTF-8 bytes: printable ASCII (nearly every type name) is itself.
-  return /^[ -~]*$/.test(type) ? type : Buffer.from(type, 'latin1').toString('utf8');
+function newMetrics(): FunctionTypeMetrics {
+  return { invocations: 0, failures: 0, handlerBuckets: new Array<number>(HANDLER_BUCKETS_MS.length + 1).fill(0), handlerMsSum: 0, stateReads: 0, stateCacheMisses: 0, stateWrites: 0 };
 }
+
+const ASCII = /^[ -~]*$/;
+/** A type name as state keys hold it: its UTF-8 bytes as a latin1 string (printable ASCII is itself). */
+const latin1 = (s: string): string => (ASCII.test(s) ? s : Buffer.from(s, 'utf8').toString('latin1'));
+const utf8 = (s: string): string => (ASCII.test(s) ? s : Buffer.from(s, 'latin1').toString('utf8'));
 
 /** Time spent blocked, per reason: a router marks whether it is blocked each time it tries to read. */
 export class BlockedClock<R extends string> {
@@ -116,8 +122,13 @@ export class ThreadStats {
     this.timer.unref();
   }
 
+  private disk = { bytes: 0, at: -Infinity };
+
   read(): { eventLoopUtilization: number; heapUsedBytes: number; stateBytesOnDisk: number } {
-    return { eventLoopUtilization: this.utilisation, heapUsedBytes: getHeapStatistics().used_heap_size, stateBytesOnDisk: this.stateLocation === undefined ? 0 : folderBytes(this.stateLocation) };
+    // Listing the LevelDB folder costs a stat per file: at most once a second, however often metrics are asked for (tests poll every few ms).
+    const now = performance.now();
+    if (this.stateLocation !== undefined && now - this.disk.at >= 1000) this.disk = { bytes: folderBytes(this.stateLocation), at: now };
+    return { eventLoopUtilization: this.utilisation, heapUsedBytes: getHeapStatistics().used_heap_size, stateBytesOnDisk: this.disk.bytes };
   }
 
   close(): void {
