@@ -19,7 +19,8 @@ async function produce(accounts: number, operations: number): Promise<void> {
   await admin.connect();
   await admin.createTopics({ topics: [config.requests, config.responses, config.deadLetters].map((topic) => ({ topic, numPartitions: 8 })) });
   await admin.disconnect();
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  // Idempotent: a send retried after a timeout (a topic just created has no leader yet) is written once.
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   // Keyed by account (or coordinator), so each one's requests stay in order.
   const requests = [...insertRequests(accounts, 42), ...operationRequests({ accounts, operations, seed: 42, mix: { read: 0.4, write: 0.1, add: 0.2, subtract: 0.2, transfer2pc: 0.05, transferSaga: 0.05 } })];
