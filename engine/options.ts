@@ -147,6 +147,12 @@ export interface FaultInjection {
    * transaction protocol): e.g. to make PREPAREs that cross threads arrive after local ones.
    */
   delayFeedbackChannels?: ReadonlyArray<ChannelDelay>;
+  /**
+   * Every deadlock-detection probe a coordinator sends also goes out in stale forms (naming an
+   * earlier transaction of its initiator, or a finished one of its target), which the protocol must
+   * all ignore. Default: false.
+   */
+  staleProbes?: boolean;
 }
 
 export interface ChannelDelay {
@@ -332,6 +338,10 @@ function resolveFaults(faults: FaultInjection | undefined, workers: number): Fau
   const resolved: FaultInjection = {};
   if (faults.delayRouterChannels !== undefined) resolved.delayRouterChannels = resolveDelays('delayRouterChannels', faults.delayRouterChannels, workers);
   if (faults.delayFeedbackChannels !== undefined) resolved.delayFeedbackChannels = resolveDelays('delayFeedbackChannels', faults.delayFeedbackChannels, workers);
+  if (faults.staleProbes !== undefined) {
+    if (typeof faults.staleProbes !== 'boolean') throw invalidOption('faultInjection.staleProbes', `is ${JSON.stringify(faults.staleProbes)}`, 'must be true or false');
+    resolved.staleProbes = faults.staleProbes;
+  }
   return resolved;
 }
 

@@ -51,6 +51,8 @@ export interface DispatcherConfig {
   maxTransactions: number;
   /** The same for sagas. */
   maxSagas: number;
+  /** Failure drill (`faultInjection.staleProbes`): deadlock probes also go out in stale forms. */
+  staleProbes?: boolean;
 }
 
 type CoordinatorKind = CoordinatorType['kind'];
@@ -126,7 +128,7 @@ export class FunctionDispatcher implements TransactionHost {
     this.feedbackAcksDue = Array.from({ length: config.workers }, () => 0);
     this.egressIndexes = new Map(config.job.egresses.map((egress, index) => [egress.name, index]));
     this.delayed = new DelayedMessages(config.store, (envelope) => this.route(envelope), () => this.scheduleFlush());
-    this.transactions = new Transactions(this, config.maxTransactions, config.maxSagas);
+    this.transactions = new Transactions(this, config.maxTransactions, config.maxSagas, config.staleProbes === true);
   }
 
   // ---- TransactionHost ----

@@ -163,6 +163,8 @@ class JobRun implements JobHandle {
   private lastCompleted: number | undefined;
   private readonly admin: Promise<AdminServer | undefined>;
   private restarts = 0;
+  /** When the pause the restart strategy chose for the latest restore ends (wall-clock ms). */
+  private backoffEndsAt = 0;
   private readonly recoveries: RecoveryEvent[] = [];
   private readonly restartStrategy: RestartStrategy;
   private lastMetrics: WorkerMetrics[] = [];
@@ -391,12 +393,7 @@ class JobRun implements JobHandle {
     this.coordinator?.abortRunning('a worker failed');
     this.sinks.discardHeld();
     this.retiring = set.destroy();
-    void (async () => {
-      await this.retiring;
-      if (this.failed || this.ending !== undefined) return;
-      // The backoff runs while the new workers restore their state: they process input after both.
-      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, 'latest', { atMost: latest, log: this.options.log }), sleep(backoffMs));
-    })().catch((restoreError: unknown) => this.restoreFailed(restoreError));
+    this.restoreAfterBackoff(latest, backoffMs);
   }
 
   /**
@@ -417,10 +414,25 @@ class JobRun implements JobHandle {
     const set = this.set;
     this.set = undefined;
     if (set !== undefined) this.retiring = set.destroy();
+    this.restoreAfterBackoff(latest, backoffMs);
+  }
+
+  /**
+   * Restores checkpoint `latest` (or the newest good one before it) on new workers. The backoff runs
+   * while they restore their state: they process input once both are done. A restore starts no
+   * earlier than the end of the previous backoff, so that attempts that fail at once (a full disk
+   * refusing to open LevelDB) still pause as the strategy says instead of using up its failures in
+   * a few seconds; a kill during a restore that is past that point costs no extra wait.
+   */
+  private restoreAfterBackoff(latest: number, backoffMs: number): void {
+    const previousBackoffEndsAt = this.backoffEndsAt;
+    this.backoffEndsAt = Date.now() + backoffMs;
     void (async () => {
       await this.retiring;
+      const wait = previousBackoffEndsAt - Date.now();
+      if (wait > 0) await sleep(wait);
       if (this.failed || this.ending !== undefined) return;
-      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, 'latest', { atMost: latest, log: this.options.log }), sleep(backoffMs));
+      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, 'latest', { atMost: latest, log: this.options.log }), sleep(Math.max(0, this.backoffEndsAt - Date.now())));
     })().catch((again: unknown) => this.restoreFailed(again));
   }
 

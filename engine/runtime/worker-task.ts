@@ -100,6 +100,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     lowWaterMark: options.feedbackHighWaterMark / 2,
     maxTransactions: options.maxTransactionsPerWorker,
     maxSagas: options.maxSagasPerWorker,
+    staleProbes: options.faultInjection.staleProbes === true,
     onCut: (id, snapshot) => checkpoints.cut(id, snapshot, feedback.onOwnSnapshot(id)),
   });
   const feedback = new Feedback(dispatcher, workers, options.maxParallelism);

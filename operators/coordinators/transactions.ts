@@ -23,10 +23,11 @@ export class Transactions {
     private readonly host: TransactionHost,
     maxTransactions: number,
     private readonly maxSagas: number,
+    staleProbes = false,
   ) {
     this.limit = new AdmissionLimit(maxTransactions);
     this.participants = new Participants(host);
-    this.coordinators = new Coordinators(host, this.limit);
+    this.coordinators = new Coordinators(host, this.limit, staleProbes);
   }
 
   /**

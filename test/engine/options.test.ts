@@ -74,6 +74,7 @@ void t.test('the message says what the given value was', async (t) => {
   t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayRouterChannels: [{ from: 1, to: 1, ms: 5 }] } })?.message ?? '', "delays worker 1's channel to itself");
   t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayFeedbackChannels: [{ from: 0, to: 1, ms: -1 }] } })?.message ?? '', 'options.faultInjection.delayFeedbackChannels[0].ms is -1');
   t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayFeedbackChannels: 'soon' as never } })?.message ?? '', 'options.faultInjection.delayFeedbackChannels is not an array');
+  t.match(invalidOptionError(t, { faultInjection: { staleProbes: 'yes' as never } })?.message ?? '', 'options.faultInjection.staleProbes is "yes": must be true or false');
 });
 
 void t.test('absent options take their defaults', async (t) => {
@@ -141,7 +142,7 @@ void t.test('valid options are kept as given, including the boundaries', async (
     restartStrategy: { maxFailures: 0, intervalMs: 1, initialBackoffMs: 0, maxBackoffMs: 0, backoffResetMs: 0 },
     connectorRetryDeadlineMs: 100,
     adminPort: 0,
-    faultInjection: { delayRouterChannels: [{ from: 3, to: 0, ms: 600_000 }], delayFeedbackChannels: [{ from: 0, to: 3, ms: 0 }] },
+    faultInjection: { delayRouterChannels: [{ from: 3, to: 0, ms: 600_000 }], delayFeedbackChannels: [{ from: 0, to: 3, ms: 0 }], staleProbes: true },
   } satisfies SubmitOptions;
   const resolved = resolveOptions(given);
   t.same(resolved, given);
