@@ -296,7 +296,7 @@ export async function main(argv: string[]): Promise<void> {
       process.stdout.write(
         [
           `job ${status.job}: ${status.state} for ${(status.uptimeMs / 1000).toFixed(1)} s on ${status.workers} workers, ${status.restarts} restarts`,
-          `checkpoints: ${status.checkpointsCompleted} this run${status.checkpointsAborted > 0 ? ` (${status.checkpointsAborted} aborted)` : ''}${last === undefined ? '' : `, last: ${last.id}, ${last.bytes} bytes in ${last.durationMs} ms)`}${status.checkpointDir === undefined ? ', no checkpoint dir' : ` in ${status.checkpointDir}`}`,
+          `checkpoints: ${status.checkpointsCompleted} this run${status.checkpointsAborted > 0 ? ` (${status.checkpointsAborted} aborted)` : ''}${last === undefined ? '' : `, last: ${last.id}, ${last.bytes} bytes in ${last.durationMs} ms`}${status.checkpointDir === undefined ? ', no checkpoint dir' : ` in ${status.checkpointDir}`}`,
         ].join('\n') + '\n',
       );
     });
