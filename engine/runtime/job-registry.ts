@@ -42,7 +42,13 @@ export function registerJob(entry: RegisteredJob): () => void {
     // A read-only or missing runtime folder costs only `eddy jobs`: the job runs regardless.
     return () => {};
   }
-  return () => rmSync(file, { force: true });
+  const remove = (): void => rmSync(file, { force: true });
+  // A process that exits at once (eddy run on a failed job, process.exit in an app) removes it too.
+  process.once('exit', remove);
+  return () => {
+    process.off('exit', remove);
+    remove();
+  };
 }
 
 /** The registered jobs whose process is alive; entries of processes that are gone are removed. */

@@ -80,3 +80,9 @@ void t.test('a job with a token: --job finds the token in its entry; --admin wit
   const { stdout: withEnv } = await eddy(['status', '--admin', url], { EDDY_ADMIN_TOKEN: token });
   t.match(withEnv, /^job e2e-counter: running/, '--admin with $EDDY_ADMIN_TOKEN');
 });
+
+void t.test('eddy run on a job that fails exits at once and leaves no entry behind', async (t) => {
+  const checkpointDir = tempDir(t, 'registry-fail');
+  await t.rejects(eddy(['run', join(root, 'test', 'fixtures', 'failing-sink-job.ts'), '--workers', '1', '--checkpoint-dir', checkpointDir, '--checkpoint-interval-ms', '100', '--max-failures', '0', '--no-progress']), /EDDY_SINK_FAILED/);
+  t.same(readdirSync(runtime), [], 'its entry went with the process');
+});
