@@ -1,5 +1,24 @@
 import { type Codec, jsonCodec } from './codec.js';
 import { EddyError, type InvocationFailed } from './errors.js';
+import { isStateSpec } from './state/state-kinds.js';
+import type { StateHandles, StateSpecs } from './state/state-types.js';
+
+export { listState, mapState, valueState } from './state/state-kinds.js';
+export type {
+  AnyStateSpec,
+  ListStateHandle,
+  ListStateOptions,
+  ListStateSpec,
+  MapStateHandle,
+  MapStateOptions,
+  MapStateSpec,
+  StateHandle,
+  StateHandleOf,
+  StateHandles,
+  StateSpec,
+  StateSpecs,
+  ValueStateOptions,
+} from './state/state-types.js';
 
 /** Carries an address's message type at compile time only; no address has it at run time. */
 declare const messageType: unique symbol;
@@ -106,32 +125,6 @@ export function formatAddress(address: Address): string {
   return `${address.type}:${address.id}`;
 }
 
-/** A declared piece of state of a function type. The key in the `state` object is its name. */
-export interface StateSpec<T> {
-  readonly codec: Codec<T>;
-  /** Time to live after the last write, in milliseconds; expired values read as absent. Default: none. */
-  readonly ttlMs: number | undefined;
-}
-
-/** Declares a single value of state per function instance. */
-export function valueState<T>(options: { codec?: Codec<T>; ttlMs?: number } = {}): StateSpec<T> {
-  if (options.ttlMs !== undefined && !(Number.isFinite(options.ttlMs) && options.ttlMs > 0)) {
-    throw new EddyError('EDDY_INVALID_JOB', `valueState ttlMs must be a positive number of milliseconds, got ${options.ttlMs}`);
-  }
-  return { codec: options.codec ?? jsonCodec<T>(), ttlMs: options.ttlMs };
-}
-
-export type StateSpecs = Record<string, StateSpec<unknown>>;
-
-/** Typed access to one declared state value of the current instance. */
-export interface StateHandle<T> {
-  get(): T | undefined;
-  set(value: T): void;
-  delete(): void;
-}
-
-export type StateHandles<S extends StateSpecs> = { readonly [K in keyof S]: StateHandle<S[K] extends StateSpec<infer T> ? T : never> };
-
 export interface SendAfterOptions {
   /**
    * A token to cancel this message with; unique among the pending delayed messages of the sending
@@ -222,8 +215,11 @@ export function defineFunction<M = unknown, S extends StateSpecs = Record<string
   }
   const state = spec.state ?? ({} as S);
   for (const [name, decl] of Object.entries(state)) {
-    if (name.length === 0 || typeof decl?.codec?.encode !== 'function') {
-      throw new EddyError('EDDY_INVALID_JOB', `function ${spec.type}: state ${JSON.stringify(name)} must be declared with valueState()`);
+    if (name.length === 0 || name.includes('\u0000')) {
+      throw new EddyError('EDDY_INVALID_JOB', `function ${spec.type}: state name ${JSON.stringify(name)} must be non-empty and without \\u0000; rename it`);
+    }
+    if (!isStateSpec(decl)) {
+      throw new EddyError('EDDY_INVALID_JOB', `function ${spec.type}: state ${JSON.stringify(name)} must be declared with valueState(), mapState() or listState()`);
     }
   }
   const type = spec.type;

@@ -212,6 +212,10 @@ export class FunctionDispatcher implements TransactionHost {
     return this.config.store.get(key);
   }
 
+  scanState(prefix: string): AsyncIterable<[string, Uint8Array]> {
+    return this.config.store.scanLive(prefix);
+  }
+
   functionType(type: string): AnyFunctionType | undefined {
     return this.config.job.functions.get(type);
   }
