@@ -11,8 +11,10 @@ const expected = expectedAnswers(events);
 void t.test('map and list state: a worker killed mid-run and a restore on another worker count answer every event as the model does, exactly once', async (t) => {
   const checkpointDir = tempDir(t, 'chk-collections');
   const logs = new LogLines();
-  const first = run(t, job, { workers: 2, checkpointDir, checkpointIntervalMs: 100, checkpointsRetained: 50, log: logs.log, inputs: { events: { records: events, ratePerSec: 1000 } } });
+  const first = run(t, job, { workers: 2, checkpointDir, checkpointIntervalMs: 200, checkpointsRetained: 1000, log: logs.log, inputs: { events: { records: events, ratePerSec: 1000 } } });
   await waitFor(() => first.status().checkpoints.length > 0, 'a first checkpoint', 60_000);
+  // Cut with about a third of the events behind it, so the restored maps and lists hold something.
+  for (let i = 0; i < 1000 && (await first.metrics()).totals.invocations < 2000; i++) await new Promise((resolve) => setTimeout(resolve, 20));
   // A cut with part of the events behind it: the restore on 3 workers below starts here.
   const { id } = await first.checkpoint();
   await first.killWorker(0);
