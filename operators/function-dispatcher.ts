@@ -17,19 +17,7 @@ import { Transactions } from './coordinators/transactions.js';
 import { isPromise } from '../engine/promises.js';
 import { TransientMap } from '../engine/transient-map.js';
 import { FunctionStats } from '../engine/runtime/worker-stats.js';
-
-/** An undeliverable envelope or bad record, as written to the dead-letter egress. */
-export interface DeadLetter {
-  code: ErrorCode;
-  reason: string;
-  target?: Address;
-  source?: Address;
-  envelopeId?: string;
-  /** The message bytes, base64, when the envelope could not be decoded or handled. */
-  payloadBase64?: string;
-  ingress?: string;
-  record?: unknown;
-}
+import type { DeadLetter } from '../engine/dead-letter.js';
 
 export interface DispatcherConfig {
   worker: number;
@@ -219,6 +207,10 @@ export class FunctionDispatcher implements TransactionHost {
 
   readState(key: string): Uint8Array | undefined {
     return this.config.store.get(key);
+  }
+
+  scanState(prefix: string): AsyncIterable<[string, Uint8Array]> {
+    return this.config.store.scanLive(prefix);
   }
 
   functionType(type: string): AnyFunctionType | undefined {

@@ -159,12 +159,18 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
       const reader = new Invocation(dispatcher, fn, { targetType: address.type, targetId: address.id } as Envelope, kg);
       const handles = reader.state as Record<string, { get?: () => unknown }>;
       const state: Record<string, unknown> = {};
-      for (const name of Object.keys(fn.state)) {
+      const notShown: string[] = [];
+      for (const [name, spec] of Object.entries(fn.state)) {
+        // Map and list state are read entry by entry, asynchronously: not within one turn, so not shown yet.
+        if ((spec as { kind?: string }).kind !== undefined && (spec as { kind?: string }).kind !== 'value') {
+          notShown.push(name);
+          continue;
+        }
         const value = handles[name]?.get?.();
         if (value !== undefined) state[name] = value;
       }
       const { mailboxDepth, running, held } = dispatcher.activityOf(address);
-      return { ...address, worker, keyGroup: kg, state, mailboxDepth, running, heldByTransaction: held };
+      return { ...address, worker, keyGroup: kg, state, ...(notShown.length > 0 && { notShown }), mailboxDepth, running, heldByTransaction: held };
     } catch (error) {
       return { error: describeError(error) };
     }

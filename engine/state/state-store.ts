@@ -333,6 +333,41 @@ export class StateStore {
     }
   }
 
+  /**
+   * Every entry whose key starts with `prefix`, in key order, as reads see them now, without waiting
+   * for a flush: the backend overlaid with the cache entries not known to be in it (dirty or being
+   * written). Taken in one turn, then read from a backend iterator (its own snapshot) opened in the
+   * same turn, so a write landing during the scan changes nothing. A pass over the cache: meant for
+   * whole-collection reads of map state, not per-invocation use.
+   */
+  async *scanLive(prefix: string): AsyncIterable<[string, Uint8Array]> {
+    const overlay = new Map<string, Uint8Array | null>();
+    for (const [key, entry] of this.cache) {
+      if ((entry.dirty || entry.writing > 0) && key.startsWith(prefix)) overlay.set(key, entry.value);
+    }
+    const stored = this.backend.scan(toBytes(prefix), toBytes(prefixEnd(prefix)))[Symbol.asyncIterator]();
+    // Started now, in this turn: the iterator (and its snapshot) opens before any other write lands.
+    let next = stored.next();
+    const pending = [...overlay.keys()].sort();
+    let p = 0;
+    for (;;) {
+      const item = await next;
+      const key = item.done === true ? undefined : fromBytes(item.value[0]);
+      // Overlay keys before this stored key (or all that are left).
+      while (p < pending.length && (key === undefined || pending[p]! < key)) {
+        const value = overlay.get(pending[p++]!);
+        if (value !== null && value !== undefined) yield [pending[p - 1]!, value];
+      }
+      if (key === undefined) return;
+      if (overlay.has(key)) {
+        if (pending[p] === key) p++;
+        const value = overlay.get(key);
+        if (value !== null && value !== undefined) yield [key, value];
+      } else yield [key, item.value![1]];
+      next = stored.next();
+    }
+  }
+
   /** Every entry whose key starts with `prefix`, in key order, including unflushed writes. */
   async *scanPrefix(prefix: string): AsyncIterable<[string, Uint8Array]> {
     await this.flushAll();
