@@ -6,7 +6,7 @@ import type { AnyFunctionType, CoordinatorType } from '../engine/coordinator-typ
 import type { Address, FunctionType, StateSpecs } from '../engine/function-type.js';
 import type { Job } from '../engine/job.js';
 import { type KeyGroupRange, keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
-import { decodeF64, keyGroupPrefix, parkedKey, Space, toBytes } from '../engine/state/state-keys.js';
+import { keyGroupPrefix, parkedKey, parkedSeqOf, Space, toBytes } from '../engine/state/state-keys.js';
 import type { StateCut } from '../engine/state/state-store.js';
 import type { StateStore } from '../engine/state/state-store.js';
 import { barrier, Channel, decodeEnvelope, encodeEnvelope, type Envelope, Kind } from '../engine/wire/envelope.js';
@@ -16,6 +16,7 @@ import type { HoldMode, TransactionHost } from './coordinators/host.js';
 import { Transactions } from './coordinators/transactions.js';
 import { isPromise } from '../engine/promises.js';
 import { TransientMap } from '../engine/transient-map.js';
+import { addressKey, keyOfAddress } from './address-key.js';
 
 /** An undeliverable envelope or bad record, as written to the dead-letter egress. */
 export interface DeadLetter {
@@ -154,7 +155,7 @@ export class FunctionDispatcher implements TransactionHost {
    * Requests waiting for a busy coordinator keep their credit, as behind any running invocation.
    */
   hold(address: Address, mode: HoldMode): void {
-    const key = addressKeyOf(address.type, address.id);
+    const key = keyOfAddress(address);
     this.held.set(key, mode);
     const mailbox = this.mailboxes.get(key);
     if (mailbox === undefined) this.mailboxes.set(key, []);
@@ -162,13 +163,13 @@ export class FunctionDispatcher implements TransactionHost {
   }
 
   reshare(address: Address): void {
-    const key = addressKeyOf(address.type, address.id);
+    const key = keyOfAddress(address);
     this.held.set(key, 'shared');
     if (!this.inFlight.has(key)) this.drain(key);
   }
 
   requeueFirst(address: Address, envelope: Envelope): void {
-    this.mailboxes.get(addressKeyOf(address.type, address.id))!.unshift(envelope);
+    this.mailboxes.get(keyOfAddress(address))!.unshift(envelope);
     this.waiting++;
   }
 
@@ -183,25 +184,25 @@ export class FunctionDispatcher implements TransactionHost {
   }
 
   release(address: Address): void {
-    const key = addressKeyOf(address.type, address.id);
+    const key = keyOfAddress(address);
     if (!this.held.delete(key)) return;
     if (!this.inFlight.has(key)) this.drain(key);
     this.admit();
   }
 
   queued(address: Address): readonly Envelope[] {
-    return this.mailboxes.get(addressKeyOf(address.type, address.id)) ?? [];
+    return this.mailboxes.get(keyOfAddress(address)) ?? [];
   }
 
   removeQueued(address: Address, index: number): void {
-    const removed = this.mailboxes.get(addressKeyOf(address.type, address.id))?.splice(index, 1);
+    const removed = this.mailboxes.get(keyOfAddress(address))?.splice(index, 1);
     if (removed?.length !== 1) return;
     this.waiting--;
     this.dequeued(removed[0]!);
   }
 
   inFlightOf(address: Address): Envelope | undefined {
-    return this.inFlight.get(addressKeyOf(address.type, address.id));
+    return this.inFlight.get(keyOfAddress(address));
   }
 
   // ---- InvocationHost ----
@@ -362,7 +363,7 @@ export class FunctionDispatcher implements TransactionHost {
 
   /** Runs the envelope now, or queues it behind its address. True if it no longer counts against router credits. */
   private enter(envelope: Envelope): boolean {
-    const key = addressKey(envelope);
+    const key = targetKey(envelope);
     const mailbox = this.mailboxes.get(key);
     if (mailbox !== undefined) {
       mailbox.push(envelope);
@@ -466,7 +467,7 @@ export class FunctionDispatcher implements TransactionHost {
   private invokeNow(envelope: Envelope): void {
     const done = this.execute(envelope);
     if (done === undefined) return;
-    const key = addressKey(envelope);
+    const key = targetKey(envelope);
     this.mailboxes.set(key, []);
     this.inFlight.set(key, envelope);
     this.running++;
@@ -669,7 +670,7 @@ export class FunctionDispatcher implements TransactionHost {
       for await (const [key, value] of this.config.store.scanPrefix(keyGroupPrefix(kg, Space.PARKED))) {
         envelopes.push(decodeEnvelope(value));
         keys.push(key);
-        this.parkSeq = Math.max(this.parkSeq, parkedSeqOf(key));
+        this.parkSeq = Math.max(this.parkSeq, parkedSeqOf(toBytes(key)));
       }
     }
     this.parked = { envelopes, keys };
@@ -690,18 +691,9 @@ export class FunctionDispatcher implements TransactionHost {
   }
 }
 
-function parkedSeqOf(key: string): number {
-  return decodeF64(toBytes(key.slice(3, 11)));
+function targetKey(envelope: Envelope): string {
+  return addressKey(envelope.targetType, envelope.targetId);
 }
-
-function addressKey(envelope: Envelope): string {
-  return addressKeyOf(envelope.targetType, envelope.targetId);
-}
-
-function addressKeyOf(type: string, id: string): string {
-  return `${type}\u0000${id}`;
-}
-
 
 function wrapFailureHandler(fn: FunctionType<unknown, StateSpecs>, error: unknown): unknown {
   // A failure handler that fails again must not loop through itself: report it as a handler error.

@@ -10,6 +10,7 @@ import { type CoordinatorRecord, encodeCoordinatorRecord, type OutcomeEffects, P
 import { SagaDeclaration, TpcDeclaration } from './coordinator-context.js';
 import type { AdmissionLimit } from './admission.js';
 import { addBlockers, type Probe, receiveProbe } from './deadlock.js';
+import { keyOfAddress } from '../address-key.js';
 import type { TransactionHost } from './host.js';
 import { coordinatorOf, effectsOfOutcome, newTransactionId, protocolEnvelope } from './records.js';
 
@@ -55,10 +56,6 @@ function empty(outcome: OutcomeEffects): void {
   outcome.sends.length = 0;
   outcome.delayed.length = 0;
   outcome.egress.length = 0;
-}
-
-function keyOf(address: Address): string {
-  return `${address.type}\u0000${address.id}`;
 }
 
 /**
@@ -118,7 +115,7 @@ export class Coordinators {
   /** A transaction found in keyed state at start (restore, restart): it goes on where it was. */
   restore(address: Address, kg: number, fn: CoordinatorType, record: CoordinatorRecord): void {
     const running: Running = { address, kg, fn, record };
-    this.running.set(keyOf(address), running);
+    this.running.set(keyOfAddress(address), running);
     this.slotsTaken[fn.kind]++;
     this.host.hold(address, 'busy');
     if (record.protocol !== Protocol.TWO_PHASE_COMMIT) return;
@@ -206,7 +203,7 @@ export class Coordinators {
       ingressTime: request.ingressTime,
     };
     const running: Running = { address: self, kg, fn, record };
-    this.running.set(keyOf(self), running);
+    this.running.set(keyOfAddress(self), running);
     this.slotsTaken[fn.kind]++;
     this.host.hold(self, 'busy');
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) {
@@ -288,7 +285,7 @@ export class Coordinators {
   private armLockWait(running: Running): void {
     const timeoutMs = running.fn.kind === 'tpc' ? running.fn.lockWaitTimeoutMs : undefined;
     if (timeoutMs === undefined) return;
-    const key = keyOf(running.address);
+    const key = keyOfAddress(running.address);
     const id = running.record.txn.id;
     const timer = setTimeout(() => {
       this.lockWaitTimers.delete(key);
@@ -398,7 +395,7 @@ export class Coordinators {
 
   /** The transaction running at the envelope's target, if it is the one the envelope names. */
   private current(envelope: Envelope, protocol: number): Running | undefined {
-    const running = this.running.get(keyOf({ type: envelope.targetType, id: envelope.targetId }));
+    const running = this.running.get(keyOfAddress({ type: envelope.targetType, id: envelope.targetId }));
     if (running === undefined || running.record.txn.id !== envelope.txn?.id || running.record.protocol !== protocol) return undefined;
     return running;
   }
@@ -417,7 +414,7 @@ export class Coordinators {
     else this.counters.sagasFailed++;
     const outcome = ending === 'success' ? record.onSuccess : ending === 'failure' ? record.onFailure : record.onRetryable;
     this.host.commit(effectsOfOutcome(address, kg, outcome));
-    const key = keyOf(address);
+    const key = keyOfAddress(address);
     this.running.delete(key);
     this.slotsTaken[running.fn.kind]--;
     // Only 2PC waits for locks: sagas would dilute the contention signal.

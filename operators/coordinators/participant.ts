@@ -6,6 +6,7 @@ import { TransientMap } from '../../engine/transient-map.js';
 import { type Envelope, Kind, type TxnRef } from '../../engine/wire/envelope.js';
 import { encodeParticipantRecord, type ParticipantRecord, type SharedHolder } from '../../engine/wire/transactions.js';
 import { type Effects, Invocation } from '../invocation.js';
+import { keyOfAddress } from '../address-key.js';
 import type { TransactionHost } from './host.js';
 import { effectsOfRecord, isEmpty, protocolEnvelope, stagedRecordOf, txnOfPrepare } from './records.js';
 import { type HandlerOutcome, runHandlers } from './run-handlers.js';
@@ -38,11 +39,6 @@ export interface ParticipantCounters {
 /** Most PREPAREs wait for nobody: one shared empty answer instead of an array each. */
 const NO_BLOCKERS: readonly TxnRef[] = [];
 
-function keyOf(address: Address): string {
-  return `${address.type}\u0000${address.id}`;
-}
-
-
 /**
  * The participant side of two-phase commit and sagas, for regular functions (which need no change):
  * PREPARE runs the transaction's invocations of an instance in isolation, keeps their effects staged
@@ -66,7 +62,7 @@ export class Participants {
 
   /** A lock record found in keyed state at start (restore, restart). */
   restore(address: Address, kg: number, record: ParticipantRecord): void {
-    const key = keyOf(address);
+    const key = keyOfAddress(address);
     if (record.shared.length > 0) {
       this.sharedLocks.set(key, { address, kg, holders: new Map(record.shared.map((holder) => [holder.txn.id, holder])) });
       this.host.hold(address, 'shared');
@@ -92,7 +88,7 @@ export class Participants {
   arriving(envelope: Envelope): boolean {
     const address = { type: envelope.targetType, id: envelope.targetId };
     const id = envelope.txn!.id;
-    const key = keyOf(address);
+    const key = keyOfAddress(address);
     if (this.locks.get(key)?.txn.id === id || this.sharedLocks.get(key)?.holders.has(id) === true) {
       this.counters.duplicatePrepares++;
       this.reply(envelope, Kind.VOTE, { id, ok: true });
@@ -123,7 +119,7 @@ export class Participants {
     for (let i = index - 1; i >= 0; i--) if (queued[i]!.kind === Kind.PREPARE) return [txnOfPrepare(queued[i]!)];
     const running = this.host.inFlightOf(address);
     if (running?.kind === Kind.PREPARE) return [txnOfPrepare(running)];
-    const key = keyOf(address);
+    const key = keyOfAddress(address);
     const lock = this.locks.get(key);
     if (lock !== undefined) return [lock.txn];
     const shared = this.sharedLocks.get(key);
@@ -141,7 +137,7 @@ export class Participants {
 
   /** Runs a PREPARE: its invocations in order on one staged invocation; then locks and votes. */
   prepare(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, kg: number): Promise<void> | undefined {
-    const key = keyOf({ type: envelope.targetType, id: envelope.targetId });
+    const key = keyOfAddress({ type: envelope.targetType, id: envelope.targetId });
     const txn = envelope.txn!;
     if (this.abortedWhilePreparing.get(key)?.txn.id === txn.id) {
       // Ran before a restart and was aborted meanwhile: nothing to do but forget the mark.
@@ -167,7 +163,7 @@ export class Participants {
   private prepared(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, invocation: Invocation, outcome: HandlerOutcome): void {
     if (this.host.isClosed) return;
     const address = invocation.self;
-    const key = keyOf(address);
+    const key = keyOfAddress(address);
     const txn = txnOfPrepare(envelope);
     if (this.abortedWhilePreparing.get(key)?.txn.id === txn.id) {
       // The coordinator decided while this ran: discard, take no lock, and do not vote (it would be late).
@@ -219,7 +215,7 @@ export class Participants {
     if (this.leaveShared(envelope)) return;
     const address = { type: envelope.targetType, id: envelope.targetId };
     const id = envelope.txn!.id;
-    const lock = this.locks.get(keyOf(address));
+    const lock = this.locks.get(keyOfAddress(address));
     if (lock?.txn.id === id) {
       this.unlock(lock);
       return;
@@ -229,7 +225,7 @@ export class Participants {
     if (index >= 0) {
       this.host.removeQueued(address, index);
       // A writer that waited at the head for read-only holders: the others may share the lock again.
-      if (index === 0 && this.sharedLocks.has(keyOf(address))) this.host.reshare(address);
+      if (index === 0 && this.sharedLocks.has(keyOfAddress(address))) this.host.reshare(address);
       // The next PREPARE waited behind the one removed: it now waits behind the one before.
       const rest = this.host.queued(address);
       const next = rest.findIndex((waiting, i) => i >= index && waiting.kind === Kind.PREPARE);
@@ -238,7 +234,7 @@ export class Participants {
     }
     const running = this.host.inFlightOf(address);
     if (running?.kind === Kind.PREPARE && running.txn?.id === id) {
-      this.abortedWhilePreparing.set(keyOf(address), { address, kg, txn: txnOfPrepare(running) });
+      this.abortedWhilePreparing.set(keyOfAddress(address), { address, kg, txn: txnOfPrepare(running) });
       return;
     }
     // Its PREPARE voted NO (no lock was taken) or this ABORT is a duplicate.
@@ -289,7 +285,7 @@ export class Participants {
   }
 
   private lockOf(envelope: Envelope): Lock | undefined {
-    const lock = this.locks.get(keyOf({ type: envelope.targetType, id: envelope.targetId }));
+    const lock = this.locks.get(keyOfAddress({ type: envelope.targetType, id: envelope.targetId }));
     if (lock?.txn.id === envelope.txn?.id) return lock;
     this.counters.staleMessages++;
     return undefined;
@@ -298,7 +294,7 @@ export class Participants {
   /** COMMIT or ABORT of a read-only participant: it leaves the shared lock; the last one releases it. */
   private leaveShared(envelope: Envelope): boolean {
     if (this.sharedLocks.size === 0) return false;
-    const key = keyOf({ type: envelope.targetType, id: envelope.targetId });
+    const key = keyOfAddress({ type: envelope.targetType, id: envelope.targetId });
     const shared = this.sharedLocks.get(key);
     const holder = shared?.holders.get(envelope.txn!.id);
     if (shared === undefined || holder === undefined) return false;
@@ -313,7 +309,7 @@ export class Participants {
   }
 
   private unlock(lock: Lock): void {
-    this.locks.delete(keyOf(lock.address));
+    this.locks.delete(keyOfAddress(lock.address));
     lock.effects = { self: lock.address, kg: lock.kg };
     this.counters.locksReleased++;
     this.counters.lockHoldMsTotal += Date.now() - lock.lockedAt;
