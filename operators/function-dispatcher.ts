@@ -1,20 +1,17 @@
 import type { Mesh } from '../engine/channels/mesh.js';
 import type { EgressOutbox } from '../engine/channels/egress-outbox.js';
-import { decodeOrExplain } from '../engine/codec.js';
-import { describeError, EddyError, type ErrorCode, isInvocationFailed } from '../engine/errors.js';
-import type { AnyFunctionType, CoordinatorType } from '../engine/coordinator-type.js';
-import type { Address, FunctionType, StateSpecs } from '../engine/function-type.js';
+import type { ErrorCode } from '../engine/errors.js';
+import type { AnyFunctionType } from '../engine/coordinator-type.js';
+import type { Address } from '../engine/function-type.js';
 import type { Job } from '../engine/job.js';
 import { type KeyGroupRange, keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
-import { keyGroupPrefix, parkedKey, parkedSeqOf, Space, toBytes } from '../engine/state/state-keys.js';
+import { addressOfTxnKey, keyGroupPrefix, parkedKey, parkedSeqOf, Space, toBytes } from '../engine/state/state-keys.js';
 import type { StateCut } from '../engine/state/state-store.js';
 import type { StateStore } from '../engine/state/state-store.js';
 import { barrier, Channel, decodeEnvelope, encodeEnvelope, type Envelope, Kind } from '../engine/wire/envelope.js';
 import { DelayedMessages } from './delayed-messages.js';
-import { type Effects, Invocation, type StagedTimer } from './invocation.js';
-import type { HoldMode, TransactionHost } from './coordinators/host.js';
-import { Transactions } from './coordinators/transactions.js';
-import { isPromise } from '../engine/promises.js';
+import type { CoreHost, Effects, HoldMode, StagedTimer } from './core-host.js';
+import { type CoordinatorKind, InvocationCore } from './invocation-core.js';
 import { TransientMap } from '../engine/transient-map.js';
 import { addressKey, keyOfAddress } from './address-key.js';
 
@@ -53,24 +50,23 @@ export interface DispatcherConfig {
   maxSagas: number;
 }
 
-type CoordinatorKind = CoordinatorType['kind'];
 const COORDINATOR_KINDS: readonly CoordinatorKind[] = ['tpc', 'saga'];
 
 /**
- * The function-dispatcher: owns the key groups of its worker, with their state, mailboxes and
- * timers. Per address, invocations run one at a time in arrival order; an async handler parks later
- * messages for its address in a mailbox while other addresses go on.
+ * The function-dispatcher: the worker's host of the invocation core (see core-host.ts). It owns the
+ * key groups of its worker, with their state, mailboxes and timers; per address, invocations run one
+ * at a time in arrival order, and an async handler parks later messages for its address in a mailbox
+ * while other addresses go on. What is about this engine's threads lives here: router credits,
+ * feedback acknowledgements, barrier alignment and the cut, parking at a stop, admission of
+ * transactions. What an envelope does lives in the core.
  */
-export class FunctionDispatcher implements TransactionHost {
+export class FunctionDispatcher implements CoreHost {
   readonly worker: number;
   readonly delayed: DelayedMessages;
-  /** Coordinators and the participant side of their transactions. */
-  readonly transactions: Transactions;
+  /** Runs every envelope whose turn has come, and the transaction protocol. */
+  readonly core: InvocationCore;
   /** Envelopes taken in from each worker (invoked, or waiting in a mailbox or while paused). */
   readonly accepted: number[];
-  invocations = 0;
-  invocationsFailed = 0;
-  handlerErrors = 0;
   deadLetters = 0;
   messagesSent = 0;
   /** Envelopes sent on feedback channels (messages and barriers): what feedback acks are counted against. */
@@ -124,14 +120,27 @@ export class FunctionDispatcher implements TransactionHost {
     this.feedbackAcksDue = Array.from({ length: config.workers }, () => 0);
     this.egressIndexes = new Map(config.job.egresses.map((egress, index) => [egress.name, index]));
     this.delayed = new DelayedMessages(config.store, (envelope) => this.route(envelope), () => this.scheduleFlush());
-    this.transactions = new Transactions(this, config.maxTransactions, config.maxSagas);
+    this.core = new InvocationCore(this, config.maxTransactions, config.maxSagas);
   }
 
-  // ---- TransactionHost ----
-
-  get store(): StateStore {
-    return this.config.store;
+  /** The core under the name the worker's metrics use. */
+  get transactions(): InvocationCore {
+    return this.core;
   }
+
+  get invocations(): number {
+    return this.core.stats.invocations;
+  }
+
+  get invocationsFailed(): number {
+    return this.core.stats.invocationsFailed;
+  }
+
+  get handlerErrors(): number {
+    return this.core.stats.handlerErrors;
+  }
+
+  // ---- CoreHost ----
 
   get isClosed(): boolean {
     return this.closed;
@@ -205,10 +214,13 @@ export class FunctionDispatcher implements TransactionHost {
     return this.inFlight.get(keyOfAddress(address));
   }
 
-  // ---- InvocationHost ----
-
   readState(key: string): Uint8Array | undefined {
     return this.config.store.get(key);
+  }
+
+  loadState(): undefined {
+    // The store reads through its cache from the backend synchronously.
+    return undefined;
   }
 
   functionType(type: string): AnyFunctionType | undefined {
@@ -331,7 +343,7 @@ export class FunctionDispatcher implements TransactionHost {
     for (const kind of COORDINATOR_KINDS) this.admission[kind].forEach(park);
     // Taken in before the cut but not run yet (the dispatcher is paused while it starts): part of the cut.
     this.pausedQueue.forEach(park);
-    const snapshot = this.config.store.snapshot([...parked, ...this.transactions.records()]);
+    const snapshot = this.config.store.snapshot([...parked, ...this.core.records()]);
     for (let destination = 0; destination < this.config.workers; destination++) {
       this.feedbackSent++;
       this.config.mesh.push(destination, Channel.FEEDBACK, barrier(id, this.worker));
@@ -349,10 +361,10 @@ export class FunctionDispatcher implements TransactionHost {
       this.waiting++;
       return false;
     }
-    if (envelope.kind !== Kind.INVOKE && this.transactions.intercept(envelope, keyGroupOf(envelope.targetId, this.config.maxParallelism))) return true;
+    if (envelope.kind !== Kind.INVOKE && this.core.arrive(envelope)) return true;
     if (envelope.kind === Kind.INVOKE) {
-      const kind = this.coordinatorKind(envelope);
-      if (kind !== undefined && (this.admission[kind].length > 0 || !this.transactions.slotFree(kind))) {
+      const kind = this.core.coordinatorKind(envelope);
+      if (kind !== undefined && (this.admission[kind].length > 0 || !this.core.slotFree(kind))) {
         this.admission[kind].push(envelope);
         this.waiting++;
         return false;
@@ -377,17 +389,11 @@ export class FunctionDispatcher implements TransactionHost {
     return true;
   }
 
-  /** The protocol of the coordinator an envelope is for; undefined for a regular function. */
-  private coordinatorKind(envelope: Envelope): CoordinatorKind | undefined {
-    const kind = this.config.job.functions.get(envelope.targetType)?.kind;
-    return kind === 'regular' ? undefined : kind;
-  }
-
   /** Lets requests waiting for a transaction slot in, in order, while slots are free. */
   private admit(): void {
     for (const kind of COORDINATOR_KINDS) {
       const queue = this.admission[kind];
-      while (queue.length > 0 && !this.paused && this.transactions.slotFree(kind)) {
+      while (queue.length > 0 && !this.paused && this.core.slotFree(kind)) {
         const envelope = queue.shift()!;
         this.waiting--;
         if (this.enter(envelope)) this.dequeued(envelope);
@@ -440,7 +446,7 @@ export class FunctionDispatcher implements TransactionHost {
   abandon(): void {
     this.closed = true;
     this.pause();
-    this.transactions.stopTimers();
+    this.core.stopTimers();
   }
 
   /** Stops starting invocations; running ones finish, arriving envelopes wait. */
@@ -465,7 +471,7 @@ export class FunctionDispatcher implements TransactionHost {
   // ---- invoking ----
 
   private invokeNow(envelope: Envelope): void {
-    const done = this.execute(envelope);
+    const done = this.core.run(envelope);
     if (done === undefined) return;
     const key = targetKey(envelope);
     this.mailboxes.set(key, []);
@@ -489,7 +495,7 @@ export class FunctionDispatcher implements TransactionHost {
       const next = mailbox.shift()!;
       this.waiting--;
       this.dequeued(next);
-      const done = this.execute(next);
+      const done = this.core.run(next);
       if (done !== undefined) {
         this.inFlight.set(key, next);
         this.running++;
@@ -503,78 +509,8 @@ export class FunctionDispatcher implements TransactionHost {
     if (this.waiting < this.config.lowWaterMark) this.config.onBacklogDrained();
   }
 
-  /** Runs one envelope; returns a promise only when the handler went async. */
-  private execute(envelope: Envelope): Promise<void> | undefined {
-    const fn = this.config.job.functions.get(envelope.targetType);
-    if (fn === undefined) {
-      this.deadLetter(envelope, 'EDDY_UNKNOWN_FUNCTION_TYPE', `no function type ${envelope.targetType} in job ${this.config.job.name}`);
-      return undefined;
-    }
-    const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
-    if (envelope.kind !== Kind.INVOKE || fn.kind !== 'regular') return this.transactions.execute(envelope, fn, kg);
-    let message: unknown;
-    try {
-      message = decodeOrExplain(fn.codec, envelope.payload, `message for ${envelope.targetType}:${envelope.targetId}`);
-    } catch (error) {
-      this.deadLetter(envelope, 'EDDY_UNDECODABLE_PAYLOAD', describeError(error));
-      return undefined;
-    }
-    this.invocations++;
-    const invocation = new Invocation(this, fn, envelope, kg);
-    let result: void | Promise<void>;
-    try {
-      result = fn.handler(invocation, message);
-    } catch (error) {
-      return this.failed(invocation, message, error);
-    }
-    if (!isPromise(result)) {
-      this.commit(invocation);
-      return undefined;
-    }
-    return result.then(
-      () => this.commit(invocation),
-      (error: unknown) => this.failed(invocation, message, error),
-    );
-  }
-
-  private failed(invocation: Invocation, message: unknown, error: unknown): Promise<void> | undefined {
-    const { fn, envelope } = invocation;
-    if (!isInvocationFailed(error)) {
-      this.handlerFailed(envelope, `handler of ${fn.type}`, `${envelope.targetType}:${envelope.targetId}`, error);
-      return undefined;
-    }
-    this.invocationsFailed++;
-    const onFailed = fn.onInvocationFailed;
-    if (onFailed === undefined) return undefined;
-    const recovery = new Invocation(this, fn, envelope, invocation.kg);
-    let result: void | Promise<void>;
-    try {
-      result = onFailed(recovery, error, message);
-    } catch (secondError) {
-      return this.failed(recovery, message, wrapFailureHandler(fn, secondError));
-    }
-    if (!isPromise(result)) {
-      this.commit(recovery);
-      return undefined;
-    }
-    return result.then(
-      () => this.commit(recovery),
-      (secondError: unknown) => this.failed(recovery, message, wrapFailureHandler(fn, secondError)),
-    );
-  }
-
-  /**
-   * A handler threw something other than InvocationFailed: a bug in it. Counted and dead-lettered
-   * (with the code of the engine error it hit, if any); the job goes on.
-   */
-  handlerFailed(envelope: Envelope, who: string, what: string, error: unknown): void {
-    this.handlerErrors++;
-    const reason = `${who} failed for ${what} (envelope ${envelope.origin}:${envelope.seq}): ${describeError(error)}`;
-    this.deadLetter(envelope, error instanceof EddyError ? error.code : 'EDDY_HANDLER_FAILED', reason);
-  }
-
   /** Applies the staged effects of a successful invocation. */
-  commit(invocation: Effects): void {
+  apply(invocation: Effects): void {
     if (this.closed) return;
     const store = this.config.store;
     if (invocation.writes !== undefined) for (const [key, value] of invocation.writes) store.put(key, value);
@@ -643,7 +579,7 @@ export class FunctionDispatcher implements TransactionHost {
       const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
       this.config.store.put(parkedKey(kg, this.nextParkSeq()), encodeEnvelope(envelope));
     }
-    for (const [key, record] of this.transactions.records()) this.config.store.put(key, record);
+    for (const [key, record] of this.core.records()) this.config.store.put(key, record);
     const running = this.inFlight.size;
     this.mailboxes.clear();
     this.inFlight.clear();
@@ -651,6 +587,22 @@ export class FunctionDispatcher implements TransactionHost {
     for (const kind of COORDINATOR_KINDS) this.admission[kind].length = 0;
     this.waiting = 0;
     return { parked: waiting.length, running };
+  }
+
+  /**
+   * Takes over the locks and running transactions of the owned key groups that a stop or a restored
+   * checkpoint left in keyed state (before any work starts). From then on they live on the heap and
+   * reach keyed state again only in a checkpoint's cut or at a stop (see InvocationCore.records).
+   */
+  async loadTransactions(): Promise<void> {
+    const taken: string[] = [];
+    const { start, end } = this.config.keyGroups;
+    for (let kg = start; kg <= end; kg++) {
+      for await (const [key, value] of this.config.store.scanPrefix(keyGroupPrefix(kg, Space.TXN))) {
+        if (this.core.restore(addressOfTxnKey(key), kg, value)) taken.push(key);
+      }
+    }
+    for (const key of taken) this.config.store.put(key, null);
   }
 
   /**
@@ -693,11 +645,4 @@ export class FunctionDispatcher implements TransactionHost {
 
 function targetKey(envelope: Envelope): string {
   return addressKey(envelope.targetType, envelope.targetId);
-}
-
-function wrapFailureHandler(fn: FunctionType<unknown, StateSpecs>, error: unknown): unknown {
-  // A failure handler that fails again must not loop through itself: report it as a handler error.
-  return isInvocationFailed(error)
-    ? new EddyError('EDDY_HANDLER_FAILED', `onInvocationFailed of ${fn.type} threw: ${describeError(error)}`, { cause: error })
-    : error;
 }

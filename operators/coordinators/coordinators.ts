@@ -11,7 +11,8 @@ import { SagaDeclaration, TpcDeclaration } from './coordinator-context.js';
 import type { AdmissionLimit } from './admission.js';
 import { addBlockers, type Probe, receiveProbe } from './deadlock.js';
 import { keyOfAddress } from '../address-key.js';
-import type { TransactionHost } from './host.js';
+import type { CoreHost } from '../core-host.js';
+import type { InvocationStats } from '../invocation-stats.js';
 import { coordinatorOf, effectsOfOutcome, newTransactionId, protocolEnvelope } from './records.js';
 
 export interface CoordinatorCounters {
@@ -97,7 +98,8 @@ export class Coordinators {
   private readonly injectStaleProbes = process.env.EDDY_TEST_STALE_PROBES === '1';
 
   constructor(
-    private readonly host: TransactionHost,
+    private readonly host: CoreHost,
+    private readonly stats: InvocationStats,
     private readonly limit: AdmissionLimit,
   ) {}
 
@@ -140,7 +142,7 @@ export class Coordinators {
       this.host.deadLetter(envelope, 'EDDY_UNDECODABLE_PAYLOAD', describeError(error));
       return undefined;
     }
-    this.host.invocations++;
+    this.stats.invocations++;
     const declaration = fn.kind === 'tpc' ? new TpcDeclaration(this.host, fn, envelope) : new SagaDeclaration(this.host, fn, envelope);
     let result: void | Promise<void>;
     try {
@@ -175,10 +177,10 @@ export class Coordinators {
     if (this.host.isClosed) return;
     if (isInvocationFailed(error)) {
       // The handler refused the request: no transaction, nothing to apply.
-      this.host.invocationsFailed++;
+      this.stats.invocationsFailed++;
       return;
     }
-    this.host.handlerFailed(envelope, `coordinator ${fn.type}`, `request to ${envelope.targetType}:${envelope.targetId}`, error);
+    this.stats.handlerFailed(envelope, `coordinator ${fn.type}`, `request to ${envelope.targetType}:${envelope.targetId}`, error);
   }
 
   private begin(declaration: TpcDeclaration | SagaDeclaration, kg: number): void {
@@ -413,7 +415,7 @@ export class Coordinators {
     } else if (ending === 'success') this.counters.sagasSucceeded++;
     else this.counters.sagasFailed++;
     const outcome = ending === 'success' ? record.onSuccess : ending === 'failure' ? record.onFailure : record.onRetryable;
-    this.host.commit(effectsOfOutcome(address, kg, outcome));
+    this.host.apply(effectsOfOutcome(address, kg, outcome));
     const key = keyOfAddress(address);
     this.running.delete(key);
     this.slotsTaken[running.fn.kind]--;

@@ -5,9 +5,10 @@ import { txnKey } from '../../engine/state/state-keys.js';
 import { TransientMap } from '../../engine/transient-map.js';
 import { type Envelope, Kind, type TxnRef } from '../../engine/wire/envelope.js';
 import { encodeParticipantRecord, type ParticipantRecord, type SharedHolder } from '../../engine/wire/transactions.js';
-import { type Effects, Invocation } from '../invocation.js';
+import type { CoreHost, Effects } from '../core-host.js';
+import { Invocation } from '../invocation.js';
+import type { InvocationStats } from '../invocation-stats.js';
 import { keyOfAddress } from '../address-key.js';
-import type { TransactionHost } from './host.js';
 import { effectsOfRecord, isEmpty, protocolEnvelope, stagedRecordOf, txnOfPrepare } from './records.js';
 import { type HandlerOutcome, runHandlers } from './run-handlers.js';
 
@@ -53,7 +54,10 @@ export class Participants {
   private readonly abortedWhilePreparing = new Map<string, { address: Address; kg: number; txn: TxnRef }>();
   readonly counters: ParticipantCounters = { locksTaken: 0, lockHoldMsTotal: 0, locksReleased: 0, staleMessages: 0, duplicatePrepares: 0 };
 
-  constructor(private readonly host: TransactionHost) {}
+  constructor(
+    private readonly host: CoreHost,
+    private readonly stats: InvocationStats,
+  ) {}
 
   /** Instances locked, exclusively or shared. */
   get locksHeld(): number {
@@ -152,7 +156,7 @@ export class Participants {
       this.reply(envelope, Kind.VOTE, { id: txn.id, ok: false });
       return undefined;
     }
-    this.host.invocations += messages.length;
+    this.stats.invocations += messages.length;
     const invocation = new Invocation(this.host, fn, envelope, kg);
     const outcome = runHandlers(fn, invocation, messages);
     if (outcome instanceof Promise) return outcome.then((ended) => this.prepared(envelope, fn, invocation, ended));
@@ -206,7 +210,7 @@ export class Participants {
     if (this.leaveShared(envelope)) return;
     const lock = this.lockOf(envelope);
     if (lock === undefined) return;
-    this.host.commit(lock.effects);
+    this.host.apply(lock.effects);
     this.unlock(lock);
   }
 
@@ -251,7 +255,7 @@ export class Participants {
       this.reportStep(envelope, false);
       return undefined;
     }
-    this.host.invocations++;
+    this.stats.invocations++;
     const invocation = new Invocation(this.host, fn, envelope, kg);
     const outcome = runHandlers(fn, invocation, [message]);
     if (outcome instanceof Promise) return outcome.then((result) => this.stepEnded(envelope, fn, invocation, result));
@@ -261,7 +265,7 @@ export class Participants {
 
   private stepEnded(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, invocation: Invocation, result: HandlerOutcome): void {
     if (this.host.isClosed) return;
-    if (result === undefined) this.host.commit(invocation);
+    if (result === undefined) this.host.apply(invocation);
     else this.failed(envelope, fn, result.error);
     this.reportStep(envelope, result === undefined);
   }
@@ -278,10 +282,10 @@ export class Participants {
    */
   private failed(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, error: unknown): void {
     if (isInvocationFailed(error)) {
-      this.host.invocationsFailed++;
+      this.stats.invocationsFailed++;
       return;
     }
-    this.host.handlerFailed(envelope, `handler of ${fn.type}`, `${envelope.targetType}:${envelope.targetId} in transaction ${envelope.txn?.id}`, error);
+    this.stats.handlerFailed(envelope, `handler of ${fn.type}`, `${envelope.targetType}:${envelope.targetId} in transaction ${envelope.txn?.id}`, error);
   }
 
   private lockOf(envelope: Envelope): Lock | undefined {
