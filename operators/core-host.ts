@@ -48,11 +48,12 @@ export interface CoreReads {
    */
   readState(key: string): Uint8Array | undefined;
   /**
-   * Makes the state of `self` readable through `readState` before a handler of it runs. Undefined when
-   * it already is (the worker's store reads through its cache; a request-reply host was sent the
-   * state with the request); else a promise the core waits for, with the invocation then async.
+   * Makes the state of instance `type`/`id` readable through `readState` before a handler of it runs.
+   * Undefined when it already is (the worker's store reads through its cache; a request-reply host
+   * was sent the state with the request); else a promise the core waits for, with the invocation then
+   * async. (Type and id rather than an Address: no object per invocation on the hot path.)
    */
-  loadState(self: Address, kg: number): Promise<void> | undefined;
+  loadState(type: string, id: string, kg: number): Promise<void> | undefined;
   /** Whether a delayed message of `owner` with `token` is pending (a staged `sendAfter` must not reuse it). */
   timerPending(owner: Address, kg: number, token: string): boolean;
   functionType(type: string): AnyFunctionType | undefined;

@@ -331,18 +331,7 @@ export class FunctionDispatcher implements CoreHost {
   private cut(id: number): void {
     this.lastCut = id;
     this.config.egress.cut(id);
-    const parked: Array<[string, Uint8Array]> = [];
-    const park = (envelope: Envelope): void => {
-      parked.push([parkedKey(keyGroupOf(envelope.targetId, this.config.maxParallelism), this.nextParkSeq()), encodeEnvelope(envelope)]);
-    };
-    for (const [key, mailbox] of this.mailboxes) {
-      const running = this.inFlight.get(key);
-      if (running !== undefined) park(running);
-      mailbox.forEach(park);
-    }
-    for (const kind of COORDINATOR_KINDS) this.admission[kind].forEach(park);
-    // Taken in before the cut but not run yet (the dispatcher is paused while it starts): part of the cut.
-    this.pausedQueue.forEach(park);
+    const parked = this.unfinished().map((envelope) => this.parkedEntry(envelope));
     const snapshot = this.config.store.snapshot([...parked, ...this.core.records()]);
     for (let destination = 0; destination < this.config.workers; destination++) {
       this.feedbackSent++;
@@ -524,7 +513,7 @@ export class FunctionDispatcher implements CoreHost {
 
   /** Sends an envelope to the feedback operator of the worker that owns its target. */
   route(envelope: Envelope): void {
-    const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
+    const kg = this.keyGroup(envelope.targetId);
     this.messagesSent++;
     this.feedbackSent++;
     this.config.mesh.push(ownerOfKeyGroup(kg, this.config.workers, this.config.maxParallelism), Channel.FEEDBACK, envelope);
@@ -560,13 +549,11 @@ export class FunctionDispatcher implements CoreHost {
   }
 
   /**
-   * Work left when the job stops is parked in keyed state under its target's key group: per address,
-   * the invocation still running (it runs again; its late effects are discarded) and then its
-   * mailbox, then what arrived while paused, so per-address order survives the restart. Closes the
-   * dispatcher.
+   * The work taken in and not done, in the order it runs again after a restart or restore: per
+   * address the invocation still running, then its mailbox; then requests waiting for a transaction
+   * slot; then what arrived while paused (taken in before a cut but not run yet: part of the cut).
    */
-  parkWaiting(): { parked: number; running: number } {
-    this.closed = true;
+  private unfinished(): Envelope[] {
     const waiting: Envelope[] = [];
     for (const [key, mailbox] of this.mailboxes) {
       const running = this.inFlight.get(key);
@@ -575,10 +562,24 @@ export class FunctionDispatcher implements CoreHost {
     }
     for (const kind of COORDINATOR_KINDS) waiting.push(...this.admission[kind]);
     waiting.push(...this.pausedQueue);
-    for (const envelope of waiting) {
-      const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
-      this.config.store.put(parkedKey(kg, this.nextParkSeq()), encodeEnvelope(envelope));
-    }
+    return waiting;
+  }
+
+  /** A parked entry under the envelope's target key group, sorting after every earlier one. */
+  private parkedEntry(envelope: Envelope): [string, Uint8Array] {
+    return [parkedKey(this.keyGroup(envelope.targetId), this.nextParkSeq()), encodeEnvelope(envelope)];
+  }
+
+  /**
+   * Work left when the job stops is parked in keyed state under its target's key group: per address,
+   * the invocation still running (it runs again; its late effects are discarded) and then its
+   * mailbox, then what arrived while paused, so per-address order survives the restart. Closes the
+   * dispatcher.
+   */
+  parkWaiting(): { parked: number; running: number } {
+    this.closed = true;
+    const waiting = this.unfinished();
+    for (const envelope of waiting) this.config.store.put(...this.parkedEntry(envelope));
     for (const [key, record] of this.core.records()) this.config.store.put(key, record);
     const running = this.inFlight.size;
     this.mailboxes.clear();

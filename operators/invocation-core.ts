@@ -84,7 +84,7 @@ export class InvocationCore {
   run(envelope: Envelope): Promise<void> | undefined {
     const fn = this.host.functionType(envelope.targetType);
     if (fn === undefined) {
-      this.host.deadLetter(envelope, 'EDDY_UNKNOWN_FUNCTION_TYPE', `no function type ${envelope.targetType} in this job`);
+      this.host.deadLetter(envelope, 'EDDY_UNKNOWN_FUNCTION_TYPE', `no function type ${envelope.targetType} in this job; add it to the job's functions, or stop sending to it`);
       return undefined;
     }
     const kg = this.host.keyGroup(envelope.targetId);
@@ -93,7 +93,7 @@ export class InvocationCore {
       this.host.deadLetter(envelope, 'EDDY_INVALID_ARGUMENT', `${fn.type} is a coordinator; it cannot take part in another transaction`);
       return undefined;
     }
-    const loading = this.host.loadState({ type: envelope.targetType, id: envelope.targetId }, kg);
+    const loading = this.host.loadState(envelope.targetType, envelope.targetId, kg);
     if (loading !== undefined) return loading.then(() => this.runRegular(envelope, fn, kg));
     return this.runRegular(envelope, fn, kg);
   }
