@@ -43,8 +43,9 @@ export class InvocationCore {
 
   /**
    * An envelope arrives. Protocol envelopes that answer or steer a transaction are handled here and
-   * consumed (true). Everything else, PREPARE and SAGA_STEP included, is an invocation: it waits for
-   * its turn in its instance's order (false), and a PREPARE that will wait reports whom it waits for.
+   * consumed (true), as is a second copy of a PREPARE the instance already knows (answered again or
+   * dropped). Everything else, PREPARE and SAGA_STEP included, is an invocation: it waits for its turn
+   * in its instance's order (false), and a PREPARE that will wait reports whom it waits for.
    */
   arrive(envelope: Envelope): boolean {
     switch (envelope.kind) {
