@@ -1,4 +1,3 @@
-import type { AnyFunctionType } from '../engine/coordinator-type.js';
 import { EddyError } from '../engine/errors.js';
 import {
   type Address,
@@ -12,43 +11,13 @@ import { instancePrefix, userStateKey } from '../engine/state/state-keys.js';
 import { bindState, type StateAccess } from '../engine/state/state-kinds.js';
 import { type EgressRecord, type Envelope, Kind } from '../engine/wire/envelope.js';
 
-/** What an invocation needs from its dispatcher: lookups and the current state. */
-export interface InvocationHost {
-  readonly worker: number;
-  readState(key: string): Uint8Array | undefined;
-  /** Entries whose keys start with `prefix`, in key order, including writes not yet flushed (map state). */
-  scanState(prefix: string): AsyncIterable<[string, Uint8Array]>;
-  functionType(type: string): AnyFunctionType | undefined;
-  egressIndex(name: string): number | undefined;
-  egressNames(): string[];
-  encodeEgress(index: number, record: unknown): Uint8Array;
-  nextSeq(): number;
-  keyGroup(id: string): number;
-  timerPending(owner: Address, kg: number, token: string): boolean;
-}
-
-export interface StagedTimer {
-  fireAt: number;
-  token: string;
-  envelope: Envelope;
-}
-
-/** The effects of an invocation, applied by the dispatcher: what `Invocation` stages. */
-export interface Effects {
-  readonly self: Address;
-  readonly kg: number;
-  readonly writes?: ReadonlyMap<string, Uint8Array | null> | undefined;
-  readonly sends?: readonly Envelope[] | undefined;
-  readonly timers?: readonly StagedTimer[] | undefined;
-  readonly cancels?: readonly string[] | undefined;
-  readonly egressRecords?: readonly EgressRecord[] | undefined;
-}
+import type { CoreReads, Effects, StagedTimer } from './core-host.js';
 
 /**
  * An envelope with a message from `from` to `to`, encoded with the target's codec. `what` names the
  * call in errors (an unknown target type is the caller's mistake, named with the fix).
  */
-export function envelopeTo(host: InvocationHost, from: Address, ingressTime: number, to: Address, message: unknown, what: string): Envelope {
+export function envelopeTo(host: CoreReads, from: Address, ingressTime: number, to: Address, message: unknown, what: string): Envelope {
   validateAddress(to, `${what} from ${from.type}:${from.id}`);
   const target = host.functionType(to.type);
   if (target === undefined) {
@@ -71,7 +40,7 @@ export function envelopeTo(host: InvocationHost, from: Address, ingressTime: num
 }
 
 /** An egress record for the egress called `name`, which must exist. */
-export function egressRecordFor(host: InvocationHost, name: string, record: unknown, ingressTime: number): EgressRecord {
+export function egressRecordFor(host: CoreReads, name: string, record: unknown, ingressTime: number): EgressRecord {
   const index = host.egressIndex(name);
   if (index === undefined) {
     throw new EddyError(
@@ -83,7 +52,7 @@ export function egressRecordFor(host: InvocationHost, name: string, record: unkn
 }
 
 /** A fresh token for a delayed message: unique per worker run and time. */
-export function freshTimerToken(host: InvocationHost): string {
+export function freshTimerToken(host: CoreReads): string {
   return `${Date.now().toString(36)}.${host.worker}.${host.nextSeq()}`;
 }
 
@@ -104,7 +73,7 @@ export class Invocation implements Context, Effects, StateAccess {
   private stateAccessor: Context['state'] | undefined;
 
   constructor(
-    private readonly host: InvocationHost,
+    private readonly host: CoreReads,
     readonly fn: FunctionType<unknown, StateSpecs>,
     readonly envelope: Envelope,
     kg: number,

@@ -188,7 +188,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     checkGivenUp();
     await router.open();
     await dispatcher.delayed.load(keyGroups);
-    await dispatcher.transactions.load(keyGroups, job.functions);
+    await dispatcher.loadTransactions();
     // Before 'ready': a checkpoint cut once the workers run must park its envelopes after these.
     if (parkedToReplay) await dispatcher.loadParked();
     checkGivenUp();

@@ -89,6 +89,11 @@ export function parkedKey(kg: number, seq: number): string {
   return keyGroupPrefix(kg, Space.PARKED) + f64(seq);
 }
 
+/** The sequence number of a `parkedKey` (as the backend's bytes). */
+export function parkedSeqOf(key: Uint8Array): number {
+  return decodeF64(key.subarray(3, 11));
+}
+
 /** The transaction record of one instance: its lock as a participant, or its transaction as a coordinator. */
 export function txnKey(kg: number, type: string, id: string): string {
   return keyGroupPrefix(kg, Space.TXN) + lengthPrefixed(type) + lengthPrefixed(id);
