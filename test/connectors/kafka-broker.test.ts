@@ -146,13 +146,19 @@ if (brokerList.length === 0) {
     const markerGroup = `eddy-test-marker-${randomUUID()}`;
     await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
 
-    const producer = await kafka.producer(`eddy-test-txn-${randomUUID()}`);
+    const transactionalId = `eddy-test-txn-${randomUUID()}`;
+    const producer = await kafka.producer(transactionalId);
     for (const epoch of [1, 2]) {
       const txn = await producer.transaction();
       await txn.send({ topic, messages: [{ key: 'e', value: `epoch-${epoch}-a` }, { key: 'e', value: `epoch-${epoch}-b` }] });
       await txn.sendOffsets({ consumerGroupId: markerGroup, topics: [{ topic, partitions: [{ partition: 0, offset: String(epoch) }] }] });
       await txn.commit();
     }
+    // commit() returns once the coordinator has decided; the offset becomes readable when its markers
+    // are written, a moment later. A new producer's InitProducerId waits for that, which is what the
+    // sink does before it reads its marker (KafkaSinkImpl.newProducer).
+    const next = await kafka.producer(transactionalId);
+    await (await next.transaction()).abort();
 
     const offsets = await admin.fetchOffsets({ groupId: markerGroup, topics: [topic] });
     t.same(
