@@ -76,6 +76,8 @@ export class StatefunHandler {
   /** The missing-state answer of each function type, by declared state name. */
   private readonly specs = new Map<string, Map<string, PersistedValueSpec>>();
   private readonly egressTypenames: ReadonlyArray<{ namespace: string; name: string }>;
+  /** @internal The job's egresses by name (the core refers to them by index). */
+  readonly egressIndexes: ReadonlyMap<string, number>;
 
   constructor(
     readonly job: Job,
@@ -92,6 +94,7 @@ export class StatefunHandler {
       this.specs.set(fn.type, specs);
     }
     this.egressTypenames = job.egresses.map((egress) => splitTypename(egressTypename(egress.name)));
+    this.egressIndexes = new Map(job.egresses.map((egress, index) => [egress.name, index]));
   }
 
   /** The FromFunction bytes that answer the ToFunction `request`. */
@@ -274,8 +277,7 @@ class BatchHost implements CoreHost {
   }
 
   egressIndex(name: string): number | undefined {
-    const index = this.server.job.egresses.findIndex((egress) => egress.name === name);
-    return index < 0 ? undefined : index;
+    return this.server.egressIndexes.get(name);
   }
 
   egressNames(): string[] {

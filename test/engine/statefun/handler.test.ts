@@ -189,3 +189,14 @@ void t.test('egress typenames: a namespace/name egress keeps its name; a plain n
   t.equal(egressTypename('example/out'), 'example/out');
   t.equal(egressTypename('totals'), 'eddy/totals');
 });
+
+void t.test('requests served at the same time keep their own working copies', async (t) => {
+  const handler = new StatefunHandler(job);
+  // The first is async (addLater waits), so the second runs while the first is in its handler.
+  const [slow, fast] = await Promise.all([
+    handler.serve(counterRequest('same', counterState(100), [{ addLater: 1 }, { add: 1 }])),
+    handler.serve(counterRequest('same', counterState(5), [{ add: 1 }])),
+  ]);
+  t.equal(intType.decode(valueBytes(result(slow.response).stateMutations![0]!.stateValue)), 102);
+  t.equal(intType.decode(valueBytes(result(fast.response).stateMutations![0]!.stateValue)), 6);
+});
