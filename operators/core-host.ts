@@ -52,6 +52,8 @@ export interface CoreReads {
    * (see `loadState`).
    */
   readState(key: string): Uint8Array | undefined;
+  /** Entries whose keys start with `prefix`, in key order, including writes not yet flushed (map and list state). */
+  scanState(prefix: string): AsyncIterable<[string, Uint8Array]>;
   /**
    * Makes the state of instance `type`/`id` readable through `readState` before a handler of it runs.
    * Undefined when it already is (the worker's store reads through its cache; a request-reply host

@@ -13,20 +13,9 @@ import { DelayedMessages } from './delayed-messages.js';
 import type { CoreHost, Effects, HoldMode, StagedTimer } from './core-host.js';
 import { type CoordinatorKind, InvocationCore } from './invocation-core.js';
 import { TransientMap } from '../engine/transient-map.js';
+import { FunctionStats } from '../engine/runtime/worker-stats.js';
+import type { DeadLetter } from '../engine/dead-letter.js';
 import { addressKey, keyOfAddress } from './address-key.js';
-
-/** An undeliverable envelope or bad record, as written to the dead-letter egress. */
-export interface DeadLetter {
-  code: ErrorCode;
-  reason: string;
-  target?: Address;
-  source?: Address;
-  envelopeId?: string;
-  /** The message bytes, base64, when the envelope could not be decoded or handled. */
-  payloadBase64?: string;
-  ingress?: string;
-  record?: unknown;
-}
 
 export interface DispatcherConfig {
   worker: number;
@@ -48,6 +37,8 @@ export interface DispatcherConfig {
   maxTransactions: number;
   /** The same for sagas. */
   maxSagas: number;
+  /** Failure drill (`faultInjection.staleProbes`): deadlock probes also go out in stale forms. */
+  staleProbes?: boolean;
 }
 
 const COORDINATOR_KINDS: readonly CoordinatorKind[] = ['tpc', 'saga'];
@@ -67,6 +58,8 @@ export class FunctionDispatcher implements CoreHost {
   readonly core: InvocationCore;
   /** Envelopes taken in from each worker (invoked, or waiting in a mailbox or while paused). */
   readonly accepted: number[];
+  /** Per function type: invocations, failures, handler time, state access (for metrics). */
+  readonly functionStats = new FunctionStats();
   deadLetters = 0;
   messagesSent = 0;
   /** Envelopes sent on feedback channels (messages and barriers): what feedback acks are counted against. */
@@ -120,7 +113,8 @@ export class FunctionDispatcher implements CoreHost {
     this.feedbackAcksDue = Array.from({ length: config.workers }, () => 0);
     this.egressIndexes = new Map(config.job.egresses.map((egress, index) => [egress.name, index]));
     this.delayed = new DelayedMessages(config.store, (envelope) => this.route(envelope), () => this.scheduleFlush());
-    this.core = new InvocationCore(this, config.maxTransactions, config.maxSagas);
+    this.core = new InvocationCore(this, config.maxTransactions, config.maxSagas, config.staleProbes === true);
+    this.core.stats.onHandled = (type, started, threw) => this.functionStats.invoked(type, started, threw);
   }
 
   /** The core under the name the worker's metrics use. */
@@ -210,12 +204,22 @@ export class FunctionDispatcher implements CoreHost {
     this.dequeued(removed[0]!);
   }
 
+  /** For a state lookup: envelopes waiting for the address, whether an invocation of it runs, how a transaction holds it. */
+  activityOf(address: Address): { mailboxDepth: number; running: boolean; held: HoldMode | undefined } {
+    const key = keyOfAddress(address);
+    return { mailboxDepth: this.mailboxes.get(key)?.length ?? 0, running: this.inFlight.has(key), held: this.held.get(key) };
+  }
+
   inFlightOf(address: Address): Envelope | undefined {
     return this.inFlight.get(keyOfAddress(address));
   }
 
   readState(key: string): Uint8Array | undefined {
     return this.config.store.get(key);
+  }
+
+  scanState(prefix: string): AsyncIterable<[string, Uint8Array]> {
+    return this.config.store.scanLive(prefix);
   }
 
   loadState(): undefined {

@@ -34,11 +34,13 @@ export class InvocationCore {
     private readonly host: CoreHost,
     maxTransactions: number,
     private readonly maxSagas: number,
+    /** Failure drill (`faultInjection.staleProbes`): deadlock probes also go out in stale forms. */
+    staleProbes = false,
   ) {
     this.stats = new InvocationStats(host);
     this.limit = new AdmissionLimit(maxTransactions);
     this.participants = new Participants(host, this.stats);
-    this.coordinators = new Coordinators(host, this.stats, this.limit);
+    this.coordinators = new Coordinators(host, this.stats, this.limit, staleProbes);
   }
 
   /**
@@ -124,19 +126,28 @@ export class InvocationCore {
     }
     this.stats.invocations++;
     const invocation = new Invocation(this.host, fn, envelope, kg);
+    const started = performance.now();
     let result: void | Promise<void>;
     try {
       result = fn.handler(invocation, message);
     } catch (error) {
+      this.stats.onHandled?.(fn.type, started, true);
       return this.failed(invocation, message, error);
     }
     if (!isPromise(result)) {
+      this.stats.onHandled?.(fn.type, started, false);
       this.host.apply(invocation);
       return undefined;
     }
     return result.then(
-      () => this.host.apply(invocation),
-      (error: unknown) => this.failed(invocation, message, error),
+      () => {
+        this.stats.onHandled?.(fn.type, started, false);
+        this.host.apply(invocation);
+      },
+      (error: unknown) => {
+        this.stats.onHandled?.(fn.type, started, true);
+        return this.failed(invocation, message, error);
+      },
     );
   }
 

@@ -11,6 +11,9 @@ export class InvocationStats {
   /** Handlers that threw anything else: bugs, dead-lettered. */
   handlerErrors = 0;
 
+  /** Told of every regular handler run: its type, when it started (performance.now()), whether it threw. */
+  onHandled: ((type: string, started: number, threw: boolean) => void) | undefined;
+
   constructor(private readonly host: CoreEmits) {}
 
   /**

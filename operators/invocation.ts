@@ -1,17 +1,16 @@
-import { decodeOrExplain } from '../engine/codec.js';
 import { EddyError } from '../engine/errors.js';
 import {
   type Address,
   type Context,
   type FunctionType,
   type SendAfterOptions,
-  type StateHandle,
-  type StateSpec,
   type StateSpecs,
   validateAddress,
 } from '../engine/function-type.js';
 import { instancePrefix, userStateKey } from '../engine/state/state-keys.js';
+import { bindState, type StateAccess } from '../engine/state/state-kinds.js';
 import { type EgressRecord, type Envelope, Kind } from '../engine/wire/envelope.js';
+
 import type { CoreReads, Effects, StagedTimer } from './core-host.js';
 
 /**
@@ -62,7 +61,7 @@ export function freshTimerToken(host: CoreReads): string {
  * The context of one invocation. Every effect is staged here and applied by the dispatcher only if
  * the handler succeeds, so a failed invocation leaves no trace.
  */
-export class Invocation implements Context, Effects {
+export class Invocation implements Context, Effects, StateAccess {
   readonly kg: number;
   writes: Map<string, Uint8Array | null> | undefined;
   sends: Envelope[] | undefined;
@@ -111,6 +110,14 @@ export class Invocation implements Context, Effects {
     (this.writes ??= new Map()).set(key, value);
   }
 
+  get instanceName(): string {
+    return `${this.self.type}:${this.self.id}`;
+  }
+
+  scanState(prefix: string): AsyncIterable<[string, Uint8Array]> {
+    return this.host.scanState(prefix);
+  }
+
   send(to: Address, message: unknown): void {
     (this.sends ??= []).push(this.envelopeTo(to, message, 'send'));
   }
@@ -148,66 +155,6 @@ export class Invocation implements Context, Effects {
   }
 }
 
-/**
- * Stored value layout: [flags:u8][expiresAt:f64 BE if flags & 1][codec bytes]. The flag byte keeps
- * values readable when a TTL is added to or removed from a declaration later.
- */
-const EXPIRES = 1;
-
-function readValue<T>(spec: StateSpec<T>, bytes: Uint8Array, what: string): T | undefined {
-  let offset = 1;
-  if ((bytes[0]! & EXPIRES) !== 0) {
-    const expiresAt = Buffer.from(bytes.buffer, bytes.byteOffset + 1, 8).readDoubleBE(0);
-    if (expiresAt <= Date.now()) return undefined;
-    offset = 9;
-  }
-  return decodeOrExplain(spec.codec, bytes.subarray(offset), what);
-}
-
-function writeValue<T>(spec: StateSpec<T>, value: T): Uint8Array {
-  const { codec, ttlMs } = spec;
-  const header = ttlMs === undefined ? 1 : 9;
-  let bytes: Uint8Array;
-  if (codec.encodeAfter !== undefined) bytes = codec.encodeAfter(value, header);
-  else {
-    const payload = codec.encode(value);
-    bytes = Buffer.allocUnsafe(header + payload.byteLength);
-    bytes.set(payload, header);
-  }
-  if (ttlMs === undefined) bytes[0] = 0;
-  else {
-    bytes[0] = EXPIRES;
-    new DataView(bytes.buffer, bytes.byteOffset, header).setFloat64(1, Date.now() + ttlMs); // big-endian
-  }
-  return bytes;
-}
-
-class BoundState<T> implements StateHandle<T> {
-  constructor(
-    private readonly invocation: Invocation,
-    private readonly name: string,
-    private readonly spec: StateSpec<T>,
-  ) {}
-
-  get(): T | undefined {
-    const bytes = this.invocation.readStaged(this.invocation.stateKey(this.name));
-    if (bytes === null || bytes === undefined) return undefined;
-    return readValue(this.spec, bytes, `state ${this.name} of ${this.invocation.self.type}:${this.invocation.self.id}`);
-  }
-
-  set(value: T): void {
-    if (value === undefined) {
-      this.delete();
-      return;
-    }
-    this.invocation.stageWrite(this.invocation.stateKey(this.name), writeValue(this.spec, value));
-  }
-
-  delete(): void {
-    this.invocation.stageWrite(this.invocation.stateKey(this.name), null);
-  }
-}
-
 type StateAccessorClass = new (invocation: Invocation) => Context['state'];
 const accessorClasses = new WeakMap<FunctionType<unknown, StateSpecs>, StateAccessorClass>();
 
@@ -237,7 +184,7 @@ function stateAccessorClass(fn: FunctionType<unknown, StateSpecs>): StateAccesso
     const spec = fn.state[name]!;
     Object.defineProperty(proto, name, {
       get(this: { invocation: Invocation }) {
-        return new BoundState(this.invocation, name, spec);
+        return bindState(this.invocation, name, spec);
       },
     });
   }

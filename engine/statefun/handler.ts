@@ -87,6 +87,10 @@ export class StatefunHandler {
       if (fn.kind !== 'regular') continue;
       const specs = new Map<string, PersistedValueSpec>();
       for (const [name, spec] of Object.entries(fn.state)) {
+        // StateFun keeps one value per declared name: map and list state (an entry per key) have no counterpart yet.
+        if (spec.kind !== 'value') {
+          throw new EddyError('EDDY_INVALID_JOB', `state ${name} of ${fn.type} is a ${spec.kind}State: eddy serve serves valueState only so far; declare it as a valueState, or run the job with eddy run`);
+        }
         // Eddy's ttlMs counts from the last write: StateFun's AFTER_WRITE. No TTL is an empty spec (mode NONE, 0 ms).
         const expirationSpec = spec.ttlMs === undefined ? {} : { mode: ExpireMode.AFTER_WRITE, expireAfterMillis: spec.ttlMs };
         specs.set(name, { stateName: name, expirationSpec, typeTypename: typenameOf(spec.codec) });
@@ -257,6 +261,11 @@ class BatchHost implements CoreHost {
   }
 
   // ---- CoreReads ----
+
+  scanState(): AsyncIterable<[string, Uint8Array]> {
+    // Unreachable: a job with map or list state is refused when the handler is made.
+    throw new EddyError('EDDY_INVALID_JOB', 'eddy serve serves valueState only');
+  }
 
   readState(key: string): Uint8Array | undefined {
     const written = this.writes.get(key);

@@ -90,17 +90,15 @@ export class Coordinators {
   /** Per coordinator instance with a lockWaitTimeoutMs, the timer of its running transaction's vote phase. */
   private readonly lockWaitTimers = new TransientMap<string, NodeJS.Timeout>();
 
-  /**
-   * Failure drill for tests (EDDY_TEST_STALE_PROBES=1): every probe also goes out in stale forms
-   * (naming an earlier transaction of its initiator, or a finished one of its target), which must
-   * all be ignored.
-   */
-  private readonly injectStaleProbes = process.env.EDDY_TEST_STALE_PROBES === '1';
-
   constructor(
     private readonly host: CoreHost,
     private readonly stats: InvocationStats,
     private readonly limit: AdmissionLimit,
+    /**
+     * Failure drill (`faultInjection.staleProbes`): every probe also goes out in stale forms (naming
+     * an earlier transaction of its initiator, or a finished one of its target), which must all be ignored.
+     */
+    private readonly injectStaleProbes = false,
   ) {}
 
   /** Transactions (`tpc`) or sagas running here, with requests whose (async) declaration is still running. */

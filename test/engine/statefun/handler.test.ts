@@ -2,6 +2,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { egressTypename, StatefunHandler, type ServedDeadLetter } from '../../../engine/statefun/handler.js';
+import { defineFunction, defineJob, mapState } from '../../../index.js';
 import {
   decodeFromFunction,
   encodeToFunction,
@@ -199,4 +200,11 @@ void t.test('requests served at the same time keep their own working copies', as
   ]);
   t.equal(intType.decode(valueBytes(result(slow.response).stateMutations![0]!.stateValue)), 102);
   t.equal(intType.decode(valueBytes(result(fast.response).stateMutations![0]!.stateValue)), 6);
+});
+
+void t.test('a job with map or list state is refused when served, naming the state and the way out', (t) => {
+  const basket = defineFunction({ type: 'shop/basket', state: { items: mapState<string, number>() }, handler() {} });
+  const mapJob = defineJob({ name: 'baskets', module: import.meta.url, functions: [basket] });
+  t.throws(() => new StatefunHandler(mapJob), { code: 'EDDY_INVALID_JOB', message: /state items of shop\/basket is a mapState: eddy serve serves valueState only so far/ });
+  t.end();
 });
