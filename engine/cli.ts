@@ -1,6 +1,7 @@
 /**
  * The `eddy` command line. `eddy run <job-module>` submits a job module (TypeScript or JavaScript)
  * with the engine's options, shows progress, stops cleanly on Ctrl-C, and prints a summary.
+ * `eddy serve <job-module>` serves its functions to an Apache Flink StateFun cluster instead.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -8,11 +9,12 @@ import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { inspectCheckpoint, jobCheckpointDirs, listCheckpoints } from './checkpoint/metadata.js';
 import { describeError, EddyError } from './errors.js';
-import { DEAD_LETTERS, jobFromModule } from './job.js';
+import { DEAD_LETTERS, type Job, jobFromModule } from './job.js';
 import { DEFAULT_ADMIN_PORT, readableDeadLetter } from './runtime/admin-server.js';
 import { type CheckpointInfo, type JobStatus, submit, type JobSummary } from './runtime/job-manager.js';
 import { findJob, listJobs, runtimeDir } from './runtime/job-registry.js';
 import { showProgress } from './runtime/progress.js';
+import { serveStatefun } from './statefun/server.js';
 import { engineVersion } from './version.js';
 
 export { readableDeadLetter };
@@ -141,6 +143,18 @@ function parseRestore(value: string): 'latest' | number {
   return id;
 }
 
+/** Imports a job module and finds its job. */
+async function loadJobModule(moduleArg: string): Promise<Job> {
+  const url = pathToFileURL(resolve(moduleArg)).href;
+  let exports: Record<string, unknown>;
+  try {
+    exports = (await import(url)) as Record<string, unknown>;
+  } catch (cause) {
+    throw new EddyError('EDDY_INVALID_JOB', `cannot load job module ${moduleArg}: ${describeError(cause)}`, { cause });
+  }
+  return jobFromModule(exports, moduleArg);
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('eddy').description('Eddy: stateful functions on a dataflow engine').version(engineVersion(), '-V, --version').showHelpAfterError();
   program
@@ -168,14 +182,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--admin-token <token>', 'secret every admin request must carry (default $EDDY_ADMIN_TOKEN); at least 16 characters')
     .option('--no-admin', 'no admin endpoint')
     .action(async (moduleArg: string, flags: RunFlags) => {
-      const url = pathToFileURL(resolve(moduleArg)).href;
-      let exports: Record<string, unknown>;
-      try {
-        exports = (await import(url)) as Record<string, unknown>;
-      } catch (cause) {
-        throw new EddyError('EDDY_INVALID_JOB', `cannot load job module ${moduleArg}: ${describeError(cause)}`, { cause });
-      }
-      const job = jobFromModule(exports, moduleArg);
+      const job = await loadJobModule(moduleArg);
       const inputs: Record<string, string> = {};
       for (const pair of flags.input) {
         const [name, file] = pair.split('=', 2);
@@ -240,6 +247,28 @@ export async function main(argv: string[]): Promise<void> {
           process.stdout.write(`  ${JSON.stringify(egress.name === DEAD_LETTERS ? readableDeadLetter(job, record) : record)}\n`);
         }
       }
+    });
+  program
+    .command('serve')
+    .description('serve the functions of a job module as an Apache Flink StateFun 3.x remote-function endpoint (see docs/statefun.md)')
+    .argument('<job-module>', 'file that exports a job made with defineJob() (TypeScript runs directly)')
+    .requiredOption('--port <port>', 'port to listen on (0: a free one, printed at start)', port('--port'))
+    .option('--host <host>', 'interface to listen on; 0.0.0.0 to be reachable from other machines', '127.0.0.1')
+    .option('--path <path>', 'the path StateFun posts to (module.yaml urlPathTemplate)', '/statefun')
+    .action(async (moduleArg: string, flags: { port: number; host: string; path: string }) => {
+      const job = await loadJobModule(moduleArg);
+      const server = await serveStatefun(job, { port: flags.port, host: flags.host, path: flags.path });
+      process.stderr.write(`eddy serve: job ${job.name} (${[...job.functions.keys()].join(', ')}) at ${server.url}\n`);
+      const stop = (signal: NodeJS.Signals): void => {
+        process.stderr.write(`eddy serve: ${signal}: answering requests in flight, then exiting\n`);
+        void server.close().then(() => {
+          const m = server.metrics;
+          process.stderr.write(`eddy serve: ${m.requests} requests (${m.handshakes} state handshakes), ${m.invocations} invocations, ${m.deadLetters} dead letters, ${m.failedRequests} failed\n`);
+          process.exit(0);
+        });
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
     });
   program
     .command('checkpoints')

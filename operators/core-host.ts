@@ -18,6 +18,11 @@ export interface CoreHost extends CoreReads, CoreEmits, InstanceOrder {}
 /** A delayed message an invocation staged. */
 export interface StagedTimer {
   fireAt: number;
+  /**
+   * The delay asked for (fireAt is it on this host's clock), which a request-reply host answers with;
+   * absent on timers read back from a lock record.
+   */
+  delayMs?: number;
   token: string;
   envelope: Envelope;
 }
@@ -66,6 +71,12 @@ export interface CoreReads {
   keyGroup(id: string): number;
   /** The next envelope sequence number of this sender. */
   nextSeq(): number;
+  /**
+   * Optional: a fresh token for a delayed message sent without one. Default: made of the time, the
+   * worker and `nextSeq`. A request-reply host derives it from the request, so that a request sent
+   * twice gets the same answer.
+   */
+  timerToken?(): string;
   /**
    * Late completions are discarded (true after the host stopped: their envelopes were kept to run
    * again, so their effects must not apply now).

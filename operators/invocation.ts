@@ -53,6 +53,7 @@ export function egressRecordFor(host: CoreReads, name: string, record: unknown, 
 
 /** A fresh token for a delayed message: unique per worker run and time. */
 export function freshTimerToken(host: CoreReads): string {
+  if (host.timerToken !== undefined) return host.timerToken();
   return `${Date.now().toString(36)}.${host.worker}.${host.nextSeq()}`;
 }
 
@@ -135,7 +136,7 @@ export class Invocation implements Context, Effects, StateAccess {
         `sendAfter from ${this.self.type}:${this.self.id}: token ${JSON.stringify(token)} is already pending; cancel it first or use another token`,
       );
     }
-    (this.timers ??= []).push({ fireAt: Date.now() + delayMs, token, envelope: this.envelopeTo(to, message, 'sendAfter') });
+    (this.timers ??= []).push({ fireAt: Date.now() + delayMs, delayMs, token, envelope: this.envelopeTo(to, message, 'sendAfter') });
     return token;
   }
 

@@ -366,7 +366,7 @@ export class Coordinators {
     if (step.attempts < fn.compensationAttempts) {
       const retry = this.stepEnvelope(running, index, SagaPhase.COMPENSATION);
       const delayMs = fn.compensationRetryDelayMs * 2 ** (step.attempts - 1);
-      this.host.schedule(running.address, running.kg, { fireAt: Date.now() + delayMs, token: `${running.record.txn.id}/compensate/${index}/${step.attempts}`, envelope: retry });
+      this.host.schedule(running.address, running.kg, { fireAt: Date.now() + delayMs, delayMs, token: `${running.record.txn.id}/compensate/${index}/${step.attempts}`, envelope: retry });
       return;
     }
     step.status = StepStatus.ABANDONED;

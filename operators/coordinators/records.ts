@@ -51,7 +51,7 @@ export function effectsOfOutcome(self: Address, kg: number, outcome: OutcomeEffe
     kg,
     sends: outcome.sends,
     cancels: outcome.delayed.map((delayed) => delayed.token),
-    timers: outcome.delayed.map((delayed) => ({ fireAt: now + delayed.delayMs, token: delayed.token, envelope: delayed.envelope })),
+    timers: outcome.delayed.map((delayed) => ({ fireAt: now + delayed.delayMs, delayMs: delayed.delayMs, token: delayed.token, envelope: delayed.envelope })),
     egressRecords: outcome.egress,
   };
 }
