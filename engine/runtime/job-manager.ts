@@ -152,9 +152,19 @@ class JobRun implements JobHandle {
   private readonly restartStrategy: RestartStrategy;
   private lastMetrics: WorkerMetrics[] = [];
   private checkpointTimer: NodeJS.Timeout | undefined;
-  /** Resolves when the current set of workers has been started (checkpoints wait for it). */
+  /**
+   * Resolves when a set of workers has been started (checkpoints and kills wait for it). Attempts that
+   * fail before they run share one promise, resolved by the next attempt that runs: a periodic
+   * checkpoint due during a restore that a second failure cut short once waited for good on a
+   * promise nobody resolved any more, and no checkpoint (so no exactly-once output) followed.
+   */
   private running: Promise<void>;
   private setRunning!: () => void;
+  private isRunning = false;
+  /** When the pause before the current restore ends: a failure during that restore goes on with it. */
+  private pauseEndsAt = 0;
+  /** When the latest failure of an attempt happened (performance.now()), until the restore runs. */
+  private failedAt: number | undefined;
 
   constructor(
     private readonly spec: Job,
@@ -282,8 +292,10 @@ class JobRun implements JobHandle {
 
   /** Starts a set of workers; they start processing input once they are up and `notBefore` has settled. */
   private async runAttempt(restore: CheckpointMetadata | undefined, notBefore: Promise<unknown> = Promise.resolve()): Promise<void> {
+    const began = performance.now();
     if (restore !== undefined) this.stateDir.wipe();
     this.assignments = await this.plan(restore);
+    const planned = performance.now();
     this.pool ??= new WorkerPool(this.options, this.spec.module);
     const set: WorkerSet = new WorkerSet({
       pool: this.pool,
@@ -306,6 +318,15 @@ class JobRun implements JobHandle {
     // stay in state) and close at the first quiet status wave.
     if (!this.stopRequested) set.broadcast({ type: 'start' });
     else set.broadcast({ type: 'stop-sources' });
+    if (this.failedAt !== undefined) {
+      const now = performance.now();
+      this.options.log(
+        `job ${this.job}: workers restored and started ${Math.round(now - this.failedAt)} ms after the failure ` +
+          `(stopping the failed attempt ${Math.round(began - this.failedAt)}, planning splits ${Math.round(planned - began)}, restoring with the pause ${Math.round(now - planned)})`,
+      );
+      this.failedAt = undefined;
+    }
+    this.isRunning = true;
     this.setRunning();
     void this.watch(set);
   }
@@ -351,13 +372,20 @@ class JobRun implements JobHandle {
     // The last checkpoint this run completed (or restored), not the newest on disk: one whose
     // completion raced with this failure is discarded, and older runs' checkpoints are not ours.
     const latest = this.lastCompleted;
-    const backoffMs = this.restartDecision(error);
+    // Failed while it still restored after an earlier failure: the restore starts over, within the
+    // pause already running (pauseEndsAt is 0 until a first restart).
+    const interruptedRestore = !set.started && this.pauseEndsAt > 0;
+    const backoffMs = this.restartDecision(error, interruptedRestore);
     if (backoffMs === undefined || latest === undefined) return;
-    this.options.log(`job ${this.job}: ${describeError(error)}; restoring checkpoint ${latest} in ${backoffMs} ms (restart ${this.restarts})`);
+    this.options.log(`job ${this.job}: ${describeError(error)}; restoring checkpoint ${latest} in ${backoffMs} ms (restart ${this.restarts}${interruptedRestore ? ', the failed attempt was still restoring' : ''})`);
     // A sink whose queue stopped publishes its pending epochs again, on a fresh connection, after the pause.
     if (this.sinks.failed) setTimeout(() => this.sinks.recover(), backoffMs);
     this.set = undefined;
-    this.running = new Promise((resolve) => (this.setRunning = resolve));
+    this.failedAt = performance.now();
+    if (this.isRunning) {
+      this.isRunning = false;
+      this.running = new Promise((resolve) => (this.setRunning = resolve));
+    }
     this.coordinator?.abortRunning('a worker failed');
     this.sinks.discardHeld();
     this.retiring = set.destroy();
@@ -396,21 +424,26 @@ class JobRun implements JobHandle {
 
   /**
    * A failure of the attempt: whether the job restores (then the pause before it, and the restart
-   * is counted) or fails (then it has failed, and undefined is returned).
+   * is counted) or fails (then it has failed, and undefined is returned). `interruptedRestore`: the
+   * attempt failed while it restored; the pause does not grow, and what is left of the pause before
+   * that restore is the pause before the next (a second failure costs no more than a first).
    */
-  private restartDecision(error: EddyError): number | undefined {
+  private restartDecision(error: EddyError, interruptedRestore = false): number | undefined {
     if (this.lastCompleted === undefined || this.stopRequested || this.ending !== undefined) {
       this.fail(error);
       return undefined;
     }
-    const decision = this.restartStrategy.onFailure();
+    const decision = this.restartStrategy.onFailure(interruptedRestore);
     if (!decision.restart) {
       this.fail(new EddyError(error.code, `${error.message}; not restoring again: ${decision.reason}`, { cause: error, retryable: false }));
       return undefined;
     }
     this.restarts++;
-    this.recordRecovery({ at: Date.now(), kind: 'restart', checkpoint: this.lastCompleted, code: error.code, reason: error.message, restart: this.restarts, backoffMs: decision.backoffMs });
-    return decision.backoffMs;
+    const now = Date.now();
+    const backoffMs = interruptedRestore ? Math.max(0, Math.min(decision.backoffMs, this.pauseEndsAt - now)) : decision.backoffMs;
+    this.pauseEndsAt = now + backoffMs;
+    this.recordRecovery({ at: now, kind: 'restart', checkpoint: this.lastCompleted, code: error.code, reason: error.message, restart: this.restarts, backoffMs });
+    return backoffMs;
   }
 
   /**
