@@ -59,9 +59,11 @@ const CRASH_TIMEOUT_MS = 5_000;
 
 /**
  * Threads started beyond the workers: when a worker's thread dies, a restore need not wait for a new
- * thread to start (about 0.5 s: the thread, the TypeScript loader, the engine's modules).
+ * thread to start (about 0.5 s: the thread, the TypeScript loader, the engine's modules; 2-4 s on a
+ * busy machine). Two: a second failure during a restore (a thread died in each) finds one ready too,
+ * where with one the restored worker waited for a replacement (2.2-2.9 s measured with 2 workers).
  */
-const STANDBY_THREADS = 1;
+const STANDBY_THREADS = 2;
 
 /**
  * The worker threads of one job, kept across its attempts: a restore after a failure runs its
