@@ -5,6 +5,7 @@ import { describeError, EddyError } from '../errors.js';
 import type { ConnectorMetric, Job } from '../job.js';
 import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../options.js';
 import { AdminServer } from './admin-server.js';
+import { type DirLock, lockDir } from './dir-lock.js';
 import { EgressSinks } from './egress-sinks.js';
 import { RestartStrategy } from './restart-strategy.js';
 import { openStateDir, type StateDir } from './state-dir.js';
@@ -132,6 +133,8 @@ class JobRun implements JobHandle {
   private rejectDone!: (error: unknown) => void;
   private readonly started = Date.now();
   private readonly stateDir: StateDir;
+  /** The checkpoint folder and state directory are this run's alone while it runs. */
+  private readonly locks: DirLock[] = [];
   private readonly sinks: EgressSinks;
   private readonly coordinator: CheckpointCoordinator | undefined;
   private set: WorkerSet | undefined;
@@ -178,15 +181,30 @@ class JobRun implements JobHandle {
     // A handle whose caller only awaits stop() must not crash the process on an unobserved rejection.
     this.done.catch(() => {});
     this.running = new Promise((resolve) => (this.setRunning = resolve));
-    // 'latest' is the newest good checkpoint: a corrupt newer one is skipped (and the log says so).
-    const restore = options.restoreFrom === undefined ? undefined : resolveCheckpoint(options.checkpointDir!, options.restoreFrom, { log: options.log });
-    if (restore !== undefined) {
-      checkRestorable(restore, spec, options);
-      logRestore(restore, options);
-      this.recordRecovery({ at: Date.now(), kind: 'restore', checkpoint: restore.id });
+    // Refused at once when another run of the job (another process, or another submit in this one)
+    // uses the same folders: it would overwrite their checkpoints and state.
+    try {
+      if (options.checkpointDir !== undefined) this.locks.push(lockDir(options.checkpointDir, 'checkpoint folder', 'checkpointDir (eddy run --checkpoint-dir)'));
+      if (options.stateDir !== undefined && options.stateBackend === 'leveldb') this.locks.push(lockDir(options.stateDir, 'state directory', 'stateDir (eddy run --state-dir)'));
+    } catch (error) {
+      this.releaseLocks();
+      throw error;
+    }
+    let restore: CheckpointMetadata | undefined;
+    try {
+      // 'latest' is the newest good checkpoint: a corrupt newer one is skipped (and the log says so).
+      restore = options.restoreFrom === undefined ? undefined : resolveCheckpoint(options.checkpointDir!, options.restoreFrom, { log: options.log });
+      if (restore !== undefined) {
+        checkRestorable(restore, spec, options);
+        logRestore(restore, options);
+        this.recordRecovery({ at: Date.now(), kind: 'restore', checkpoint: restore.id });
+      }
+      this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism, restore !== undefined);
+    } catch (error) {
+      this.releaseLocks();
+      throw error;
     }
     this.lastCompleted = restore?.id;
-    this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism, restore !== undefined);
     const exactlyOnce = options.checkpointDir === undefined ? undefined : { epochScope: checkpointLineage(options.checkpointDir) };
     this.restartStrategy = new RestartStrategy(options.restartStrategy);
     this.sinks = new EgressSinks(spec, exactlyOnce, options.log, (error) => this.sinkFailed(error), options.connectorRetryDeadlineMs);
@@ -576,6 +594,7 @@ class JobRun implements JobHandle {
       await this.pool?.destroy();
       this.savePositions(results);
       if (this.stateDir.temporary) this.stateDir.remove();
+      this.releaseLocks();
       this.ended = true;
       this.closeAdminSoon();
       this.resolveDone({
@@ -617,6 +636,10 @@ class JobRun implements JobHandle {
     this.stateDir.save(manifest);
   }
 
+  private releaseLocks(): void {
+    for (const lock of this.locks) lock.release();
+  }
+
   private fail(error: unknown): void {
     if (this.failed) return;
     this.failed = true;
@@ -631,6 +654,7 @@ class JobRun implements JobHandle {
       await this.pool?.destroy();
       await this.sinks.close().catch(() => {});
       if (this.stateDir.temporary) this.stateDir.remove();
+      this.releaseLocks();
       this.closeAdminSoon();
       this.rejectDone(error);
     })();
