@@ -181,28 +181,22 @@ class JobRun implements JobHandle {
     // A handle whose caller only awaits stop() must not crash the process on an unobserved rejection.
     this.done.catch(() => {});
     this.running = new Promise((resolve) => (this.setRunning = resolve));
+    // 'latest' is the newest good checkpoint: a corrupt newer one is skipped (and the log says so).
+    const restore = options.restoreFrom === undefined ? undefined : resolveCheckpoint(options.checkpointDir!, options.restoreFrom, { log: options.log });
+    if (restore !== undefined) checkRestorable(restore, spec, options);
     // Refused at once when another run of the job (another process, or another submit in this one)
     // uses the same folders: it would overwrite their checkpoints and state.
     try {
       if (options.checkpointDir !== undefined) this.locks.push(lockDir(options.checkpointDir, 'checkpoint folder', 'checkpointDir (eddy run --checkpoint-dir)'));
       if (options.stateDir !== undefined && options.stateBackend === 'leveldb') this.locks.push(lockDir(options.stateDir, 'state directory', 'stateDir (eddy run --state-dir)'));
-    } catch (error) {
-      this.releaseLocks();
-      throw error;
-    }
-    let restore: CheckpointMetadata | undefined;
-    try {
-      // 'latest' is the newest good checkpoint: a corrupt newer one is skipped (and the log says so).
-      restore = options.restoreFrom === undefined ? undefined : resolveCheckpoint(options.checkpointDir!, options.restoreFrom, { log: options.log });
-      if (restore !== undefined) {
-        checkRestorable(restore, spec, options);
-        logRestore(restore, options);
-        this.recordRecovery({ at: Date.now(), kind: 'restore', checkpoint: restore.id });
-      }
       this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism, restore !== undefined);
     } catch (error) {
       this.releaseLocks();
       throw error;
+    }
+    if (restore !== undefined) {
+      logRestore(restore, options);
+      this.recordRecovery({ at: Date.now(), kind: 'restore', checkpoint: restore.id });
     }
     this.lastCompleted = restore?.id;
     const exactlyOnce = options.checkpointDir === undefined ? undefined : { epochScope: checkpointLineage(options.checkpointDir) };

@@ -315,8 +315,11 @@ export class WorkerSet {
   async destroy(): Promise<void> {
     this.broadcast({ type: 'abandon' });
     const settled = this.runs.map(() => false);
-    this.runs.forEach((run, worker) => void run.then(() => (settled[worker] = true), () => (settled[worker] = true)));
-    await Promise.race([Promise.allSettled(this.runs), sleep(ABANDON_TIMEOUT_MS, undefined, { ref: false })]);
+    // Done once its task ended, or once it said `closed` (its LevelDB closed): a worker killed by the
+    // drill then ends its thread, which can take a busy machine most of a second, and a standby
+    // thread runs the next attempt meanwhile.
+    const ended = this.runs.map((run, worker) => Promise.race([run.then(() => {}, () => {}), this.closed[worker]!]).then(() => void (settled[worker] = true)));
+    await Promise.race([Promise.all(ended), sleep(ABANDON_TIMEOUT_MS, undefined, { ref: false })]);
     await Promise.all(
       settled.map(async (done, worker) => {
         if (done) return;

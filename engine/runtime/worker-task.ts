@@ -177,6 +177,8 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     await router.stop().catch(() => {});
     await store.close().catch(() => {});
     if (!(error instanceof StartGivenUp)) throw error;
+    // Its LevelDB is closed: the job manager need not wait for this thread to end (a crash drill's exit).
+    post({ type: 'closed' });
     control.close();
     if (givenUp === 'crash') endThread();
     return { worker, metrics: metrics(), positions: [] };
@@ -218,6 +220,8 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
         mesh.close();
         await router.stop().catch(() => {});
         await store.close();
+        // Its LevelDB is closed: the job manager need not wait for this thread to end (a crash drill's exit).
+        post({ type: 'closed' });
         control.close();
       })());
     // This task failed: state closed first, for the same reason.
