@@ -28,6 +28,8 @@ export interface RecoveryEvent {
   /** Restart: which one, and the pause before it. */
   restart?: number;
   backoffMs?: number;
+  /** Restart: the failed attempt was still restoring (its pause went on; it did not double). */
+  duringRestore?: boolean;
 }
 
 /** Entries of the lists in `status()`: it answers in constant size however long the job runs. */
@@ -454,7 +456,7 @@ class JobRun implements JobHandle {
     const now = Date.now();
     const backoffMs = interruptedRestore ? Math.max(0, Math.min(decision.backoffMs, this.pauseEndsAt - now)) : decision.backoffMs;
     this.pauseEndsAt = now + backoffMs;
-    this.recordRecovery({ at: now, kind: 'restart', checkpoint: this.lastCompleted, code: error.code, reason: error.message, restart: this.restarts, backoffMs });
+    this.recordRecovery({ at: now, kind: 'restart', checkpoint: this.lastCompleted, code: error.code, reason: error.message, restart: this.restarts, backoffMs, ...(interruptedRestore && { duringRestore: true }) });
     return backoffMs;
   }
 
@@ -506,8 +508,9 @@ class JobRun implements JobHandle {
   }
 
   async killWorker(worker: number): Promise<void> {
-    // Workers that still restore can be killed too (a second failure during a restore).
-    if (this.set === undefined) await this.running;
+    // Workers that still restore can be killed too (a second failure during a restore): between two
+    // attempts the kill waits for the next attempt's workers to exist, not for them to run.
+    while (this.set === undefined && !this.failed && !this.ended) await Promise.race([this.running, sleep(5)]);
     await this.set?.kill(worker);
   }
 

@@ -69,6 +69,7 @@ void t.test('a kill landing during a restore, again and again under 100K keys, c
   const single = await recovered(killedAt, ++restarts);
   t.ok(single.checkpointMs < 60_000, `one kill: invoking after ${Math.round(single.invokingMs)} ms, a checkpoint after ${Math.round(single.checkpointMs)} ms`);
 
+  let duringRestore = 0;
   for (const [round, gapMs] of [50, 150, 250, 400].entries()) {
     await sleep(1200);
     await handle.killWorker(round % 2);
@@ -78,12 +79,17 @@ void t.test('a kill landing during a restore, again and again under 100K keys, c
     await handle.killWorker((round + 1) % 2);
     restarts += 2;
     const twice = await recovered(killedAt, restarts);
-    const what = `round ${round}, second kill ${Math.round(killedAt - restoringSince)} ms into the restore`;
-    // A restore cut short starts over: from the second kill on it costs what one kill costs (with
-    // room for this shared machine), never the 100 s seen when checkpoints stopped for good.
-    t.ok(twice.invokingMs < Math.max(3 * single.invokingMs, single.invokingMs + 5000), `${what}: invoking after ${Math.round(twice.invokingMs)} ms (one kill: ${Math.round(single.invokingMs)})`);
-    t.ok(twice.checkpointMs < 30_000, `${what}: a checkpoint completes after ${Math.round(twice.checkpointMs)} ms`);
     const [first, second] = handle.status().recoveries.filter((r) => r.kind === 'restart').slice(-2);
-    t.ok(second!.backoffMs! <= first!.backoffMs!, `${what}: the second restart pauses no longer than the first (${second!.backoffMs} ms, ${first!.backoffMs} ms)`);
+    const what = `round ${round}, second kill ${Math.round(killedAt - restoringSince)} ms after the first (${second?.duringRestore === true ? 'during' : 'after'} the restore)`;
+    // From the second kill on it costs what one kill costs (with room for this shared machine), never
+    // the 100 s seen when checkpoints stopped for good.
+    t.ok(twice.invokingMs < Math.max(3 * single.invokingMs, single.invokingMs + 10_000), `${what}: invoking after ${Math.round(twice.invokingMs)} ms (one kill: ${Math.round(single.invokingMs)})`);
+    t.ok(twice.checkpointMs < 30_000, `${what}: a checkpoint completes after ${Math.round(twice.checkpointMs)} ms`);
+    if (second?.duringRestore === true) {
+      duringRestore++;
+      // The restore starts over within the pause of the first kill: the pause does not double.
+      t.ok(second.backoffMs! <= first!.backoffMs!, `${what}: the second restart pauses no longer than the first (${second.backoffMs} ms, ${first!.backoffMs} ms)`);
+    }
   }
+  t.ok(duringRestore >= 2, `most second kills landed during the restore (${duringRestore} of 4)`);
 });
