@@ -6,13 +6,15 @@ import { memoryEgress } from './connectors/memory.js';
 import { defineJob as defineJobWith, DEAD_LETTERS, type Job, type JobSpec } from './engine/job.js';
 import { EddyError } from './engine/errors.js';
 import type { SubmitOptions } from './engine/options.js';
-import { type JobHandle, submit as startJob } from './engine/runtime/job-manager.js';
+import type { JobHandle } from './engine/runtime/job-handle.js';
+import { submit as startJob } from './engine/runtime/job-manager.js';
 
 export { type Codec, jsonCodec, protobufCodec } from './engine/codec.js';
 export { EddyError, type ErrorCode, ErrorCodes, InvocationFailed } from './engine/errors.js';
 export {
   type Address,
   type AnyEgressRecords,
+  type AnyStateSpec,
   type Context,
   defineFunction,
   type EgressDeclarations,
@@ -27,11 +29,25 @@ export {
   type Handler,
   type RecordsOf,
   type SendAfterOptions,
+  type ListStateHandle,
+  type ListStateOptions,
+  type ListStateSpec,
+  listState,
+  type MapStateHandle,
+  type MapStateOptions,
+  type MapStateSpec,
+  mapState,
   type StateHandle,
+  type StateHandleOf,
+  type StateHandles,
   type StateSpec,
+  type StateSpecs,
+  type ValueStateOptions,
   valueState,
 } from './engine/function-type.js';
 export {
+  type AnyFunctionType,
+  type CoordinatorBase,
   type CoordinatorContext,
   type CoordinatorType,
   type OutcomeEffects,
@@ -45,14 +61,29 @@ export {
   type TpcOptions,
 } from './engine/coordinator-type.js';
 export { type ConnectorMetric, DEAD_LETTERS, defineRouter, type Egress, type Ingress, type Job, type JobSpec, type ReadResult, type Route, type Router, routeTo, type Sink, type SinkContext, type SourceContext, type SplitReader } from './engine/job.js';
-export { keyGroupOf, ownerOfKeyGroup, keyGroupRangeOf, DEFAULT_MAX_PARALLELISM } from './engine/key-groups.js';
-export { type SubmitOptions, defaultOptions } from './engine/options.js';
-export type { CheckpointInfo, JobHandle, JobMetrics, JobStatus, JobSummary, LatencySummary } from './engine/runtime/job-manager.js';
+export { keyGroupOf, ownerOfKeyGroup, keyGroupRangeOf, type KeyGroupRange, DEFAULT_MAX_PARALLELISM } from './engine/key-groups.js';
+export { type ChannelDelay, type FaultInjection, type SubmitOptions, defaultOptions } from './engine/options.js';
+export type { RestartStrategyOptions } from './engine/runtime/restart-strategy.js';
+export type { CheckpointInfo, CheckpointRecord, CheckpointTrigger } from './engine/checkpoint/coordinator.js';
+export type { JobHandle, JobMetrics, JobStatus, JobSummary, LatencySummary, RecoveryEvent } from './engine/runtime/job-handle.js';
+export type { InstanceState } from './engine/runtime/worker-protocol.js';
+export type { CheckpointAbortCause } from './engine/checkpoint/coordinator.js';
+export type { FunctionTypeMetrics } from './engine/runtime/worker-stats.js';
 export type { TransactionMetrics, WorkerMetrics } from './engine/runtime/worker-protocol.js';
 export { showProgress, type ProgressOptions } from './engine/runtime/progress.js';
-export type { DeadLetter } from './operators/function-dispatcher.js';
-export { generatorIngress, type GeneratorInput, memoryEgress, memoryIngress, type MemoryInput } from './connectors/memory.js';
-export { fileEgress, fileIngress } from './connectors/file.js';
+export type { DeadLetter } from './engine/dead-letter.js';
+export type { DeadLetterRecord } from './connectors/kafka-egress.js';
+export {
+  generatorIngress,
+  type GeneratorIngressOptions,
+  type GeneratorInput,
+  memoryEgress,
+  type MemoryEgressOptions,
+  memoryIngress,
+  type MemoryIngressOptions,
+  type MemoryInput,
+} from './connectors/memory.js';
+export { fileEgress, type FileEgressOptions, fileIngress, type FileIngressOptions } from './connectors/file.js';
 export * from './connectors/kafka.js';
 
 /**

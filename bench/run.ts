@@ -5,6 +5,7 @@
 import { FlagError, parseFlags } from './harness.js';
 import { runCheckpointBench } from './checkpoint.js';
 import { runKafkaBench } from './kafka.js';
+import { runMapStateBench } from './map-state.js';
 import { runYcsb } from './ycsb.js';
 import { runYcsbT } from './ycsb-t.js';
 
@@ -15,6 +16,7 @@ benchmarks:
   ycsb-t      transfers as two-phase commit and sagas, with reads and writes
   checkpoint  what a checkpoint every second costs, and how long a restore takes
   kafka       YCSB over Kafka (needs a broker: scripts/with-kafka npm run bench -- kafka)
+  map-state   single-entry reads and writes of maps with --keys entries per instance (default 10000), mapState against one valueState object
 
 flags of every benchmark:
   --duration <s>        measured seconds per run (default 3)
@@ -58,6 +60,8 @@ async function run(name: string | undefined, rest: string[], command: string): P
     }
     case 'checkpoint':
       return runCheckpointBench(parseFlags(rest, { workers: [2], keys: [10000, 100000, 1000000] }), command);
+    case 'map-state':
+      return runMapStateBench(parseFlags(rest, { workers: [2], keys: [10000] }), command);
     case 'kafka':
       return runKafkaBench(parseFlags(rest, { workers: [2], keys: [1000] }), command);
     default:

@@ -134,7 +134,7 @@ export function kafkaEgress<R = unknown>(name: string, options: KafkaEgressOptio
 }
 
 /** What the engine puts on the dead-letter egress (operators' DeadLetter, as far as this sink reads it). */
-interface DeadLetterRecord {
+export interface DeadLetterRecord {
   code: string;
   reason: string;
   ingress?: string;

@@ -8,9 +8,14 @@ import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { inspectCheckpoint, jobCheckpointDirs, listCheckpoints } from './checkpoint/metadata.js';
 import { describeError, EddyError } from './errors.js';
-import { DEAD_LETTERS, type Job, jobFromModule } from './job.js';
+import { DEAD_LETTERS, jobFromModule } from './job.js';
+import { DEFAULT_ADMIN_PORT, readableDeadLetter } from './runtime/admin-server.js';
 import { type CheckpointInfo, type JobStatus, submit, type JobSummary } from './runtime/job-manager.js';
+import { findJob, listJobs, runtimeDir } from './runtime/job-registry.js';
 import { showProgress } from './runtime/progress.js';
+import { engineVersion } from './version.js';
+
+export { readableDeadLetter };
 
 function positiveInteger(name: string) {
   return (value: string): number => {
@@ -38,6 +43,13 @@ export function formatSummary(summary: JobSummary): string {
     ...Object.entries(summary.egress).map(([name, count]) => `  egress ${name.padEnd(13)} ${count}`),
     `  latency           p50 ${summary.latency.p50Ms.toFixed(2)} ms, p95 ${summary.latency.p95Ms.toFixed(2)} ms, p99 ${summary.latency.p99Ms.toFixed(2)} ms`,
   ];
+  const t = summary.totals;
+  if (t.transactionsCommitted + t.transactionsAborted + t.transactionsRetryable > 0) {
+    lines.push(`  transactions      committed ${t.transactionsCommitted}, aborted ${t.transactionsAborted}, retryable ${t.transactionsRetryable} (deadlocks ${t.deadlocksFound}, lock-wait timeouts ${t.lockWaitTimeouts})`);
+  }
+  if (t.sagasSucceeded + t.sagasFailed > 0) {
+    lines.push(`  sagas             succeeded ${t.sagasSucceeded}, failed and compensated ${t.sagasFailed}${t.compensationsAbandoned > 0 ? `, compensations abandoned ${t.compensationsAbandoned}` : ''}`);
+  }
   if (summary.checkpoints.length > 0) {
     const last = summary.checkpoints.at(-1)!;
     lines.push(`  checkpoints       ${summary.checkpoints.length} (last: ${last.id}, ${last.bytes} bytes in ${last.durationMs} ms)`);
@@ -64,13 +76,12 @@ interface RunFlags {
   input: string[];
   show: number;
   progress: boolean;
-  adminPort: number;
+  adminPort?: number;
+  adminHost?: string;
+  adminToken?: string;
   /** false with --no-admin. */
   admin: boolean;
 }
-
-/** The default admin port of `eddy run`, and where the other commands look for a job. */
-const DEFAULT_ADMIN_PORT = 7077;
 
 function port(name: string) {
   return (value: string): number => {
@@ -80,22 +91,45 @@ function port(name: string) {
   };
 }
 
+/** How the commands that talk to a running job choose it. */
+interface TargetFlags {
+  admin?: string;
+  job?: string;
+  adminToken?: string;
+}
+
+/**
+ * The job a command talks to: --admin <url>, else --job <name> (from the runtime folder, with its
+ * token), else the only registered job, else 127.0.0.1:7077.
+ */
+function target(flags: TargetFlags): { base: string; token: string | undefined } {
+  const token = flags.adminToken ?? (process.env.EDDY_ADMIN_TOKEN || undefined);
+  if (flags.admin !== undefined) return { base: /^https?:\/\//.test(flags.admin) ? flags.admin : `http://${flags.admin}`, token };
+  if (flags.job !== undefined) {
+    const entry = findJob(flags.job);
+    return { base: entry.url, token: token ?? entry.token };
+  }
+  const jobs = listJobs();
+  if (jobs.length === 1) return { base: jobs[0]!.url, token: token ?? jobs[0]!.token };
+  return { base: `http://127.0.0.1:${DEFAULT_ADMIN_PORT}`, token };
+}
+
 /** Calls the admin endpoint of a running job; a job that does not answer gets a message saying what to check. */
-async function callAdmin(admin: string, method: 'GET' | 'POST', path: string): Promise<Response> {
-  const base = /^https?:\/\//.test(admin) ? admin : `http://${admin}`;
+async function callAdmin(flags: TargetFlags, method: 'GET' | 'POST', path: string): Promise<Response> {
+  const { base, token } = target(flags);
   let response: Response;
   try {
-    response = await fetch(new URL(path, base), { method });
+    response = await fetch(new URL(path, base), { method, ...(token !== undefined && { headers: { authorization: `Bearer ${token}` } }) });
   } catch (cause) {
     throw new EddyError(
       'EDDY_INVALID_OPTION',
-      `no job answers at ${base}: is \`eddy run\` running? It prints its admin endpoint at start; pass it with --admin (default 127.0.0.1:${DEFAULT_ADMIN_PORT})`,
+      `no job answers at ${base}: is \`eddy run\` running? \`eddy jobs\` lists the running jobs; pick one with --job <name>, or pass the endpoint eddy run printed with --admin`,
       { cause },
     );
   }
   if (!response.ok) {
-    const body = (await response.json().catch(() => ({}))) as { error?: string };
-    throw new EddyError('EDDY_INVALID_OPTION', `${method} ${path} failed (${response.status}): ${body.error ?? response.statusText}`);
+    const body = (await response.json().catch(() => ({}))) as { error?: string; code?: string };
+    throw new EddyError(body.code === 'EDDY_ADMIN_UNAUTHORIZED' ? 'EDDY_ADMIN_UNAUTHORIZED' : 'EDDY_INVALID_OPTION', `${method} ${path} failed (${response.status}): ${body.error ?? response.statusText}`);
   }
   return response;
 }
@@ -107,24 +141,8 @@ function parseRestore(value: string): 'latest' | number {
   return id;
 }
 
-/**
- * A dead letter as `eddy run` prints it: its message decoded by the target function's codec
- * (`payload`) instead of base64, when the codec can decode it.
- */
-export function readableDeadLetter(job: Job, letter: unknown): unknown {
-  const { payloadBase64, ...rest } = letter as { payloadBase64?: unknown; target?: { type?: unknown } };
-  const type = rest.target?.type;
-  const fn = typeof type === 'string' ? job.functions.get(type) : undefined;
-  if (typeof payloadBase64 !== 'string' || fn === undefined) return letter;
-  try {
-    return { ...rest, payload: fn.codec.decode(Buffer.from(payloadBase64, 'base64')) };
-  } catch {
-    return letter;
-  }
-}
-
 export async function main(argv: string[]): Promise<void> {
-  const program = new Command('eddy').description('Eddy: stateful functions on a dataflow engine').showHelpAfterError();
+  const program = new Command('eddy').description('Eddy: stateful functions on a dataflow engine').version(engineVersion(), '-V, --version').showHelpAfterError();
   program
     .command('run')
     .description('run a job module until its input is done (or Ctrl-C)')
@@ -145,7 +163,9 @@ export async function main(argv: string[]): Promise<void> {
     .option('--input <ingress=file>', 'read a file ingress from this file (repeatable)', (value: string, all: string[]) => [...all, value], [])
     .option('--show <n>', 'at the end, print the first n records of each memory egress (dead letters always)', (v: string) => Number(v), 3)
     .option('--no-progress', 'no progress display')
-    .option('--admin-port <port>', `admin endpoint on 127.0.0.1 for eddy checkpoint/status/stop/metrics (0: a free port)`, port('--admin-port'), DEFAULT_ADMIN_PORT)
+    .option('--admin-port <port>', `port of the admin endpoint: web console, eddy checkpoint/status/stop/metrics (default ${DEFAULT_ADMIN_PORT}, or a free port when it is taken; 0: a free port)`, port('--admin-port'))
+    .option('--admin-host <host>', 'interface of the admin endpoint (default 127.0.0.1); anything else requires --admin-token')
+    .option('--admin-token <token>', 'secret every admin request must carry (default $EDDY_ADMIN_TOKEN); at least 16 characters')
     .option('--no-admin', 'no admin endpoint')
     .action(async (moduleArg: string, flags: RunFlags) => {
       const url = pathToFileURL(resolve(moduleArg)).href;
@@ -181,11 +201,13 @@ export async function main(argv: string[]): Promise<void> {
           ...(flags.restartBackoffResetMs !== undefined && { backoffResetMs: flags.restartBackoffResetMs }),
         },
         ...(flags.connectorRetryDeadlineMs !== undefined && { connectorRetryDeadlineMs: flags.connectorRetryDeadlineMs }),
-        ...(flags.admin && { adminPort: flags.adminPort }),
+        ...(flags.admin && { adminPort: flags.adminPort ?? 'auto' }),
+        ...(flags.adminHost !== undefined && { adminHost: flags.adminHost }),
+        ...(flags.adminToken !== undefined && { adminToken: flags.adminToken }),
         inputs,
       });
       const adminUrl = await handle.adminUrl();
-      if (adminUrl !== undefined) process.stderr.write(`admin endpoint: ${adminUrl} (eddy status|checkpoint|stop|metrics --admin ${adminUrl})\n`);
+      if (adminUrl !== undefined) process.stderr.write(`admin endpoint: ${adminUrl} (web console at ${adminUrl}/; eddy status|checkpoint|stop|metrics --job ${job.name})\n`);
       const stopProgress = flags.progress ? showProgress(handle) : undefined;
       let interrupted = 0;
       // Ctrl-C and a plain `kill` stop cleanly; a second one aborts.
@@ -244,43 +266,55 @@ export async function main(argv: string[]): Promise<void> {
         process.stdout.write(`${m.job}\t${entry.id}\tok\t${m.workers}\t${m.bytes}\t${m.durationMs}\t${new Date(m.completedAt).toISOString()}\t${folder}\n`);
       }
     });
-  const adminOption = ['--admin <host:port>', 'admin endpoint of the running job, as eddy run printed it', `127.0.0.1:${DEFAULT_ADMIN_PORT}`] as const;
+  // Commands that talk to a running job: --job <name>, or --admin <host:port>; with one job running, neither.
+  const targeted = (command: Command): Command =>
+    command
+      .option('--job <name>', 'the running job of this name (or pid), as eddy jobs lists it')
+      .option('--admin <host:port>', `admin endpoint of the running job, as eddy run printed it (default: the only running job, else 127.0.0.1:${DEFAULT_ADMIN_PORT})`)
+      .option('--admin-token <token>', 'the admin token, when the job requires one (default $EDDY_ADMIN_TOKEN, or the one registered by the job)');
   program
-    .command('checkpoint')
-    .description('take a checkpoint of a running job now; prints its id, duration and size')
-    .option(...adminOption)
-    .action(async (flags: { admin: string }) => {
-      const info = (await (await callAdmin(flags.admin, 'POST', '/checkpoint')).json()) as CheckpointInfo;
+    .command('jobs')
+    .description('list the jobs running on this machine for this user (with an admin endpoint)')
+    .action(() => {
+      const jobs = listJobs();
+      if (jobs.length === 0) {
+        process.stdout.write(`no running job is registered in ${runtimeDir()}\n`);
+        return;
+      }
+      process.stdout.write('job\tpid\tadmin\tstarted\n');
+      for (const entry of jobs) process.stdout.write(`${entry.job}\t${entry.pid}\t${entry.url}\t${new Date(entry.startedAt).toISOString()}\n`);
+    });
+  targeted(program.command('checkpoint').description('take a checkpoint of a running job now; prints its id, duration and size'))
+    .action(async (flags: TargetFlags) => {
+      const info = (await (await callAdmin(flags, 'POST', '/checkpoint')).json()) as CheckpointInfo;
       process.stdout.write(`checkpoint ${info.id} complete: ${info.bytes} bytes in ${info.durationMs} ms\n`);
     });
-  program
-    .command('status')
-    .description('where a running job stands: state, workers, restarts, checkpoints')
-    .option(...adminOption)
-    .action(async (flags: { admin: string }) => {
-      const status = (await (await callAdmin(flags.admin, 'GET', '/status')).json()) as JobStatus;
+  targeted(program.command('status').description('where a running job stands: state, workers, restarts, checkpoints'))
+    .action(async (flags: TargetFlags) => {
+      const status = (await (await callAdmin(flags, 'GET', '/status')).json()) as JobStatus;
       const last = status.checkpoints.at(-1);
       process.stdout.write(
         [
           `job ${status.job}: ${status.state} for ${(status.uptimeMs / 1000).toFixed(1)} s on ${status.workers} workers, ${status.restarts} restarts`,
-          `checkpoints: ${status.checkpointsCompleted} this run${status.checkpointsAborted > 0 ? ` (${status.checkpointsAborted} aborted)` : ''}${last === undefined ? '' : `, last: ${last.id}, ${last.bytes} bytes in ${last.durationMs} ms)`}${status.checkpointDir === undefined ? ', no checkpoint dir' : ` in ${status.checkpointDir}`}`,
+          `checkpoints: ${status.checkpointsCompleted} this run${status.checkpointsAborted > 0 ? ` (${status.checkpointsAborted} aborted)` : ''}${last === undefined ? '' : `, last: ${last.id}, ${last.bytes} bytes in ${last.durationMs} ms`}${status.checkpointDir === undefined ? ', no checkpoint dir' : ` in ${status.checkpointDir}`}`,
         ].join('\n') + '\n',
       );
     });
-  program
-    .command('stop')
-    .description('stop a running job cleanly (in-flight work finishes, state is flushed); prints its summary')
-    .option(...adminOption)
-    .action(async (flags: { admin: string }) => {
-      const summary = (await (await callAdmin(flags.admin, 'POST', '/stop')).json()) as JobSummary;
+  targeted(program.command('stop').description('stop a running job cleanly (in-flight work finishes, state is flushed); prints its summary'))
+    .action(async (flags: TargetFlags) => {
+      const summary = (await (await callAdmin(flags, 'POST', '/stop')).json()) as JobSummary;
       process.stdout.write(`${formatSummary(summary)}\n`);
     });
-  program
-    .command('metrics')
-    .description("print a running job's metrics in Prometheus text format (what GET /metrics serves)")
-    .option(...adminOption)
-    .action(async (flags: { admin: string }) => {
-      process.stdout.write(await (await callAdmin(flags.admin, 'GET', '/metrics')).text());
+  targeted(program.command('metrics').description("print a running job's metrics in Prometheus text format (what GET /metrics serves)"))
+    .action(async (flags: TargetFlags) => {
+      process.stdout.write(await (await callAdmin(flags, 'GET', '/metrics')).text());
+    });
+  targeted(program.command('state').description("one function instance of a running job: its declared state (decoded), mailbox depth and transaction hold, as JSON"))
+    .argument('<type>', 'function type, namespace/name')
+    .argument('<id>', 'instance id')
+    .action(async (type: string, id: string, flags: TargetFlags) => {
+      const path = `/state/${type.split('/').map(encodeURIComponent).join('/')}/${encodeURIComponent(id)}`;
+      process.stdout.write(`${JSON.stringify(await (await callAdmin(flags, 'GET', path)).json(), null, 2)}\n`);
     });
   await program.parseAsync(argv);
 }

@@ -77,7 +77,7 @@ export interface SagaOptions<M, E extends EgressDeclarations = Record<string, ne
   compensationRetryDelayMs?: number;
 }
 
-interface CoordinatorBase<M> {
+export interface CoordinatorBase<M> {
   readonly type: string;
   readonly codec: Codec<M>;
   /** Coordinators declare no state of their own: their transaction record is engine state. */

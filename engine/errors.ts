@@ -21,12 +21,17 @@ export const ErrorCodes = [
   'EDDY_WORKER_FAILED',
   'EDDY_STATE_DIR_MISMATCH',
   'EDDY_DIR_LOCKED',
+  'EDDY_STATE_DIR_UNWRITABLE',
   'EDDY_JOB_STOPPED',
   'EDDY_CHECKPOINT_CORRUPT',
   'EDDY_CHECKPOINT_NOT_FOUND',
   'EDDY_CHECKPOINT_FAILED',
   'EDDY_COMPENSATION_FAILED',
   'EDDY_SUBMIT_IN_WORKER',
+  /** A request to an admin endpoint that requires a token came without the right one. */
+  'EDDY_ADMIN_UNAUTHORIZED',
+  /** `--job <name>`: no running job (or more than one) of that name is registered. */
+  'EDDY_JOB_NOT_FOUND',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
@@ -69,8 +74,10 @@ export function invalidOption(path: string, problem: string, fix: string): EddyE
  */
 export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const line = `${error.name}: ${error.message}`;
-  if (error instanceof EddyError || error instanceof InvocationFailed) return line;
+  if (error instanceof EddyError || error instanceof InvocationFailed) return `${error.name}: ${error.message}`;
+  // A library's wrapper (classic-level's "Database failed to open") says what failed, its cause why (ENOSPC).
+  const cause = error.cause instanceof Error && !error.message.includes(error.cause.message) ? `: ${error.cause.message}` : '';
+  const line = `${error.name}: ${error.message}${cause}`;
   const at = throwSite(error.stack);
   return at === undefined ? line : `${line} (at ${at})`;
 }

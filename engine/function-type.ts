@@ -1,52 +1,51 @@
-import { type Codec, jsonCodec } from './codec.js';
-import { EddyError, type InvocationFailed } from './errors.js';
-
-/** Carries an address's message type at compile time only; no address has it at run time. */
-declare const messageType: unique symbol;
-
 /**
- * One function instance: a function type and an id. It exists once it is addressed. `M` is the type
- * of the messages it takes: `account.address(id)` is an `Address<AccountOp>`, so sending it anything
- * else does not compile. A plain `{ type, id }` is an `Address<unknown>` and takes any message (the
- * dynamic case, checked by the target's codec at run time).
+ * Function types: `defineFunction`, `egressType`, and the checks of addresses and declarations. The
+ * public types are in function-types.ts (and state/state-types.ts), re-exported here.
  */
-export interface Address<M = unknown> {
-  readonly type: string;
-  readonly id: string;
-  readonly [messageType]?: M;
-}
+import { jsonCodec } from './codec.js';
+import { EddyError } from './errors.js';
+import type { Address, EgressDeclarations, EgressRecordsOf, EgressType, FunctionSpec, FunctionType } from './function-types.js';
+import { isStateSpec } from './state/state-kinds.js';
+import type { StateSpecs } from './state/state-types.js';
 
-/**
- * Declares the record type of an egress a function writes to, for `egresses` of `defineFunction` and
- * the coordinators, when the function does not hold the egress itself (one function, several jobs).
- */
-export interface EgressType<R> {
-  readonly kind: 'egress-type';
-  /** Compile time only. */
-  readonly [messageType]?: R;
-}
+export type {
+  Address,
+  AnyEgressRecords,
+  Context,
+  EgressDeclarations,
+  EgressRecords,
+  EgressRecordsOf,
+  EgressType,
+  Effects,
+  FailureHandler,
+  FunctionSpec,
+  FunctionType,
+  Handler,
+  RecordsOf,
+  SendAfterOptions,
+} from './function-types.js';
+
+export { listState, mapState, valueState } from './state/state-kinds.js';
+export type {
+  AnyStateSpec,
+  ListStateHandle,
+  ListStateOptions,
+  ListStateSpec,
+  MapStateHandle,
+  MapStateOptions,
+  MapStateSpec,
+  StateHandle,
+  StateHandleOf,
+  StateHandles,
+  StateSpec,
+  StateSpecs,
+  ValueStateOptions,
+} from './state/state-types.js';
 
 /** `egresses: { responses: egressType<Response>() }`: the function writes `Response`s to `responses`. */
 export function egressType<R>(): EgressType<R> {
   return { kind: 'egress-type' };
 }
-
-/**
- * The egresses a function writes to, by name: an egress of the job (its `name` must be the key) or
- * an `egressType<R>()`.
- */
-export type EgressDeclarations = Readonly<Record<string, EgressType<any> | { readonly name: string; readonly codec: Codec<any> }>>;
-
-/** Egress names to record types: what `ctx.egress(name, record)` accepts. */
-export type EgressRecords = Readonly<Record<string, unknown>>;
-
-/** The record types of declared egresses. */
-export type RecordsOf<E extends EgressDeclarations> = {
-  readonly [K in keyof E]: E[K] extends EgressType<infer R> ? R : E[K] extends { readonly codec: Codec<infer R> } ? R : never;
-};
-
-/** Egress records of a function that declares none: any name, any record (checked at run time). */
-export type AnyEgressRecords = Record<string, unknown>;
 
 /**
  * Checks `egresses` of a function or coordinator: each is an egress whose name is its key, or an
@@ -106,108 +105,6 @@ export function formatAddress(address: Address): string {
   return `${address.type}:${address.id}`;
 }
 
-/** A declared piece of state of a function type. The key in the `state` object is its name. */
-export interface StateSpec<T> {
-  readonly codec: Codec<T>;
-  /** Time to live after the last write, in milliseconds; expired values read as absent. Default: none. */
-  readonly ttlMs: number | undefined;
-}
-
-/** Declares a single value of state per function instance. */
-export function valueState<T>(options: { codec?: Codec<T>; ttlMs?: number } = {}): StateSpec<T> {
-  if (options.ttlMs !== undefined && !(Number.isFinite(options.ttlMs) && options.ttlMs > 0)) {
-    throw new EddyError('EDDY_INVALID_JOB', `valueState ttlMs must be a positive number of milliseconds, got ${options.ttlMs}`);
-  }
-  return { codec: options.codec ?? jsonCodec<T>(), ttlMs: options.ttlMs };
-}
-
-export type StateSpecs = Record<string, StateSpec<unknown>>;
-
-/** Typed access to one declared state value of the current instance. */
-export interface StateHandle<T> {
-  get(): T | undefined;
-  set(value: T): void;
-  delete(): void;
-}
-
-export type StateHandles<S extends StateSpecs> = { readonly [K in keyof S]: StateHandle<S[K] extends StateSpec<infer T> ? T : never> };
-
-export interface SendAfterOptions {
-  /**
-   * A token to cancel this message with; unique among the pending delayed messages of the sending
-   * instance. Default: a fresh one, returned by `sendAfter`.
-   */
-  token?: string;
-}
-
-/** Sending and egress, typed by the target's address and the declared egresses. */
-export interface Effects<E extends EgressRecords = AnyEgressRecords> {
-  /** Sends `message` to `to`; a typed address (`fn.address(id)`) takes only its function's message type. */
-  send<T>(to: Address<T>, message: NoInfer<T>): void;
-  /** Delivers `message` after `delayMs`; survives restarts (kept in keyed state). Returns the token. */
-  sendAfter<T>(delayMs: number, to: Address<T>, message: NoInfer<T>, options?: SendAfterOptions): string;
-  /**
-   * Writes `record` to the egress `name`. With `egresses` declared, only their names compile and each
-   * takes its record type; without, any name (an unknown one is a dead letter at run time).
-   */
-  egress<N extends keyof E & string>(name: N, record: E[N]): void;
-}
-
-/** What a handler can see and do. All effects are applied only if the invocation succeeds. */
-export interface Context<S extends StateSpecs = StateSpecs, M = unknown, E extends EgressRecords = AnyEgressRecords> extends Effects<E> {
-  /** This instance. */
-  readonly self: Address<M>;
-  /** The function instance that sent this message; undefined for messages from an ingress. */
-  readonly caller: Address | undefined;
-  readonly state: StateHandles<S>;
-  /** Cancels a pending delayed message of this instance; a no-op if it was delivered already. */
-  cancelDelayed(token: string): void;
-}
-
-export type Handler<M, S extends StateSpecs, E extends EgressRecords = AnyEgressRecords> = (ctx: Context<S, M, E>, message: M) => void | Promise<void>;
-export type FailureHandler<M, S extends StateSpecs, E extends EgressRecords = AnyEgressRecords> = (
-  ctx: Context<S, M, E>,
-  error: InvocationFailed,
-  message: M,
-) => void | Promise<void>;
-
-export interface FunctionSpec<M, S extends StateSpecs, E extends EgressDeclarations = Record<string, never>> {
-  /** `namespace/name`, e.g. `bank/account`. */
-  type: string;
-  /** Declared state; reading anything else is an error. Default: none. */
-  state?: S;
-  /** Codec of the messages this function receives. Default: JSON. */
-  codec?: Codec<M>;
-  /**
-   * The egresses the handler writes to, by name: `{ responses }` (an egress of the job) or
-   * `{ responses: egressType<Response>() }`. Then `ctx.egress` takes only these names, each with its
-   * record type, and the job must define them. Default: none declared, and `ctx.egress` is unchecked.
-   */
-  egresses?: E;
-  handler: Handler<M, S, EgressRecordsOf<E>>;
-  /**
-   * Runs when the handler threw `InvocationFailed`, after its effects were discarded; its own effects
-   * apply (e.g. egress a rejection). Default: the failure is only counted.
-   */
-  onInvocationFailed?: FailureHandler<M, S, EgressRecordsOf<E>>;
-}
-
-/** What `ctx.egress` accepts for declarations `E`: unchecked when none are declared. */
-export type EgressRecordsOf<E extends EgressDeclarations> = string extends keyof E ? AnyEgressRecords : [keyof E] extends [never] ? AnyEgressRecords : RecordsOf<E>;
-
-export interface FunctionType<M = unknown, S extends StateSpecs = StateSpecs, E extends EgressRecords = AnyEgressRecords> {
-  readonly kind: 'regular';
-  readonly type: string;
-  readonly state: S;
-  readonly codec: Codec<M>;
-  /** The egress names the handlers declared (the job must define them); empty if none. */
-  readonly egresses: readonly string[];
-  readonly handler: Handler<M, S, E>;
-  readonly onInvocationFailed: FailureHandler<M, S, E> | undefined;
-  /** The address of this type's instance `id`, typed: sending it anything but an `M` does not compile. */
-  address(id: string): Address<M>;
-}
-
 /**
  * Defines a function type. Its message type comes from the handler's parameter
  * (`handler(ctx, message: AccountOp)`) or the first type argument.
@@ -222,8 +119,11 @@ export function defineFunction<M = unknown, S extends StateSpecs = Record<string
   }
   const state = spec.state ?? ({} as S);
   for (const [name, decl] of Object.entries(state)) {
-    if (name.length === 0 || typeof decl?.codec?.encode !== 'function') {
-      throw new EddyError('EDDY_INVALID_JOB', `function ${spec.type}: state ${JSON.stringify(name)} must be declared with valueState()`);
+    if (name.length === 0 || name.includes('\u0000')) {
+      throw new EddyError('EDDY_INVALID_JOB', `function ${spec.type}: state name ${JSON.stringify(name)} must be non-empty and without \\u0000; rename it`);
+    }
+    if (!isStateSpec(decl)) {
+      throw new EddyError('EDDY_INVALID_JOB', `function ${spec.type}: state ${JSON.stringify(name)} must be declared with valueState(), mapState() or listState()`);
     }
   }
   const type = spec.type;

@@ -115,10 +115,22 @@ export interface SubmitOptions {
    */
   connectorRetryDeadlineMs?: number;
   /**
-   * Serve the admin endpoint (status, Prometheus metrics, checkpoint, stop) on 127.0.0.1 at this
-   * port; 0 picks a free one (`handle.adminUrl()` tells which). Default: no admin endpoint.
+   * Serve the admin endpoint (web console, status, Prometheus metrics, checkpoint, stop) at this
+   * port; 0 picks a free one, `'auto'` takes 7077 or a free one when 7077 is taken
+   * (`handle.adminUrl()` tells which). Default: no admin endpoint.
    */
-  adminPort?: number;
+  adminPort?: number | 'auto';
+  /**
+   * Interface the admin endpoint listens on. It can stop the job, so anything but loopback
+   * requires `adminToken`. Default: 127.0.0.1.
+   */
+  adminHost?: string;
+  /**
+   * A secret every request to the admin endpoint must carry (`Authorization: Bearer <token>`, or
+   * `?token=` for the web console); at least 16 characters. Required when `adminHost` is not
+   * loopback. Default: $EDDY_ADMIN_TOKEN, else none.
+   */
+  adminToken?: string;
   /** Failure drills, for testing how a job behaves under adverse timing. Default: none. */
   faultInjection?: FaultInjection;
 }
@@ -135,6 +147,12 @@ export interface FaultInjection {
    * transaction protocol): e.g. to make PREPAREs that cross threads arrive after local ones.
    */
   delayFeedbackChannels?: ReadonlyArray<ChannelDelay>;
+  /**
+   * Every deadlock-detection probe a coordinator sends also goes out in stale forms (naming an
+   * earlier transaction of its initiator, or a finished one of its target), which the protocol must
+   * all ignore. Default: false.
+   */
+  staleProbes?: boolean;
 }
 
 export interface ChannelDelay {
@@ -167,7 +185,9 @@ export interface ResolvedOptions {
   restoreFrom: 'latest' | number | undefined;
   restartStrategy: ResolvedRestartStrategy;
   connectorRetryDeadlineMs: number;
-  adminPort: number | undefined;
+  adminPort: number | 'auto' | undefined;
+  adminHost: string;
+  adminToken: string | undefined;
   faultInjection: FaultInjection;
 }
 
@@ -192,7 +212,7 @@ export const defaultOptions = {
 const KNOWN = new Set([
   'workers', 'stateDir', 'stateBackend', 'maxParallelism', 'inputs', 'channelCapacity', 'batchSize',
   'feedbackHighWaterMark', 'stateCacheEntries', 'workerYoungGenerationMb', 'stateFlushIntervalMs', 'maxTransactionsPerWorker', 'maxSagasPerWorker', 'stopTimeoutMs', 'log', 'checkpointDir', 'checkpointIntervalMs',
-  'checkpointsRetained', 'checkpointTimeoutMs', 'tolerableCheckpointFailures', 'restoreFrom', 'restartStrategy', 'maxRestarts', 'connectorRetryDeadlineMs', 'adminPort',
+  'checkpointsRetained', 'checkpointTimeoutMs', 'tolerableCheckpointFailures', 'restoreFrom', 'restartStrategy', 'maxRestarts', 'connectorRetryDeadlineMs', 'adminPort', 'adminHost', 'adminToken',
   'faultInjection',
 ]);
 
@@ -263,9 +283,25 @@ export function resolveOptions(options: SubmitOptions = {}): ResolvedOptions {
     restoreFrom: options.restoreFrom,
     restartStrategy: resolveRestartStrategy(options),
     connectorRetryDeadlineMs: integer('connectorRetryDeadlineMs', options.connectorRetryDeadlineMs ?? defaultOptions.connectorRetryDeadlineMs, 100, 24 * 3600 * 1000),
-    adminPort: options.adminPort === undefined ? undefined : integer('adminPort', options.adminPort, 0, 65535),
+    adminPort: options.adminPort === undefined || options.adminPort === 'auto' ? options.adminPort : integer('adminPort', options.adminPort, 0, 65535),
+    ...resolveAdminAccess(options),
     faultInjection: resolveFaults(options.faultInjection, workers),
   };
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
+function resolveAdminAccess(options: SubmitOptions): { adminHost: string; adminToken: string | undefined } {
+  const adminHost = options.adminHost ?? '127.0.0.1';
+  if (typeof adminHost !== 'string' || adminHost === '') throw invalidOption('adminHost', `is ${JSON.stringify(adminHost)}`, 'give an interface address such as 127.0.0.1 or 0.0.0.0');
+  const adminToken = options.adminToken ?? (process.env.EDDY_ADMIN_TOKEN || undefined);
+  if (adminToken !== undefined && (typeof adminToken !== 'string' || adminToken.length < 16)) {
+    throw invalidOption('adminToken', 'is shorter than 16 characters', 'use a long random secret, e.g. `openssl rand -hex 16`');
+  }
+  if (!LOOPBACK.has(adminHost) && adminToken === undefined) {
+    throw invalidOption('adminHost', `is ${adminHost}, which is not loopback, and there is no admin token`, 'set adminToken (eddy run --admin-token, or $EDDY_ADMIN_TOKEN): anyone who reaches the endpoint can stop the job');
+  }
+  return { adminHost, adminToken };
 }
 
 function resolveRestartStrategy(options: SubmitOptions): ResolvedRestartStrategy {
@@ -302,6 +338,10 @@ function resolveFaults(faults: FaultInjection | undefined, workers: number): Fau
   const resolved: FaultInjection = {};
   if (faults.delayRouterChannels !== undefined) resolved.delayRouterChannels = resolveDelays('delayRouterChannels', faults.delayRouterChannels, workers);
   if (faults.delayFeedbackChannels !== undefined) resolved.delayFeedbackChannels = resolveDelays('delayFeedbackChannels', faults.delayFeedbackChannels, workers);
+  if (faults.staleProbes !== undefined) {
+    if (typeof faults.staleProbes !== 'boolean') throw invalidOption('faultInjection.staleProbes', `is ${JSON.stringify(faults.staleProbes)}`, 'must be true or false');
+    resolved.staleProbes = faults.staleProbes;
+  }
   return resolved;
 }
 

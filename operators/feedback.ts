@@ -2,6 +2,9 @@ import { keyGroupOf } from '../engine/key-groups.js';
 import { encodeEnvelope, type Envelope, Kind } from '../engine/wire/envelope.js';
 import type { FunctionDispatcher } from './function-dispatcher.js';
 
+/** What the feedback operator needs of its dispatcher. */
+export type FeedbackTarget = Pick<FunctionDispatcher, 'acceptFeedback' | 'lastCut'>;
+
 interface ChannelState {
   /** Barrier of this checkpoint came before our own snapshot of it: what follows waits for the snapshot. */
   heldFor: number | undefined;
@@ -38,7 +41,7 @@ export class Feedback {
   private readonly logs = new Map<number, Promise<Map<number, Uint8Array[]>>>();
 
   constructor(
-    private readonly dispatcher: FunctionDispatcher,
+    private readonly dispatcher: FeedbackTarget,
     workers: number,
     private readonly maxParallelism: number,
   ) {

@@ -1,34 +1,21 @@
 import type { Mesh } from '../engine/channels/mesh.js';
 import type { EgressOutbox } from '../engine/channels/egress-outbox.js';
-import { decodeOrExplain } from '../engine/codec.js';
-import { describeError, EddyError, type ErrorCode, isInvocationFailed } from '../engine/errors.js';
-import type { AnyFunctionType, CoordinatorType } from '../engine/coordinator-type.js';
-import type { Address, FunctionType, StateSpecs } from '../engine/function-type.js';
+import type { ErrorCode } from '../engine/errors.js';
+import type { AnyFunctionType } from '../engine/coordinator-type.js';
+import type { Address } from '../engine/function-type.js';
 import type { Job } from '../engine/job.js';
 import { type KeyGroupRange, keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
-import { decodeF64, keyGroupPrefix, parkedKey, Space, toBytes } from '../engine/state/state-keys.js';
+import { addressOfTxnKey, keyGroupPrefix, parkedKey, parkedSeqOf, Space, toBytes } from '../engine/state/state-keys.js';
 import type { StateCut } from '../engine/state/state-store.js';
 import type { StateStore } from '../engine/state/state-store.js';
 import { barrier, Channel, decodeEnvelope, encodeEnvelope, type Envelope, Kind } from '../engine/wire/envelope.js';
 import { DelayedMessages } from './delayed-messages.js';
-import { type Effects, Invocation, type StagedTimer } from './invocation.js';
-import type { HoldMode, TransactionHost } from './coordinators/host.js';
-import { Transactions } from './coordinators/transactions.js';
-import { isPromise } from '../engine/promises.js';
+import type { CoreHost, Effects, HoldMode, StagedTimer } from './core-host.js';
+import { type CoordinatorKind, InvocationCore } from './invocation-core.js';
 import { TransientMap } from '../engine/transient-map.js';
-
-/** An undeliverable envelope or bad record, as written to the dead-letter egress. */
-export interface DeadLetter {
-  code: ErrorCode;
-  reason: string;
-  target?: Address;
-  source?: Address;
-  envelopeId?: string;
-  /** The message bytes, base64, when the envelope could not be decoded or handled. */
-  payloadBase64?: string;
-  ingress?: string;
-  record?: unknown;
-}
+import { FunctionStats } from '../engine/runtime/worker-stats.js';
+import type { DeadLetter } from '../engine/dead-letter.js';
+import { addressKey, keyOfAddress } from './address-key.js';
 
 export interface DispatcherConfig {
   worker: number;
@@ -50,26 +37,29 @@ export interface DispatcherConfig {
   maxTransactions: number;
   /** The same for sagas. */
   maxSagas: number;
+  /** Failure drill (`faultInjection.staleProbes`): deadlock probes also go out in stale forms. */
+  staleProbes?: boolean;
 }
 
-type CoordinatorKind = CoordinatorType['kind'];
 const COORDINATOR_KINDS: readonly CoordinatorKind[] = ['tpc', 'saga'];
 
 /**
- * The function-dispatcher: owns the key groups of its worker, with their state, mailboxes and
- * timers. Per address, invocations run one at a time in arrival order; an async handler parks later
- * messages for its address in a mailbox while other addresses go on.
+ * The function-dispatcher: the worker's host of the invocation core (see core-host.ts). It owns the
+ * key groups of its worker, with their state, mailboxes and timers; per address, invocations run one
+ * at a time in arrival order, and an async handler parks later messages for its address in a mailbox
+ * while other addresses go on. What is about this engine's threads lives here: router credits,
+ * feedback acknowledgements, barrier alignment and the cut, parking at a stop, admission of
+ * transactions. What an envelope does lives in the core.
  */
-export class FunctionDispatcher implements TransactionHost {
+export class FunctionDispatcher implements CoreHost {
   readonly worker: number;
   readonly delayed: DelayedMessages;
-  /** Coordinators and the participant side of their transactions. */
-  readonly transactions: Transactions;
+  /** Runs every envelope whose turn has come, and the transaction protocol. */
+  readonly core: InvocationCore;
   /** Envelopes taken in from each worker (invoked, or waiting in a mailbox or while paused). */
   readonly accepted: number[];
-  invocations = 0;
-  invocationsFailed = 0;
-  handlerErrors = 0;
+  /** Per function type: invocations, failures, handler time, state access (for metrics). */
+  readonly functionStats = new FunctionStats();
   deadLetters = 0;
   messagesSent = 0;
   /** Envelopes sent on feedback channels (messages and barriers): what feedback acks are counted against. */
@@ -123,14 +113,28 @@ export class FunctionDispatcher implements TransactionHost {
     this.feedbackAcksDue = Array.from({ length: config.workers }, () => 0);
     this.egressIndexes = new Map(config.job.egresses.map((egress, index) => [egress.name, index]));
     this.delayed = new DelayedMessages(config.store, (envelope) => this.route(envelope), () => this.scheduleFlush());
-    this.transactions = new Transactions(this, config.maxTransactions, config.maxSagas);
+    this.core = new InvocationCore(this, config.maxTransactions, config.maxSagas, config.staleProbes === true);
+    this.core.stats.onHandled = (type, started, threw) => this.functionStats.invoked(type, started, threw);
   }
 
-  // ---- TransactionHost ----
-
-  get store(): StateStore {
-    return this.config.store;
+  /** The core under the name the worker's metrics use. */
+  get transactions(): InvocationCore {
+    return this.core;
   }
+
+  get invocations(): number {
+    return this.core.stats.invocations;
+  }
+
+  get invocationsFailed(): number {
+    return this.core.stats.invocationsFailed;
+  }
+
+  get handlerErrors(): number {
+    return this.core.stats.handlerErrors;
+  }
+
+  // ---- CoreHost ----
 
   get isClosed(): boolean {
     return this.closed;
@@ -154,7 +158,7 @@ export class FunctionDispatcher implements TransactionHost {
    * Requests waiting for a busy coordinator keep their credit, as behind any running invocation.
    */
   hold(address: Address, mode: HoldMode): void {
-    const key = addressKeyOf(address.type, address.id);
+    const key = keyOfAddress(address);
     this.held.set(key, mode);
     const mailbox = this.mailboxes.get(key);
     if (mailbox === undefined) this.mailboxes.set(key, []);
@@ -162,13 +166,13 @@ export class FunctionDispatcher implements TransactionHost {
   }
 
   reshare(address: Address): void {
-    const key = addressKeyOf(address.type, address.id);
+    const key = keyOfAddress(address);
     this.held.set(key, 'shared');
     if (!this.inFlight.has(key)) this.drain(key);
   }
 
   requeueFirst(address: Address, envelope: Envelope): void {
-    this.mailboxes.get(addressKeyOf(address.type, address.id))!.unshift(envelope);
+    this.mailboxes.get(keyOfAddress(address))!.unshift(envelope);
     this.waiting++;
   }
 
@@ -183,31 +187,44 @@ export class FunctionDispatcher implements TransactionHost {
   }
 
   release(address: Address): void {
-    const key = addressKeyOf(address.type, address.id);
+    const key = keyOfAddress(address);
     if (!this.held.delete(key)) return;
     if (!this.inFlight.has(key)) this.drain(key);
     this.admit();
   }
 
   queued(address: Address): readonly Envelope[] {
-    return this.mailboxes.get(addressKeyOf(address.type, address.id)) ?? [];
+    return this.mailboxes.get(keyOfAddress(address)) ?? [];
   }
 
   removeQueued(address: Address, index: number): void {
-    const removed = this.mailboxes.get(addressKeyOf(address.type, address.id))?.splice(index, 1);
+    const removed = this.mailboxes.get(keyOfAddress(address))?.splice(index, 1);
     if (removed?.length !== 1) return;
     this.waiting--;
     this.dequeued(removed[0]!);
   }
 
-  inFlightOf(address: Address): Envelope | undefined {
-    return this.inFlight.get(addressKeyOf(address.type, address.id));
+  /** For a state lookup: envelopes waiting for the address, whether an invocation of it runs, how a transaction holds it. */
+  activityOf(address: Address): { mailboxDepth: number; running: boolean; held: HoldMode | undefined } {
+    const key = keyOfAddress(address);
+    return { mailboxDepth: this.mailboxes.get(key)?.length ?? 0, running: this.inFlight.has(key), held: this.held.get(key) };
   }
 
-  // ---- InvocationHost ----
+  inFlightOf(address: Address): Envelope | undefined {
+    return this.inFlight.get(keyOfAddress(address));
+  }
 
   readState(key: string): Uint8Array | undefined {
     return this.config.store.get(key);
+  }
+
+  scanState(prefix: string): AsyncIterable<[string, Uint8Array]> {
+    return this.config.store.scanLive(prefix);
+  }
+
+  loadState(): undefined {
+    // The store reads through its cache from the backend synchronously.
+    return undefined;
   }
 
   functionType(type: string): AnyFunctionType | undefined {
@@ -318,19 +335,8 @@ export class FunctionDispatcher implements TransactionHost {
   private cut(id: number): void {
     this.lastCut = id;
     this.config.egress.cut(id);
-    const parked: Array<[string, Uint8Array]> = [];
-    const park = (envelope: Envelope): void => {
-      parked.push([parkedKey(keyGroupOf(envelope.targetId, this.config.maxParallelism), this.nextParkSeq()), encodeEnvelope(envelope)]);
-    };
-    for (const [key, mailbox] of this.mailboxes) {
-      const running = this.inFlight.get(key);
-      if (running !== undefined) park(running);
-      mailbox.forEach(park);
-    }
-    for (const kind of COORDINATOR_KINDS) this.admission[kind].forEach(park);
-    // Taken in before the cut but not run yet (the dispatcher is paused while it starts): part of the cut.
-    this.pausedQueue.forEach(park);
-    const snapshot = this.config.store.snapshot([...parked, ...this.transactions.records()]);
+    const parked = this.unfinished().map((envelope) => this.parkedEntry(envelope));
+    const snapshot = this.config.store.snapshot([...parked, ...this.core.records()]);
     for (let destination = 0; destination < this.config.workers; destination++) {
       this.feedbackSent++;
       this.config.mesh.push(destination, Channel.FEEDBACK, barrier(id, this.worker));
@@ -348,10 +354,10 @@ export class FunctionDispatcher implements TransactionHost {
       this.waiting++;
       return false;
     }
-    if (envelope.kind !== Kind.INVOKE && this.transactions.intercept(envelope, keyGroupOf(envelope.targetId, this.config.maxParallelism))) return true;
+    if (envelope.kind !== Kind.INVOKE && this.core.arrive(envelope)) return true;
     if (envelope.kind === Kind.INVOKE) {
-      const kind = this.coordinatorKind(envelope);
-      if (kind !== undefined && (this.admission[kind].length > 0 || !this.transactions.slotFree(kind))) {
+      const kind = this.core.coordinatorKind(envelope);
+      if (kind !== undefined && (this.admission[kind].length > 0 || !this.core.slotFree(kind))) {
         this.admission[kind].push(envelope);
         this.waiting++;
         return false;
@@ -362,7 +368,7 @@ export class FunctionDispatcher implements TransactionHost {
 
   /** Runs the envelope now, or queues it behind its address. True if it no longer counts against router credits. */
   private enter(envelope: Envelope): boolean {
-    const key = addressKey(envelope);
+    const key = targetKey(envelope);
     const mailbox = this.mailboxes.get(key);
     if (mailbox !== undefined) {
       mailbox.push(envelope);
@@ -376,17 +382,11 @@ export class FunctionDispatcher implements TransactionHost {
     return true;
   }
 
-  /** The protocol of the coordinator an envelope is for; undefined for a regular function. */
-  private coordinatorKind(envelope: Envelope): CoordinatorKind | undefined {
-    const kind = this.config.job.functions.get(envelope.targetType)?.kind;
-    return kind === 'regular' ? undefined : kind;
-  }
-
   /** Lets requests waiting for a transaction slot in, in order, while slots are free. */
   private admit(): void {
     for (const kind of COORDINATOR_KINDS) {
       const queue = this.admission[kind];
-      while (queue.length > 0 && !this.paused && this.transactions.slotFree(kind)) {
+      while (queue.length > 0 && !this.paused && this.core.slotFree(kind)) {
         const envelope = queue.shift()!;
         this.waiting--;
         if (this.enter(envelope)) this.dequeued(envelope);
@@ -439,7 +439,7 @@ export class FunctionDispatcher implements TransactionHost {
   abandon(): void {
     this.closed = true;
     this.pause();
-    this.transactions.stopTimers();
+    this.core.stopTimers();
   }
 
   /** Stops starting invocations; running ones finish, arriving envelopes wait. */
@@ -464,9 +464,9 @@ export class FunctionDispatcher implements TransactionHost {
   // ---- invoking ----
 
   private invokeNow(envelope: Envelope): void {
-    const done = this.execute(envelope);
+    const done = this.core.run(envelope);
     if (done === undefined) return;
-    const key = addressKey(envelope);
+    const key = targetKey(envelope);
     this.mailboxes.set(key, []);
     this.inFlight.set(key, envelope);
     this.running++;
@@ -488,7 +488,7 @@ export class FunctionDispatcher implements TransactionHost {
       const next = mailbox.shift()!;
       this.waiting--;
       this.dequeued(next);
-      const done = this.execute(next);
+      const done = this.core.run(next);
       if (done !== undefined) {
         this.inFlight.set(key, next);
         this.running++;
@@ -502,78 +502,8 @@ export class FunctionDispatcher implements TransactionHost {
     if (this.waiting < this.config.lowWaterMark) this.config.onBacklogDrained();
   }
 
-  /** Runs one envelope; returns a promise only when the handler went async. */
-  private execute(envelope: Envelope): Promise<void> | undefined {
-    const fn = this.config.job.functions.get(envelope.targetType);
-    if (fn === undefined) {
-      this.deadLetter(envelope, 'EDDY_UNKNOWN_FUNCTION_TYPE', `no function type ${envelope.targetType} in job ${this.config.job.name}`);
-      return undefined;
-    }
-    const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
-    if (envelope.kind !== Kind.INVOKE || fn.kind !== 'regular') return this.transactions.execute(envelope, fn, kg);
-    let message: unknown;
-    try {
-      message = decodeOrExplain(fn.codec, envelope.payload, `message for ${envelope.targetType}:${envelope.targetId}`);
-    } catch (error) {
-      this.deadLetter(envelope, 'EDDY_UNDECODABLE_PAYLOAD', describeError(error));
-      return undefined;
-    }
-    this.invocations++;
-    const invocation = new Invocation(this, fn, envelope, kg);
-    let result: void | Promise<void>;
-    try {
-      result = fn.handler(invocation, message);
-    } catch (error) {
-      return this.failed(invocation, message, error);
-    }
-    if (!isPromise(result)) {
-      this.commit(invocation);
-      return undefined;
-    }
-    return result.then(
-      () => this.commit(invocation),
-      (error: unknown) => this.failed(invocation, message, error),
-    );
-  }
-
-  private failed(invocation: Invocation, message: unknown, error: unknown): Promise<void> | undefined {
-    const { fn, envelope } = invocation;
-    if (!isInvocationFailed(error)) {
-      this.handlerFailed(envelope, `handler of ${fn.type}`, `${envelope.targetType}:${envelope.targetId}`, error);
-      return undefined;
-    }
-    this.invocationsFailed++;
-    const onFailed = fn.onInvocationFailed;
-    if (onFailed === undefined) return undefined;
-    const recovery = new Invocation(this, fn, envelope, invocation.kg);
-    let result: void | Promise<void>;
-    try {
-      result = onFailed(recovery, error, message);
-    } catch (secondError) {
-      return this.failed(recovery, message, wrapFailureHandler(fn, secondError));
-    }
-    if (!isPromise(result)) {
-      this.commit(recovery);
-      return undefined;
-    }
-    return result.then(
-      () => this.commit(recovery),
-      (secondError: unknown) => this.failed(recovery, message, wrapFailureHandler(fn, secondError)),
-    );
-  }
-
-  /**
-   * A handler threw something other than InvocationFailed: a bug in it. Counted and dead-lettered
-   * (with the code of the engine error it hit, if any); the job goes on.
-   */
-  handlerFailed(envelope: Envelope, who: string, what: string, error: unknown): void {
-    this.handlerErrors++;
-    const reason = `${who} failed for ${what} (envelope ${envelope.origin}:${envelope.seq}): ${describeError(error)}`;
-    this.deadLetter(envelope, error instanceof EddyError ? error.code : 'EDDY_HANDLER_FAILED', reason);
-  }
-
   /** Applies the staged effects of a successful invocation. */
-  commit(invocation: Effects): void {
+  apply(invocation: Effects): void {
     if (this.closed) return;
     const store = this.config.store;
     if (invocation.writes !== undefined) for (const [key, value] of invocation.writes) store.put(key, value);
@@ -587,7 +517,7 @@ export class FunctionDispatcher implements TransactionHost {
 
   /** Sends an envelope to the feedback operator of the worker that owns its target. */
   route(envelope: Envelope): void {
-    const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
+    const kg = this.keyGroup(envelope.targetId);
     this.messagesSent++;
     this.feedbackSent++;
     this.config.mesh.push(ownerOfKeyGroup(kg, this.config.workers, this.config.maxParallelism), Channel.FEEDBACK, envelope);
@@ -623,13 +553,11 @@ export class FunctionDispatcher implements TransactionHost {
   }
 
   /**
-   * Work left when the job stops is parked in keyed state under its target's key group: per address,
-   * the invocation still running (it runs again; its late effects are discarded) and then its
-   * mailbox, then what arrived while paused, so per-address order survives the restart. Closes the
-   * dispatcher.
+   * The work taken in and not done, in the order it runs again after a restart or restore: per
+   * address the invocation still running, then its mailbox; then requests waiting for a transaction
+   * slot; then what arrived while paused (taken in before a cut but not run yet: part of the cut).
    */
-  parkWaiting(): { parked: number; running: number } {
-    this.closed = true;
+  private unfinished(): Envelope[] {
     const waiting: Envelope[] = [];
     for (const [key, mailbox] of this.mailboxes) {
       const running = this.inFlight.get(key);
@@ -638,11 +566,25 @@ export class FunctionDispatcher implements TransactionHost {
     }
     for (const kind of COORDINATOR_KINDS) waiting.push(...this.admission[kind]);
     waiting.push(...this.pausedQueue);
-    for (const envelope of waiting) {
-      const kg = keyGroupOf(envelope.targetId, this.config.maxParallelism);
-      this.config.store.put(parkedKey(kg, this.nextParkSeq()), encodeEnvelope(envelope));
-    }
-    for (const [key, record] of this.transactions.records()) this.config.store.put(key, record);
+    return waiting;
+  }
+
+  /** A parked entry under the envelope's target key group, sorting after every earlier one. */
+  private parkedEntry(envelope: Envelope): [string, Uint8Array] {
+    return [parkedKey(this.keyGroup(envelope.targetId), this.nextParkSeq()), encodeEnvelope(envelope)];
+  }
+
+  /**
+   * Work left when the job stops is parked in keyed state under its target's key group: per address,
+   * the invocation still running (it runs again; its late effects are discarded) and then its
+   * mailbox, then what arrived while paused, so per-address order survives the restart. Closes the
+   * dispatcher.
+   */
+  parkWaiting(): { parked: number; running: number } {
+    this.closed = true;
+    const waiting = this.unfinished();
+    for (const envelope of waiting) this.config.store.put(...this.parkedEntry(envelope));
+    for (const [key, record] of this.core.records()) this.config.store.put(key, record);
     const running = this.inFlight.size;
     this.mailboxes.clear();
     this.inFlight.clear();
@@ -650,6 +592,22 @@ export class FunctionDispatcher implements TransactionHost {
     for (const kind of COORDINATOR_KINDS) this.admission[kind].length = 0;
     this.waiting = 0;
     return { parked: waiting.length, running };
+  }
+
+  /**
+   * Takes over the locks and running transactions of the owned key groups that a stop or a restored
+   * checkpoint left in keyed state (before any work starts). From then on they live on the heap and
+   * reach keyed state again only in a checkpoint's cut or at a stop (see InvocationCore.records).
+   */
+  async loadTransactions(): Promise<void> {
+    const taken: string[] = [];
+    const { start, end } = this.config.keyGroups;
+    for (let kg = start; kg <= end; kg++) {
+      for await (const [key, value] of this.config.store.scanPrefix(keyGroupPrefix(kg, Space.TXN))) {
+        if (this.core.restore(addressOfTxnKey(key), kg, value)) taken.push(key);
+      }
+    }
+    for (const key of taken) this.config.store.put(key, null);
   }
 
   /**
@@ -669,7 +627,7 @@ export class FunctionDispatcher implements TransactionHost {
       for await (const [key, value] of this.config.store.scanPrefix(keyGroupPrefix(kg, Space.PARKED))) {
         envelopes.push(decodeEnvelope(value));
         keys.push(key);
-        this.parkSeq = Math.max(this.parkSeq, parkedSeqOf(key));
+        this.parkSeq = Math.max(this.parkSeq, parkedSeqOf(toBytes(key)));
       }
     }
     this.parked = { envelopes, keys };
@@ -690,22 +648,6 @@ export class FunctionDispatcher implements TransactionHost {
   }
 }
 
-function parkedSeqOf(key: string): number {
-  return decodeF64(toBytes(key.slice(3, 11)));
-}
-
-function addressKey(envelope: Envelope): string {
-  return addressKeyOf(envelope.targetType, envelope.targetId);
-}
-
-function addressKeyOf(type: string, id: string): string {
-  return `${type}\u0000${id}`;
-}
-
-
-function wrapFailureHandler(fn: FunctionType<unknown, StateSpecs>, error: unknown): unknown {
-  // A failure handler that fails again must not loop through itself: report it as a handler error.
-  return isInvocationFailed(error)
-    ? new EddyError('EDDY_HANDLER_FAILED', `onInvocationFailed of ${fn.type} threw: ${describeError(error)}`, { cause: error })
-    : error;
+function targetKey(envelope: Envelope): string {
+  return addressKey(envelope.targetType, envelope.targetId);
 }

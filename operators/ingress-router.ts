@@ -7,6 +7,7 @@ import type { SplitAssignment } from '../engine/runtime/worker-protocol.js';
 import { barrier, Channel, Kind } from '../engine/wire/envelope.js';
 import { isPromise } from '../engine/promises.js';
 import type { FunctionDispatcher } from './function-dispatcher.js';
+import { BlockedClock } from '../engine/runtime/worker-stats.js';
 
 export interface IngressRouterConfig {
   worker: number;
@@ -45,6 +46,8 @@ export class IngressRouter {
   recordsRead = 0;
   envelopesRouted = 0;
   throttled = false;
+  /** Time this router could not read: no credits at a destination, or feedback past its high-water mark. */
+  readonly blockedClock = new BlockedClock<'credits' | 'feedback'>();
   private readonly credits: number[];
   private feedbackAcked = 0;
   private splits: OpenSplit[] = [];
@@ -157,9 +160,10 @@ export class IngressRouter {
     const backlog = dispatcher.feedbackSent - this.feedbackAcked + dispatcher.backlog;
     if (this.throttled) this.throttled = backlog > feedbackHighWaterMark / 2;
     else this.throttled = backlog > feedbackHighWaterMark;
-    if (this.throttled) return true;
-    for (const credit of this.credits) if (credit < this.chunk) return true;
-    return false;
+    let reason: 'credits' | 'feedback' | undefined = this.throttled ? 'feedback' : undefined;
+    if (reason === undefined && this.credits.some((credit) => credit < this.chunk)) reason = 'credits';
+    this.blockedClock.mark(reason);
+    return reason !== undefined;
   }
 
   private async pump(): Promise<void> {

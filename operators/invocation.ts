@@ -1,54 +1,23 @@
-import { decodeOrExplain } from '../engine/codec.js';
-import type { AnyFunctionType } from '../engine/coordinator-type.js';
 import { EddyError } from '../engine/errors.js';
 import {
   type Address,
   type Context,
   type FunctionType,
   type SendAfterOptions,
-  type StateHandle,
-  type StateSpec,
   type StateSpecs,
   validateAddress,
 } from '../engine/function-type.js';
 import { instancePrefix, userStateKey } from '../engine/state/state-keys.js';
+import { bindState, type StateAccess } from '../engine/state/state-kinds.js';
 import { type EgressRecord, type Envelope, Kind } from '../engine/wire/envelope.js';
 
-/** What an invocation needs from its dispatcher: lookups and the current state. */
-export interface InvocationHost {
-  readonly worker: number;
-  readState(key: string): Uint8Array | undefined;
-  functionType(type: string): AnyFunctionType | undefined;
-  egressIndex(name: string): number | undefined;
-  egressNames(): string[];
-  encodeEgress(index: number, record: unknown): Uint8Array;
-  nextSeq(): number;
-  keyGroup(id: string): number;
-  timerPending(owner: Address, kg: number, token: string): boolean;
-}
-
-export interface StagedTimer {
-  fireAt: number;
-  token: string;
-  envelope: Envelope;
-}
-
-/** The effects of an invocation, applied by the dispatcher: what `Invocation` stages. */
-export interface Effects {
-  readonly self: Address;
-  readonly kg: number;
-  readonly writes?: ReadonlyMap<string, Uint8Array | null> | undefined;
-  readonly sends?: readonly Envelope[] | undefined;
-  readonly timers?: readonly StagedTimer[] | undefined;
-  readonly cancels?: readonly string[] | undefined;
-  readonly egressRecords?: readonly EgressRecord[] | undefined;
-}
+import type { CoreReads, Effects, StagedTimer } from './core-host.js';
 
 /**
  * An envelope with a message from `from` to `to`, encoded with the target's codec. `what` names the
  * call in errors (an unknown target type is the caller's mistake, named with the fix).
  */
-export function envelopeTo(host: InvocationHost, from: Address, ingressTime: number, to: Address, message: unknown, what: string): Envelope {
+export function envelopeTo(host: CoreReads, from: Address, ingressTime: number, to: Address, message: unknown, what: string): Envelope {
   validateAddress(to, `${what} from ${from.type}:${from.id}`);
   const target = host.functionType(to.type);
   if (target === undefined) {
@@ -71,7 +40,7 @@ export function envelopeTo(host: InvocationHost, from: Address, ingressTime: num
 }
 
 /** An egress record for the egress called `name`, which must exist. */
-export function egressRecordFor(host: InvocationHost, name: string, record: unknown, ingressTime: number): EgressRecord {
+export function egressRecordFor(host: CoreReads, name: string, record: unknown, ingressTime: number): EgressRecord {
   const index = host.egressIndex(name);
   if (index === undefined) {
     throw new EddyError(
@@ -83,7 +52,7 @@ export function egressRecordFor(host: InvocationHost, name: string, record: unkn
 }
 
 /** A fresh token for a delayed message: unique per worker run and time. */
-export function freshTimerToken(host: InvocationHost): string {
+export function freshTimerToken(host: CoreReads): string {
   return `${Date.now().toString(36)}.${host.worker}.${host.nextSeq()}`;
 }
 
@@ -91,7 +60,7 @@ export function freshTimerToken(host: InvocationHost): string {
  * The context of one invocation. Every effect is staged here and applied by the dispatcher only if
  * the handler succeeds, so a failed invocation leaves no trace.
  */
-export class Invocation implements Context, Effects {
+export class Invocation implements Context, Effects, StateAccess {
   readonly kg: number;
   writes: Map<string, Uint8Array | null> | undefined;
   sends: Envelope[] | undefined;
@@ -104,7 +73,7 @@ export class Invocation implements Context, Effects {
   private stateAccessor: Context['state'] | undefined;
 
   constructor(
-    private readonly host: InvocationHost,
+    private readonly host: CoreReads,
     readonly fn: FunctionType<unknown, StateSpecs>,
     readonly envelope: Envelope,
     kg: number,
@@ -138,6 +107,14 @@ export class Invocation implements Context, Effects {
 
   stageWrite(key: string, value: Uint8Array | null): void {
     (this.writes ??= new Map()).set(key, value);
+  }
+
+  get instanceName(): string {
+    return `${this.self.type}:${this.self.id}`;
+  }
+
+  scanState(prefix: string): AsyncIterable<[string, Uint8Array]> {
+    return this.host.scanState(prefix);
   }
 
   send(to: Address, message: unknown): void {
@@ -177,66 +154,6 @@ export class Invocation implements Context, Effects {
   }
 }
 
-/**
- * Stored value layout: [flags:u8][expiresAt:f64 BE if flags & 1][codec bytes]. The flag byte keeps
- * values readable when a TTL is added to or removed from a declaration later.
- */
-const EXPIRES = 1;
-
-function readValue<T>(spec: StateSpec<T>, bytes: Uint8Array, what: string): T | undefined {
-  let offset = 1;
-  if ((bytes[0]! & EXPIRES) !== 0) {
-    const expiresAt = Buffer.from(bytes.buffer, bytes.byteOffset + 1, 8).readDoubleBE(0);
-    if (expiresAt <= Date.now()) return undefined;
-    offset = 9;
-  }
-  return decodeOrExplain(spec.codec, bytes.subarray(offset), what);
-}
-
-function writeValue<T>(spec: StateSpec<T>, value: T): Uint8Array {
-  const { codec, ttlMs } = spec;
-  const header = ttlMs === undefined ? 1 : 9;
-  let bytes: Uint8Array;
-  if (codec.encodeAfter !== undefined) bytes = codec.encodeAfter(value, header);
-  else {
-    const payload = codec.encode(value);
-    bytes = Buffer.allocUnsafe(header + payload.byteLength);
-    bytes.set(payload, header);
-  }
-  if (ttlMs === undefined) bytes[0] = 0;
-  else {
-    bytes[0] = EXPIRES;
-    new DataView(bytes.buffer, bytes.byteOffset, header).setFloat64(1, Date.now() + ttlMs); // big-endian
-  }
-  return bytes;
-}
-
-class BoundState<T> implements StateHandle<T> {
-  constructor(
-    private readonly invocation: Invocation,
-    private readonly name: string,
-    private readonly spec: StateSpec<T>,
-  ) {}
-
-  get(): T | undefined {
-    const bytes = this.invocation.readStaged(this.invocation.stateKey(this.name));
-    if (bytes === null || bytes === undefined) return undefined;
-    return readValue(this.spec, bytes, `state ${this.name} of ${this.invocation.self.type}:${this.invocation.self.id}`);
-  }
-
-  set(value: T): void {
-    if (value === undefined) {
-      this.delete();
-      return;
-    }
-    this.invocation.stageWrite(this.invocation.stateKey(this.name), writeValue(this.spec, value));
-  }
-
-  delete(): void {
-    this.invocation.stageWrite(this.invocation.stateKey(this.name), null);
-  }
-}
-
 type StateAccessorClass = new (invocation: Invocation) => Context['state'];
 const accessorClasses = new WeakMap<FunctionType<unknown, StateSpecs>, StateAccessorClass>();
 
@@ -266,7 +183,7 @@ function stateAccessorClass(fn: FunctionType<unknown, StateSpecs>): StateAccesso
     const spec = fn.state[name]!;
     Object.defineProperty(proto, name, {
       get(this: { invocation: Invocation }) {
-        return new BoundState(this.invocation, name, spec);
+        return bindState(this.invocation, name, spec);
       },
     });
   }

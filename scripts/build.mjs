@@ -2,7 +2,7 @@
 // `npm run build`: compiles the engine to dist/ (JavaScript and declarations) and copies the files it
 // loads at run time next to the compiled code: the worker bootstrap and the wire schemas.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +14,12 @@ const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
 for (const dir of ['engine', 'operators', 'connectors']) {
   for (const entry of readdirSync(join(root, dir), { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile() || !/\.(mjs|proto)$/.test(entry.name)) continue;
+    if (!entry.isFile() || !/\.(mjs|proto|html)$/.test(entry.name)) continue;
     // parentPath from Node 20.12; path before it.
     const from = join(entry.parentPath ?? entry.path, entry.name);
-    copyFileSync(from, join(dist, from.slice(root.length + 1)));
+    const to = join(dist, from.slice(root.length + 1));
+    // engine/console/ has no TypeScript: tsc made no folder for it.
+    mkdirSync(dirname(to), { recursive: true });
+    copyFileSync(from, to);
   }
 }

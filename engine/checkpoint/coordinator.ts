@@ -45,6 +45,13 @@ export interface CheckpointRecord {
 /** Checkpoint records kept for status and the console: the latest this many. */
 export const CHECKPOINT_HISTORY = 50;
 
+/**
+ * Why a checkpoint was aborted, for metrics: `declined` (a worker could not write its part),
+ * `timeout`, `output` or `metadata` (its files could not be written) count as failures;
+ * `interrupted` (a worker failed, the job ended) does not.
+ */
+export type CheckpointAbortCause = 'declined' | 'timeout' | 'output' | 'metadata' | 'interrupted';
+
 interface Running {
   id: number;
   trigger: CheckpointTrigger;
@@ -97,6 +104,10 @@ export class CheckpointCoordinator {
   /** Checkpoints failed since the last complete one (or the last onTooManyFailures). */
   private failuresInARow = 0;
   completed: CheckpointInfo[] = [];
+  /** Checkpoints of this run aborted, per cause (all of them: `history` keeps only the latest). */
+  readonly abortsByCause: Partial<Record<CheckpointAbortCause, number>> = {};
+  /** Wall-clock ms when the last checkpoint of this run completed. */
+  lastCompletedAt: number | undefined;
   /** The latest CHECKPOINT_HISTORY checkpoints, completed or aborted, oldest first. */
   readonly history: CheckpointRecord[] = [];
   /** Checkpoints aborted during this run (all reasons). */
@@ -120,7 +131,7 @@ export class CheckpointCoordinator {
     if (this.closed) return Promise.reject(new EddyError('EDDY_JOB_STOPPED', 'the job is ending: no more checkpoints'));
     const id = this.nextId++;
     return new Promise<CheckpointInfo>((resolve, reject) => {
-      const timer = setTimeout(() => this.abort(id, `not complete after ${timeoutMs} ms`), timeoutMs);
+      const timer = setTimeout(() => this.abort(id, `not complete after ${timeoutMs} ms`, true, 'timeout'), timeoutMs);
       this.running = { id, trigger, startedAt: Date.now(), parts: new Map(), positions: [], resolve, reject, timer };
       this.config.broadcast({ type: 'checkpoint', id });
     });
@@ -151,7 +162,7 @@ export class CheckpointCoordinator {
       const written = await readFile(join(folder, EGRESS_LOG_FILE));
       egress = { bytes: written.length, crc32: crc32(written) };
     } catch (error) {
-      this.abort(running.id, `its output could not be written: ${describeError(error)}`);
+      this.abort(running.id, `its output could not be written: ${describeError(error)}`, true, 'output');
       return;
     }
     if (this.running !== running) return;
@@ -173,7 +184,7 @@ export class CheckpointCoordinator {
     try {
       await writeMetadata(config.directory, metadata);
     } catch (error) {
-      this.abort(running.id, `its _metadata could not be written: ${describeError(error)}`);
+      this.abort(running.id, `its _metadata could not be written: ${describeError(error)}`, true, 'metadata');
       return;
     }
     if (this.running !== running) {
@@ -187,6 +198,7 @@ export class CheckpointCoordinator {
     this.failuresInARow = 0;
     const info = { id: running.id, durationMs, bytes };
     this.completed.push(info);
+    this.lastCompletedAt = Date.now();
     const fresh = parts.map((part) => part.state.at(-1)).filter((file) => file?.checkpoint === running.id);
     const full = fresh.filter((file) => !file!.delta).length;
     const state = full === fresh.length ? 'full' : full === 0 ? 'delta' : 'mixed';
@@ -206,7 +218,7 @@ export class CheckpointCoordinator {
    * files would keep the space a later checkpoint needs. `counts`: whether it counts against
    * `tolerableFailures`; not when the attempt or the job is ending anyway.
    */
-  abort(id: number, reason: string, counts = true): void {
+  abort(id: number, reason: string, counts = true, cause: CheckpointAbortCause = 'declined'): void {
     const running = this.running;
     if (running?.id !== id) return;
     clearTimeout(running.timer);
@@ -219,6 +231,8 @@ export class CheckpointCoordinator {
     running.reject(new EddyError('EDDY_CHECKPOINT_FAILED', `checkpoint ${id} aborted: ${reason}`, { retryable: true }));
     this.aborted++;
     const counted = counts && !this.closed;
+    const key = counted ? cause : 'interrupted';
+    this.abortsByCause[key] = (this.abortsByCause[key] ?? 0) + 1;
     this.record({ id, trigger: running.trigger, startedAt: running.startedAt, durationMs: Date.now() - running.startedAt, outcome: 'aborted', reason, counted });
     if (counted) this.countFailure(id, reason);
   }

@@ -43,6 +43,8 @@ export class EgressSinks {
   private broken: Array<unknown> = [];
 
   private readonly latency = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  /** The same, since the last takeLatencyWindow() (the console charts latency per interval). */
+  private readonly latencyWindow = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 
   constructor(
     private readonly job: Job,
@@ -165,7 +167,11 @@ export class EgressSinks {
       if (list === undefined) byEgress.set(record.egress, (list = []));
       list.push(value.value);
       this.counts[record.egress]!++;
-      if (record.ingressTime > 0) this.latency.recordValue(Math.max(1, Math.round((now - record.ingressTime) * 1000)));
+      if (record.ingressTime > 0) {
+        const us = Math.max(1, Math.round((now - record.ingressTime) * 1000));
+        this.latency.recordValue(us);
+        this.latencyWindow.recordValue(us);
+      }
     }
     if (this.exactlyOnce === undefined) {
       for (const [index, list] of byEgress) this.write(index, list);
@@ -298,8 +304,14 @@ export class EgressSinks {
   }
 
   latencySummary(): LatencySummary {
-    const q = (p: number): number => this.latency.getValueAtPercentile(p) / 1000;
-    return { count: this.latency.totalCount, p50Ms: q(50), p95Ms: q(95), p99Ms: q(99), maxMs: this.latency.maxValue / 1000 };
+    return summarise(this.latency);
+  }
+
+  /** Latency since the last call (then a new window starts). */
+  takeLatencyWindow(): LatencySummary {
+    const summary = summarise(this.latencyWindow);
+    this.latencyWindow.reset();
+    return summary;
   }
 
   resetLatency(): void {
@@ -347,4 +359,14 @@ export class EgressSinks {
       }
     });
   }
+}
+
+/**
+ * Quantiles of a histogram, in ms. HdrHistogram answers a quantile with the top of its bucket, which
+ * can lie above the largest value recorded: quantiles are capped at the max.
+ */
+function summarise(histogram: hdr.Histogram): LatencySummary {
+  const max = histogram.maxValue / 1000;
+  const q = (p: number): number => Math.min(max, histogram.getValueAtPercentile(p) / 1000);
+  return { count: histogram.totalCount, p50Ms: q(50), p95Ms: q(95), p99Ms: q(99), maxMs: max };
 }

@@ -1,125 +1,25 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CheckpointCoordinator, type CheckpointInfo, type CheckpointRecord, type CheckpointTrigger } from '../checkpoint/coordinator.js';
+import { CheckpointCoordinator, type CheckpointInfo, type CheckpointTrigger } from '../checkpoint/coordinator.js';
 import { checkpointLineage, type CheckpointMetadata, jobCheckpointDir, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
-import type { ConnectorMetric, Job } from '../job.js';
+import type { Job } from '../job.js';
+import { keyGroupOf, ownerOfKeyGroup } from '../key-groups.js';
 import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../options.js';
 import { AdminServer } from './admin-server.js';
 import { type DirLock, lockDir } from './dir-lock.js';
 import { EgressSinks } from './egress-sinks.js';
 import { RestartStrategy } from './restart-strategy.js';
 import { openStateDir, type StateDir } from './state-dir.js';
+import type { JobHandle, JobMetrics, JobStatus, JobSummary, RecoveryEvent } from './job-handle.js';
 import { WorkerPool, WorkerSet } from './worker-set.js';
-import { OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
+import { type InstanceState, OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
 
-export type { CheckpointInfo, CheckpointRecord } from '../checkpoint/coordinator.js';
-
-/** A restore or restart of the job, or its failure, as the console's timeline marks it. */
-export interface RecoveryEvent {
-  /** Wall-clock ms. */
-  at: number;
-  /** `restore`: the run started from a checkpoint; `restart`: a failed attempt restores one; `failed`: the job failed. */
-  kind: 'restore' | 'restart' | 'failed';
-  /** The checkpoint restored (restore, restart). */
-  checkpoint?: number;
-  /** The cause (restart, failed): its message, and its code when it is an EddyError. */
-  code?: string;
-  reason?: string;
-  /** Restart: which one, and the pause before it. */
-  restart?: number;
-  backoffMs?: number;
-  /** Restart: the failed attempt was still restoring (its pause went on; it did not double). */
-  duringRestore?: boolean;
-}
+export type { CheckpointAbortCause, CheckpointInfo, CheckpointRecord } from '../checkpoint/coordinator.js';
 
 /** Entries of the lists in `status()`: it answers in constant size however long the job runs. */
 export const STATUS_HISTORY = 20;
 
-export interface LatencySummary {
-  /** Records measured (egress records with a known ingress time). */
-  count: number;
-  p50Ms: number;
-  p95Ms: number;
-  p99Ms: number;
-  maxMs: number;
-}
-
-export interface JobMetrics {
-  job: string;
-  workers: number;
-  uptimeMs: number;
-  /** Per worker. */
-  perWorker: WorkerMetrics[];
-  /** Sums over workers (gauges summed too). */
-  totals: Omit<WorkerMetrics, 'worker' | 'routerThrottled' | 'connectors'>;
-  /** Records received per egress name. */
-  egress: Record<string, number>;
-  /** From the moment a record entered an ingress to the moment its egress records reached the sink. */
-  latency: LatencySummary;
-  /** What the connectors report (split readers on every worker, sinks). */
-  connectors: ConnectorMetric[];
-}
-
-export interface JobSummary extends JobMetrics {
-  /** `end-of-input`: every source finished and all work was done; `stop`: `stop()` was called. */
-  endedBy: 'end-of-input' | 'stop';
-  stateDir: string | undefined;
-  /** Times the job restored a checkpoint after a worker failed. */
-  restarts: number;
-  /** Checkpoints completed during this run. */
-  checkpoints: CheckpointInfo[];
-}
-
-export interface JobStatus {
-  job: string;
-  /**
-   * `starting` until the first workers process input; `recovering` from a failure until the restored
-   * workers have loaded their state and process input again.
-   */
-  state: 'starting' | 'running' | 'recovering' | 'stopping' | 'ended' | 'failed';
-  workers: number;
-  uptimeMs: number;
-  restarts: number;
-  /** The latest STATUS_HISTORY checkpoints completed during this run, oldest first. */
-  checkpoints: CheckpointInfo[];
-  /** Checkpoints completed and aborted during this run. */
-  checkpointsCompleted: number;
-  checkpointsAborted: number;
-  /** The latest STATUS_HISTORY checkpoints, completed or aborted (with the reason), oldest first. */
-  checkpointHistory: CheckpointRecord[];
-  /** The latest STATUS_HISTORY restores, restarts (with their cause) and the failure of the job, oldest first. */
-  recoveries: RecoveryEvent[];
-  checkpointDir: string | undefined;
-}
-
-export interface JobHandle {
-  readonly job: string;
-  /** Settles when the job ends: resolves with its summary, rejects if it failed. */
-  readonly done: Promise<JobSummary>;
-  /** Stops reading sources, lets in-flight work finish (parking what is left after stopTimeoutMs), flushes state. */
-  stop(): Promise<JobSummary>;
-  metrics(): Promise<JobMetrics>;
-  /** Where the job stands, at once (no round trip to the workers). */
-  status(): JobStatus;
-  /** The admin endpoint's base URL (`http://127.0.0.1:PORT`), once it listens; undefined without options.adminPort. */
-  adminUrl(): Promise<string | undefined>;
-  /**
-   * Takes a checkpoint now (after a running one); resolves with its id, duration and size. Needs
-   * checkpointDir. `timeoutMs` overrides options.checkpointTimeoutMs for this one.
-   */
-  checkpoint(options?: { timeoutMs?: number }): Promise<CheckpointInfo>;
-  /** Ids of the complete checkpoints in checkpointDir, oldest first. */
-  checkpoints(): number[];
-  /**
-   * Failure drill: terminates worker thread `worker` as a crash would. With a checkpoint to restore
-   * the job recovers (it counts in `restarts`); without one it fails.
-   */
-  killWorker(worker: number): Promise<void>;
-  /** Starts a fresh latency window (e.g. after a benchmark's warm-up); `metrics().latency` covers it. */
-  resetLatency(): void;
-  /** The records a memory egress has received so far. */
-  output<R = unknown>(egress: string): readonly R[];
-}
+export type { JobHandle, JobMetrics, JobStatus, JobSummary, LatencySummary, RecoveryEvent } from './job-handle.js';
 
 const POLL_MS = 20;
 
@@ -153,6 +53,8 @@ class JobRun implements JobHandle {
   private lastCompleted: number | undefined;
   private readonly admin: Promise<AdminServer | undefined>;
   private restarts = 0;
+  /** When the pause the restart strategy chose for the latest restore ends (wall-clock ms). */
+  private backoffEndsAt = 0;
   private readonly recoveries: RecoveryEvent[] = [];
   private readonly restartStrategy: RestartStrategy;
   private lastMetrics: WorkerMetrics[] = [];
@@ -166,8 +68,6 @@ class JobRun implements JobHandle {
   private running: Promise<void>;
   private setRunning!: () => void;
   private isRunning = false;
-  /** When the pause before the current restore ends: a failure during that restore goes on with it. */
-  private pauseEndsAt = 0;
   /** When the latest failure of an attempt happened (performance.now()), until the restore runs. */
   private failedAt: number | undefined;
 
@@ -229,7 +129,17 @@ class JobRun implements JobHandle {
         log: options.log,
       });
     }
-    this.admin = options.adminPort === undefined ? Promise.resolve(undefined) : AdminServer.start(this, options.adminPort);
+    this.admin =
+      options.adminPort === undefined
+        ? Promise.resolve(undefined)
+        : AdminServer.start(this, {
+            port: options.adminPort,
+            host: options.adminHost,
+            token: options.adminToken,
+            job: spec,
+            latencyWindow: () => this.sinks.takeLatencyWindow(),
+            feedbackHighWaterMark: options.feedbackHighWaterMark,
+          });
     // A port in use fails the job (the caller asked for the endpoint) but never goes unobserved.
     this.admin.catch((error: unknown) => this.fail(error));
     void this.begin(restore).catch((error: unknown) => this.fail(error));
@@ -247,6 +157,7 @@ class JobRun implements JobHandle {
     // Running only once every worker of the current attempt restored its state and processes input.
     else if (this.set === undefined || !this.set.started) state = this.restarts > 0 ? 'recovering' : 'starting';
     else state = 'running';
+    const lastRecovery = this.recoveries.findLast((event) => event.kind !== 'failed');
     return {
       job: this.job,
       state,
@@ -258,6 +169,10 @@ class JobRun implements JobHandle {
       checkpointsAborted: this.coordinator?.aborted ?? 0,
       checkpointHistory: (this.coordinator?.history ?? []).slice(-STATUS_HISTORY),
       recoveries: this.recoveries.slice(),
+      checkpointAborts: { ...this.coordinator?.abortsByCause },
+      ...(this.coordinator?.lastCompletedAt !== undefined && { lastCheckpointAt: this.coordinator.lastCompletedAt }),
+      unpublishedEpochs: this.lastCompleted === undefined || this.coordinator === undefined ? 0 : Math.max(0, this.lastCompleted + 1 - this.sinks.unpublishedFrom()),
+      ...(lastRecovery !== undefined && { lastRecoveryAt: lastRecovery.at }),
       checkpointDir: this.options.checkpointDir,
     };
   }
@@ -386,9 +301,9 @@ class JobRun implements JobHandle {
     // The last checkpoint this run completed (or restored), not the newest on disk: one whose
     // completion raced with this failure is discarded, and older runs' checkpoints are not ours.
     const latest = this.lastCompleted;
-    // Failed while it still restored after an earlier failure: the restore starts over, within the
-    // pause already running (pauseEndsAt is 0 until a first restart).
-    const interruptedRestore = !set.started && this.pauseEndsAt > 0;
+    // Failed while it still restored after an earlier failure (recorded; the restore that follows
+    // overlaps its pause, so unless failures pile up, a second one costs about what a first did).
+    const interruptedRestore = !set.started && this.restarts > 0;
     const backoffMs = this.restartDecision(error, interruptedRestore);
     if (backoffMs === undefined || latest === undefined) return;
     this.options.log(`job ${this.job}: ${describeError(error)}; restoring checkpoint ${latest} in ${backoffMs} ms (restart ${this.restarts}${interruptedRestore ? ', the failed attempt was still restoring' : ''})`);
@@ -403,12 +318,7 @@ class JobRun implements JobHandle {
     this.coordinator?.abortRunning('a worker failed');
     this.sinks.discardHeld();
     this.retiring = set.destroy();
-    void (async () => {
-      await this.retiring;
-      if (this.failed || this.ending !== undefined) return;
-      // The backoff runs while the new workers restore their state: they process input after both.
-      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, 'latest', { atMost: latest, log: this.options.log }), sleep(backoffMs));
-    })().catch((restoreError: unknown) => this.restoreFailed(restoreError));
+    this.restoreAfterBackoff(latest, backoffMs);
   }
 
   /**
@@ -429,34 +339,47 @@ class JobRun implements JobHandle {
     const set = this.set;
     this.set = undefined;
     if (set !== undefined) this.retiring = set.destroy();
+    this.restoreAfterBackoff(latest, backoffMs);
+  }
+
+  /**
+   * Restores checkpoint `latest` (or the newest good one before it) on new workers. The backoff runs
+   * while they restore their state: they process input once both are done. A restore starts no
+   * earlier than the end of the previous backoff, so that attempts that fail at once (a full disk
+   * refusing to open LevelDB) still pause as the strategy says instead of using up its failures in
+   * a few seconds; a kill during a restore that is past that point costs no extra wait.
+   */
+  private restoreAfterBackoff(latest: number, backoffMs: number): void {
+    const previousBackoffEndsAt = this.backoffEndsAt;
+    this.backoffEndsAt = Date.now() + backoffMs;
     void (async () => {
       await this.retiring;
+      const wait = previousBackoffEndsAt - Date.now();
+      if (wait > 0) await sleep(wait);
       if (this.failed || this.ending !== undefined) return;
-      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, 'latest', { atMost: latest, log: this.options.log }), sleep(backoffMs));
+      await this.runAttempt(resolveCheckpoint(this.options.checkpointDir!, 'latest', { atMost: latest, log: this.options.log }), sleep(Math.max(0, this.backoffEndsAt - Date.now())));
     })().catch((again: unknown) => this.restoreFailed(again));
   }
 
   /**
    * A failure of the attempt: whether the job restores (then the pause before it, and the restart
    * is counted) or fails (then it has failed, and undefined is returned). `interruptedRestore`: the
-   * attempt failed while it restored; the pause does not grow, and what is left of the pause before
-   * that restore is the pause before the next (a second failure costs no more than a first).
+   * attempt failed while it still restored (recorded with the restart). The pause doubles all the
+   * same: a restore that fails by itself at once (a full disk) must not retry back to back.
    */
   private restartDecision(error: EddyError, interruptedRestore = false): number | undefined {
     if (this.lastCompleted === undefined || this.stopRequested || this.ending !== undefined) {
       this.fail(error);
       return undefined;
     }
-    const decision = this.restartStrategy.onFailure(interruptedRestore);
+    const decision = this.restartStrategy.onFailure();
     if (!decision.restart) {
       this.fail(new EddyError(error.code, `${error.message}; not restoring again: ${decision.reason}`, { cause: error, retryable: false }));
       return undefined;
     }
     this.restarts++;
-    const now = Date.now();
-    const backoffMs = interruptedRestore ? Math.max(0, Math.min(decision.backoffMs, this.pauseEndsAt - now)) : decision.backoffMs;
-    this.pauseEndsAt = now + backoffMs;
-    this.recordRecovery({ at: now, kind: 'restart', checkpoint: this.lastCompleted, code: error.code, reason: error.message, restart: this.restarts, backoffMs, ...(interruptedRestore && { duringRestore: true }) });
+    const { backoffMs } = decision;
+    this.recordRecovery({ at: Date.now(), kind: 'restart', checkpoint: this.lastCompleted, code: error.code, reason: error.message, restart: this.restarts, backoffMs, ...(interruptedRestore && { duringRestore: true }) });
     return backoffMs;
   }
 
@@ -514,6 +437,22 @@ class JobRun implements JobHandle {
     await this.set?.kill(worker);
   }
 
+  async state(type: string, id: string): Promise<InstanceState> {
+    const fn = this.spec.functions.get(type);
+    if (fn?.kind !== 'regular') {
+      const types = [...this.spec.functions].filter(([, f]) => f.kind === 'regular').map(([name]) => name);
+      throw new EddyError('EDDY_UNKNOWN_FUNCTION_TYPE', `state(${type}, ${id}): job ${this.job} has no function type ${type} with state; its function types: ${types.join(', ') || '(none)'}`);
+    }
+    const set = this.set;
+    if (set === undefined || this.ended || this.failed || this.ending !== undefined) {
+      throw new EddyError('EDDY_JOB_STOPPED', `state(${type}, ${id}): job ${this.job} has no running workers now (${this.status().state}); try again while it runs`, { retryable: true });
+    }
+    const { workers, maxParallelism } = this.options;
+    const answer = await set.queryState(ownerOfKeyGroup(keyGroupOf(id, maxParallelism), workers, maxParallelism), { type, id });
+    if ('error' in answer) throw new EddyError('EDDY_JOB_STOPPED', `state(${type}, ${id}): ${answer.error}`, { retryable: true });
+    return answer;
+  }
+
   checkpoints(): number[] {
     return this.options.checkpointDir === undefined ? [] : listCheckpoints(this.options.checkpointDir);
   }
@@ -547,6 +486,7 @@ class JobRun implements JobHandle {
     const totals = {
       recordsRead: 0, envelopesRouted: 0, invocations: 0, invocationsFailed: 0, handlerErrors: 0, deadLetters: 0,
       egressRecords: 0, messagesSent: 0, delayedScheduled: 0, delayedFired: 0, mailboxDepth: 0, feedbackBacklog: 0, feedbackHeldForCheckpoint: 0, stateCacheDirty: 0,
+      routerBlockedOnCreditsMs: 0, routerBlockedOnFeedbackMs: 0, heapUsedBytes: 0, stateBytesOnDisk: 0,
       transactionsCommitted: 0, transactionsAborted: 0, transactionsRetryable: 0, deadlocksFound: 0, lockWaitTimeouts: 0, transactionsRunning: 0, transactionLimit: 0, sagasRunning: 0, transactionsWaiting: 0, locksHeld: 0, locksReleased: 0,
       lockHoldMsTotal: 0, sagasSucceeded: 0, sagasFailed: 0, compensationsFailed: 0, compensationsAbandoned: 0, staleProtocolMessages: 0,
     };

@@ -41,12 +41,8 @@ export class RestartStrategy {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /**
-   * A failed attempt: may the job restore, and after how long. `interruptedRestore`: the attempt
-   * failed while it still restored its state (a second failure during a restore). It counts against
-   * `maxFailures`, but the pause does not grow: the caller goes on with the pause already running.
-   */
-  onFailure(interruptedRestore = false): RestartDecision {
+  /** A failed attempt: may the job restore, and after how long. */
+  onFailure(): RestartDecision {
     const now = this.now();
     this.failures = this.failures.filter((at) => now - at < this.options.intervalMs);
     this.failures.push(now);
@@ -60,7 +56,6 @@ export class RestartStrategy {
           'fix the cause, or raise restartStrategy.maxFailures (eddy run --max-failures) or lower restartStrategy.intervalMs',
       };
     }
-    if (interruptedRestore && this.backoffMs > 0) return { restart: true, backoffMs: this.backoffMs, failuresInInterval: this.failures.length };
     this.backoffMs = healthy || this.backoffMs === 0 ? this.options.initialBackoffMs : Math.min(this.options.maxBackoffMs, this.backoffMs * 2);
     return { restart: true, backoffMs: this.backoffMs, failuresInInterval: this.failures.length };
   }

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, 
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EddyError } from '../errors.js';
+import { describeError, EddyError } from '../errors.js';
 
 /** What a state directory remembers between runs of a job: its shape and where sources stopped. */
 export interface StateManifest {
@@ -79,8 +79,13 @@ export function openStateDir(
     manifest = restoring ? { ...fresh, positions: {} } : stored;
   }
   const save = (next: StateManifest): void => {
-    writeFileSync(`${file}.tmp`, JSON.stringify(next, null, 2));
-    renameSync(`${file}.tmp`, file);
+    try {
+      writeFileSync(`${file}.tmp`, JSON.stringify(next, null, 2));
+      renameSync(`${file}.tmp`, file);
+    } catch (cause) {
+      const why = (cause as NodeJS.ErrnoException).code === 'ENOSPC' ? 'its disk is full' : describeError(cause);
+      throw new EddyError('EDDY_STATE_DIR_UNWRITABLE', `cannot write ${file}: ${why}; free space there (or fix its permissions), or use another stateDir`, { cause });
+    }
   };
   save(manifest);
   return {

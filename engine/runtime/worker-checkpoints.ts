@@ -6,7 +6,7 @@ import { describeError } from '../errors.js';
 import type { KeyGroupRange } from '../key-groups.js';
 import type { StateBackend } from '../state/state-backend.js';
 import type { StateCut } from '../state/state-store.js';
-import { decodeF64, parkedKey, Space, toBytes } from '../state/state-keys.js';
+import { parkedKey, parkedSeqOf, Space, toBytes } from '../state/state-keys.js';
 import type { FromWorker, SplitPosition } from './worker-protocol.js';
 
 /** The feedback log in key-group order, each entry keyed by its key group (the file's order key). */
@@ -208,7 +208,7 @@ export async function restoreKeyGroups(
   const add = (key: Uint8Array, value: Uint8Array): void => {
     if (key[2] === Space.PARKED) {
       parked++;
-      lastParked = Math.max(lastParked, decodeF64(key.subarray(3, 11)));
+      lastParked = Math.max(lastParked, parkedSeqOf(key));
     }
     pending.push([key, value]);
     entries++;

@@ -6,6 +6,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { WorkerCheckpoint } from '../checkpoint/metadata.js';
 import type { ConnectorMetric } from '../job.js';
 import type { ResolvedOptions } from '../options.js';
+import type { FunctionTypeMetrics } from './worker-stats.js';
 
 /** One split of an ingress, assigned to one worker's ingress-router. */
 export interface SplitAssignment {
@@ -100,10 +101,40 @@ export interface WorkerMetrics extends TransactionMetrics {
   connectors: ConnectorMetric[];
   routerThrottled: boolean;
   stateCacheDirty: number;
+  /** Time the ingress-router could not read because a destination had no credits, or feedback was past its high-water mark (ms, since the attempt started). */
+  routerBlockedOnCreditsMs: number;
+  routerBlockedOnFeedbackMs: number;
+  /** Per function type (regular functions; coordinators and participants count in the transaction figures). */
+  functions: Record<string, FunctionTypeMetrics>;
+  /** The worker thread's event-loop utilisation over the last second (0..1), its V8 heap in use, and its LevelDB folder's size. */
+  eventLoopUtilization: number;
+  /** Envelopes this worker sent to each worker, itself included (router and feedback channels): the console's edge rates. */
+  sentTo: number[];
+  heapUsedBytes: number;
+  stateBytesOnDisk: number;
+}
+
+/** One function instance as a state lookup sees it, read on its worker between two of its invocations. */
+export interface InstanceState {
+  type: string;
+  id: string;
+  worker: number;
+  keyGroup: number;
+  /** Its declared state, decoded by the state's codecs, as committed (never part of an invocation's writes); absent names have no value. */
+  state: Record<string, unknown>;
+  /** Its map and list state names: read entry by entry, asynchronously, so not part of this consistent read (not shown yet). */
+  notShown?: string[];
+  /** Envelopes waiting for it, and whether an invocation of it is running now (its writes are not in `state` yet). */
+  mailboxDepth: number;
+  running: boolean;
+  /** How a transaction holds it, if one does: `locked` (a participant's exclusive lock), `shared` (read-only participants), `busy` (a coordinator runs one). */
+  heldByTransaction: string | undefined;
 }
 
 export type ToWorker =
   | { type: 'start' }
+  /** Read one instance's state and activity between invocations (the admin endpoint's state lookup). */
+  | { type: 'state-query'; id: number; address: { type: string; id: string } }
   | { type: 'status'; wave: number }
   | { type: 'metrics'; id: number }
   | { type: 'stop-sources' }
@@ -124,6 +155,7 @@ export type FromWorker =
   | { type: 'egress'; buffer: ArrayBuffer }
   | { type: 'status'; wave: number; status: WorkerStatus }
   | { type: 'metrics'; id: number; metrics: WorkerMetrics }
+  | { type: 'state-answer'; id: number; answer: InstanceState | { error: string } }
   | { type: 'log'; line: string }
   | { type: 'closed' }
   /** The worker's routers and timers started after `start` (parked and restored in-flight work is queued first). */

@@ -7,7 +7,7 @@ import type { WorkerCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
 import type { Job } from '../job.js';
 import type { ResolvedOptions } from '../options.js';
-import type { FromWorker, SplitAssignment, SplitPosition, ToWorker, WorkerInit, WorkerMetrics, WorkerResult, WorkerStatus } from './worker-protocol.js';
+import type { FromWorker, InstanceState, SplitAssignment, SplitPosition, ToWorker, WorkerInit, WorkerMetrics, WorkerResult, WorkerStatus } from './worker-protocol.js';
 
 /** Whether the process was started with its own starting size of V8's semi-spaces: then it is left alone. */
 const SEMI_SPACE_SET_BY_USER = process.execArgv.some((arg) => /^--min[-_]semi[-_]space[-_]size\b/.test(arg));
@@ -138,6 +138,7 @@ export class WorkerSet {
   private waveDone: ((statuses: WorkerStatus[]) => void) | undefined;
   private nextMetricsId = 0;
   private readonly metricsRequests = new Map<number, { results: WorkerMetrics[]; pending: number; resolve: (m: WorkerMetrics[]) => void }>();
+  private readonly stateRequests = new Map<number, (answer: InstanceState | { error: string }) => void>();
   failed = false;
   private readonly threadIds: number[] = [];
   /** Workers whose routers and timers have started (after `start`). */
@@ -204,6 +205,8 @@ export class WorkerSet {
     this.setFailed();
     for (const request of this.metricsRequests.values()) request.resolve([]);
     this.metricsRequests.clear();
+    for (const resolve of this.stateRequests.values()) resolve({ error: 'the workers failed; the job is restoring its last checkpoint: try again' });
+    this.stateRequests.clear();
     this.config.onFailure(error);
   }
 
@@ -233,6 +236,10 @@ export class WorkerSet {
           }
           break;
         }
+        case 'state-answer':
+          this.stateRequests.get(message.id)?.(message.answer);
+          this.stateRequests.delete(message.id);
+          break;
         case 'checkpoint-ack':
           this.config.onAck(message.id, message.part, message.positions);
           break;
@@ -272,6 +279,16 @@ export class WorkerSet {
     return new Promise((resolve) => {
       this.metricsRequests.set(id, { results: [], pending: this.workers, resolve });
       this.broadcast({ type: 'metrics', id });
+    });
+  }
+
+  /** Asks `worker` for one instance's state (see InstanceState). */
+  queryState(worker: number, address: { type: string; id: string }): Promise<InstanceState | { error: string }> {
+    if (this.failed) return Promise.resolve({ error: 'the workers failed; the job is restoring its last checkpoint: try again' });
+    const id = this.nextMetricsId++;
+    return new Promise((resolve) => {
+      this.stateRequests.set(id, resolve);
+      this.controls[worker]!.postMessage({ type: 'state-query', id, address } satisfies ToWorker);
     });
   }
 

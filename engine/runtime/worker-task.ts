@@ -11,15 +11,18 @@ import { Mesh } from '../channels/mesh.js';
 import { describeError } from '../errors.js';
 import type { ChannelDelay } from '../options.js';
 import { DEAD_LETTERS, jobFromModule } from '../job.js';
-import { keyGroupRangeOf } from '../key-groups.js';
+import { keyGroupOf, keyGroupRangeOf } from '../key-groups.js';
 import { LevelDbBackend } from '../state/leveldb-backend.js';
 import { MemoryBackend } from '../state/memory-backend.js';
 import { StateStore } from '../state/state-store.js';
 import { Channel } from '../wire/envelope.js';
 import { restoreKeyGroups, WorkerCheckpoints } from './worker-checkpoints.js';
+import { ThreadStats } from './worker-stats.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
-import type { FromWorker, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
+import type { FromWorker, InstanceState, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
+import { Invocation } from '../../operators/invocation.js';
+import type { Envelope } from '../wire/envelope.js';
 
 /** The attempt was given up (abandon, crash drill) while this worker was still starting. */
 class StartGivenUp extends Error {}
@@ -97,6 +100,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     lowWaterMark: options.feedbackHighWaterMark / 2,
     maxTransactions: options.maxTransactionsPerWorker,
     maxSagas: options.maxSagasPerWorker,
+    staleProbes: options.faultInjection.staleProbes === true,
     onCut: (id, snapshot) => checkpoints.cut(id, snapshot, feedback.onOwnSnapshot(id)),
   });
   const feedback = new Feedback(dispatcher, workers, options.maxParallelism);
@@ -111,6 +115,9 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     channelCapacity: options.channelCapacity,
     feedbackHighWaterMark: options.feedbackHighWaterMark,
   });
+  dispatcher.functionStats.declare([...job.functions].filter(([, fn]) => fn.kind === 'regular').map(([type]) => type));
+  store.observer = (key, access) => dispatcher.functionStats.stateAccess(key, access);
+  const threadStats = new ThreadStats(init.stateLocation);
   const checkpoints = new WorkerCheckpoints({ worker, keyGroups, directory: init.checkpointDir, post, log });
   const metrics = (): WorkerMetrics => ({
     worker,
@@ -132,7 +139,42 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     stateCacheDirty: store.pendingWrites,
     ...dispatcher.transactions.metrics(),
     transactionsWaiting: dispatcher.transactionsWaiting,
+    routerBlockedOnCreditsMs: router.blockedClock.ms('credits'),
+    routerBlockedOnFeedbackMs: router.blockedClock.ms('feedback'),
+    functions: dispatcher.functionStats.snapshot(),
+    sentTo: [...mesh.sent],
+    ...threadStats.read(),
   });
+
+  /**
+   * A state lookup, answered from this message handler: between two turns of the event loop, so
+   * between invocations (an async one still running has its writes staged, not in the store).
+   * Values are decoded as a handler would read them, through the function type's state handles.
+   */
+  const inspectInstance = (address: { type: string; id: string }): InstanceState | { error: string } => {
+    const fn = job.functions.get(address.type);
+    if (fn?.kind !== 'regular') return { error: `no function type ${address.type} with state in job ${job.name}` };
+    const kg = keyGroupOf(address.id, options.maxParallelism);
+    try {
+      const reader = new Invocation(dispatcher, fn, { targetType: address.type, targetId: address.id } as Envelope, kg);
+      const handles = reader.state as Record<string, { get?: () => unknown }>;
+      const state: Record<string, unknown> = {};
+      const notShown: string[] = [];
+      for (const [name, spec] of Object.entries(fn.state)) {
+        // Map and list state are read entry by entry, asynchronously: not within one turn, so not shown yet.
+        if ((spec as { kind?: string }).kind !== undefined && (spec as { kind?: string }).kind !== 'value') {
+          notShown.push(name);
+          continue;
+        }
+        const value = handles[name]?.get?.();
+        if (value !== undefined) state[name] = value;
+      }
+      const { mailboxDepth, running, held } = dispatcher.activityOf(address);
+      return { ...address, worker, keyGroup: kg, state, ...(notShown.length > 0 && { notShown }), mailboxDepth, running, heldByTransaction: held };
+    } catch (error) {
+      return { error: describeError(error) };
+    }
+  };
 
   // Parked envelopes to replay at start: unknown (look) unless a restore just wrote the state.
   let parkedToReplay = true;
@@ -161,7 +203,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     await router.open();
     phase('sources');
     await dispatcher.delayed.load(keyGroups);
-    await dispatcher.transactions.load(keyGroups, job.functions);
+    await dispatcher.loadTransactions();
     // Before 'ready': a checkpoint cut once the workers run must park its envelopes after these.
     if (parkedToReplay) await dispatcher.loadParked();
     phase('timers, transactions, parked');
@@ -176,6 +218,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     mesh.close();
     await router.stop().catch(() => {});
     await store.close().catch(() => {});
+    threadStats.close();
     if (!(error instanceof StartGivenUp)) throw error;
     // Its LevelDB is closed: the job manager need not wait for this thread to end (a crash drill's exit).
     post({ type: 'closed' });
@@ -236,6 +279,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     process.on('uncaughtException', onFatal);
     process.on('unhandledRejection', onFatal);
     const stopFatalHandlers = (): void => {
+      threadStats.close();
       process.off('uncaughtException', onFatal);
       process.off('unhandledRejection', onFatal);
     };
@@ -265,6 +309,9 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
             .checkpoint(message.id)
             .then((positions) => checkpoints.positions(message.id, positions))
             .catch(fail);
+          break;
+        case 'state-query':
+          post({ type: 'state-answer', id: message.id, answer: inspectInstance(message.address) });
           break;
         case 'checkpoint-abort':
           dispatcher.abortAlignment(message.id);

@@ -3,7 +3,8 @@
  * key-group range is one contiguous scan that returns user state and engine state together.
  *
  *   [kg:u16][space:u8][...]
- *   space USER   : [typeLen:u16][type utf8][idLen:u16][id utf8][state name utf8]
+ *   space USER   : [typeLen:u16][type utf8][idLen:u16][id utf8][state name utf8]            value state; list: its counter
+ *                  [typeLen:u16][type utf8][idLen:u16][id utf8][state name utf8][0x00][entry]  map entry (encoded key) or list element (u32 BE index)
  *   space TIMER  : [fireAt:f64 BE][typeLen:u16][type][idLen:u16][id][token utf8]   value: Timer proto
  *   space TOKEN  : [typeLen:u16][type][idLen:u16][id][token utf8]                   value: fireAt f64
  *   space PARKED : [seq:f64 BE]                                                      value: Envelope proto
@@ -51,6 +52,31 @@ export function userStateKey(instance: string, stateName: string): string {
   return instance + utf8Latin1(stateName);
 }
 
+/**
+ * Separates a state's name from the part that names one entry of a map or list state. State names
+ * cannot contain it (defineFunction refuses them), so no state's key starts with another's entries.
+ */
+const ENTRY_SEPARATOR = '\u0000';
+
+/**
+ * Prefix of the entries of the map or list state whose key (`userStateKey`) is `stateKey`:
+ * `[kg][USER][type][id][name]\0`. Under the instance prefix, so entries keep their key group and move
+ * with it on rescale.
+ */
+export function stateEntriesPrefix(stateKey: string): string {
+  return stateKey + ENTRY_SEPARATOR;
+}
+
+/** Key of one entry of a map (`entry`: the encoded key, as latin1) or list (`entry`: `u32(index)`). */
+export function stateEntryKey(entriesPrefix: string, entry: string): string {
+  return entriesPrefix + entry;
+}
+
+/** A list element's index as its entry: big-endian, so elements scan in append order. */
+export function listIndexEntry(index: number): string {
+  return String.fromCharCode((index >>> 24) & 0xff, (index >>> 16) & 0xff, (index >>> 8) & 0xff, index & 0xff);
+}
+
 export function timerKey(kg: number, fireAt: number, type: string, id: string, token: string): string {
   return keyGroupPrefix(kg, Space.TIMER) + f64(fireAt) + lengthPrefixed(type) + lengthPrefixed(id) + utf8Latin1(token);
 }
@@ -61,6 +87,11 @@ export function tokenKey(kg: number, type: string, id: string, token: string): s
 
 export function parkedKey(kg: number, seq: number): string {
   return keyGroupPrefix(kg, Space.PARKED) + f64(seq);
+}
+
+/** The sequence number of a `parkedKey` (as the backend's bytes). */
+export function parkedSeqOf(key: Uint8Array): number {
+  return decodeF64(key.subarray(3, 11));
 }
 
 /** The transaction record of one instance: its lock as a participant, or its transaction as a coordinator. */

@@ -76,6 +76,8 @@ export class StateStore {
   private changes: Map<string, Uint8Array | null> | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Told of every read (and whether it missed the cache) and write: per-function-type metrics. */
+  observer: ((key: string, access: 'read' | 'miss' | 'write') => void) | undefined;
 
   /**
    * `trackChanges`: the most changed keys remembered between cuts (0: none), so a checkpoint can
@@ -92,7 +94,9 @@ export class StateStore {
 
   get(key: string): Uint8Array | undefined {
     let entry = this.cache.get(key);
+    this.observer?.(key, 'read');
     if (entry === undefined) {
+      this.observer?.(key, 'miss');
       entry = { value: this.backend.getSync(toBytes(key)) ?? null, dirty: false, dirtySince: 0, writing: 0 };
       this.cache.set(key, entry);
       // Reads fill the cache too: bound it here, not only after writes (a read-only job never flushes).
@@ -102,6 +106,7 @@ export class StateStore {
   }
 
   put(key: string, value: Uint8Array | null): void {
+    this.observer?.(key, 'write');
     const entry = this.cache.get(key);
     if (entry === undefined) {
       const created = { value, dirty: true, dirtySince: performance.now(), writing: 0 };
@@ -325,6 +330,41 @@ export class StateStore {
     for (const [key, entry] of this.cache) {
       if (this.cache.size <= target) break;
       if (!entry.dirty && entry.writing === 0) this.cache.delete(key);
+    }
+  }
+
+  /**
+   * Every entry whose key starts with `prefix`, in key order, as reads see them now, without waiting
+   * for a flush: the backend overlaid with the cache entries not known to be in it (dirty or being
+   * written). Taken in one turn, then read from a backend iterator (its own snapshot) opened in the
+   * same turn, so a write landing during the scan changes nothing. A pass over the cache: meant for
+   * whole-collection reads of map state, not per-invocation use.
+   */
+  async *scanLive(prefix: string): AsyncIterable<[string, Uint8Array]> {
+    const overlay = new Map<string, Uint8Array | null>();
+    for (const [key, entry] of this.cache) {
+      if ((entry.dirty || entry.writing > 0) && key.startsWith(prefix)) overlay.set(key, entry.value);
+    }
+    const stored = this.backend.scan(toBytes(prefix), toBytes(prefixEnd(prefix)))[Symbol.asyncIterator]();
+    // Started now, in this turn: the iterator (and its snapshot) opens before any other write lands.
+    let next = stored.next();
+    const pending = [...overlay.keys()].sort();
+    let p = 0;
+    for (;;) {
+      const item = await next;
+      const key = item.done === true ? undefined : fromBytes(item.value[0]);
+      // Overlay keys before this stored key (or all that are left).
+      while (p < pending.length && (key === undefined || pending[p]! < key)) {
+        const value = overlay.get(pending[p++]!);
+        if (value !== null && value !== undefined) yield [pending[p - 1]!, value];
+      }
+      if (key === undefined) return;
+      if (overlay.has(key)) {
+        if (pending[p] === key) p++;
+        const value = overlay.get(key);
+        if (value !== null && value !== undefined) yield [key, value];
+      } else yield [key, item.value![1]];
+      next = stored.next();
     }
   }
 

@@ -3,14 +3,15 @@ import { EddyError } from '../../engine/errors.js';
 import { type Address, type SendAfterOptions, validateAddress } from '../../engine/function-type.js';
 import type { Envelope } from '../../engine/wire/envelope.js';
 import { type OutcomeEffects, StepStatus, type Step } from '../../engine/wire/transactions.js';
-import { egressRecordFor, envelopeTo, freshTimerToken, type InvocationHost } from '../invocation.js';
+import type { CoreReads } from '../core-host.js';
+import { egressRecordFor, envelopeTo, freshTimerToken } from '../invocation.js';
 
 /** Collects the effects of one outcome, encoded at once so mistakes surface in the handler. */
 class Outcome implements OutcomeContext {
   readonly effects: OutcomeEffects = { sends: [], delayed: [], egress: [] };
 
   constructor(
-    private readonly host: InvocationHost,
+    private readonly host: CoreReads,
     private readonly request: Envelope,
     private readonly self: Address,
     private readonly name: string,
@@ -44,7 +45,7 @@ abstract class CoordinatorDeclaration {
   readonly self: Address;
 
   constructor(
-    protected readonly host: InvocationHost,
+    protected readonly host: CoreReads,
     readonly fn: CoordinatorType,
     readonly request: Envelope,
   ) {

@@ -10,7 +10,9 @@ import { type CoordinatorRecord, encodeCoordinatorRecord, type OutcomeEffects, P
 import { SagaDeclaration, TpcDeclaration } from './coordinator-context.js';
 import type { AdmissionLimit } from './admission.js';
 import { addBlockers, type Probe, receiveProbe } from './deadlock.js';
-import type { TransactionHost } from './host.js';
+import { keyOfAddress } from '../address-key.js';
+import type { CoreHost } from '../core-host.js';
+import type { InvocationStats } from '../invocation-stats.js';
 import { coordinatorOf, effectsOfOutcome, newTransactionId, protocolEnvelope } from './records.js';
 
 export interface CoordinatorCounters {
@@ -57,10 +59,6 @@ function empty(outcome: OutcomeEffects): void {
   outcome.egress.length = 0;
 }
 
-function keyOf(address: Address): string {
-  return `${address.type}\u0000${address.id}`;
-}
-
 /**
  * The coordinator side: one transaction (or saga) at a time per coordinator instance, its record in
  * keyed state, the instance held while it runs (later requests wait in its mailbox). Two-phase commit:
@@ -92,16 +90,15 @@ export class Coordinators {
   /** Per coordinator instance with a lockWaitTimeoutMs, the timer of its running transaction's vote phase. */
   private readonly lockWaitTimers = new TransientMap<string, NodeJS.Timeout>();
 
-  /**
-   * Failure drill for tests (EDDY_TEST_STALE_PROBES=1): every probe also goes out in stale forms
-   * (naming an earlier transaction of its initiator, or a finished one of its target), which must
-   * all be ignored.
-   */
-  private readonly injectStaleProbes = process.env.EDDY_TEST_STALE_PROBES === '1';
-
   constructor(
-    private readonly host: TransactionHost,
+    private readonly host: CoreHost,
+    private readonly stats: InvocationStats,
     private readonly limit: AdmissionLimit,
+    /**
+     * Failure drill (`faultInjection.staleProbes`): every probe also goes out in stale forms (naming
+     * an earlier transaction of its initiator, or a finished one of its target), which must all be ignored.
+     */
+    private readonly injectStaleProbes = false,
   ) {}
 
   /** Transactions (`tpc`) or sagas running here, with requests whose (async) declaration is still running. */
@@ -118,7 +115,7 @@ export class Coordinators {
   /** A transaction found in keyed state at start (restore, restart): it goes on where it was. */
   restore(address: Address, kg: number, fn: CoordinatorType, record: CoordinatorRecord): void {
     const running: Running = { address, kg, fn, record };
-    this.running.set(keyOf(address), running);
+    this.running.set(keyOfAddress(address), running);
     this.slotsTaken[fn.kind]++;
     this.host.hold(address, 'busy');
     if (record.protocol !== Protocol.TWO_PHASE_COMMIT) return;
@@ -143,7 +140,7 @@ export class Coordinators {
       this.host.deadLetter(envelope, 'EDDY_UNDECODABLE_PAYLOAD', describeError(error));
       return undefined;
     }
-    this.host.invocations++;
+    this.stats.invocations++;
     const declaration = fn.kind === 'tpc' ? new TpcDeclaration(this.host, fn, envelope) : new SagaDeclaration(this.host, fn, envelope);
     let result: void | Promise<void>;
     try {
@@ -178,10 +175,10 @@ export class Coordinators {
     if (this.host.isClosed) return;
     if (isInvocationFailed(error)) {
       // The handler refused the request: no transaction, nothing to apply.
-      this.host.invocationsFailed++;
+      this.stats.invocationsFailed++;
       return;
     }
-    this.host.handlerFailed(envelope, `coordinator ${fn.type}`, `request to ${envelope.targetType}:${envelope.targetId}`, error);
+    this.stats.handlerFailed(envelope, `coordinator ${fn.type}`, `request to ${envelope.targetType}:${envelope.targetId}`, error);
   }
 
   private begin(declaration: TpcDeclaration | SagaDeclaration, kg: number): void {
@@ -206,7 +203,7 @@ export class Coordinators {
       ingressTime: request.ingressTime,
     };
     const running: Running = { address: self, kg, fn, record };
-    this.running.set(keyOf(self), running);
+    this.running.set(keyOfAddress(self), running);
     this.slotsTaken[fn.kind]++;
     this.host.hold(self, 'busy');
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) {
@@ -288,7 +285,7 @@ export class Coordinators {
   private armLockWait(running: Running): void {
     const timeoutMs = running.fn.kind === 'tpc' ? running.fn.lockWaitTimeoutMs : undefined;
     if (timeoutMs === undefined) return;
-    const key = keyOf(running.address);
+    const key = keyOfAddress(running.address);
     const id = running.record.txn.id;
     const timer = setTimeout(() => {
       this.lockWaitTimers.delete(key);
@@ -398,7 +395,7 @@ export class Coordinators {
 
   /** The transaction running at the envelope's target, if it is the one the envelope names. */
   private current(envelope: Envelope, protocol: number): Running | undefined {
-    const running = this.running.get(keyOf({ type: envelope.targetType, id: envelope.targetId }));
+    const running = this.running.get(keyOfAddress({ type: envelope.targetType, id: envelope.targetId }));
     if (running === undefined || running.record.txn.id !== envelope.txn?.id || running.record.protocol !== protocol) return undefined;
     return running;
   }
@@ -416,8 +413,8 @@ export class Coordinators {
     } else if (ending === 'success') this.counters.sagasSucceeded++;
     else this.counters.sagasFailed++;
     const outcome = ending === 'success' ? record.onSuccess : ending === 'failure' ? record.onFailure : record.onRetryable;
-    this.host.commit(effectsOfOutcome(address, kg, outcome));
-    const key = keyOf(address);
+    this.host.apply(effectsOfOutcome(address, kg, outcome));
+    const key = keyOfAddress(address);
     this.running.delete(key);
     this.slotsTaken[running.fn.kind]--;
     // Only 2PC waits for locks: sagas would dilute the contention signal.

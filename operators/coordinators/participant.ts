@@ -5,8 +5,10 @@ import { txnKey } from '../../engine/state/state-keys.js';
 import { TransientMap } from '../../engine/transient-map.js';
 import { type Envelope, Kind, type TxnRef } from '../../engine/wire/envelope.js';
 import { encodeParticipantRecord, type ParticipantRecord, type SharedHolder } from '../../engine/wire/transactions.js';
-import { type Effects, Invocation } from '../invocation.js';
-import type { TransactionHost } from './host.js';
+import type { CoreHost, Effects } from '../core-host.js';
+import { Invocation } from '../invocation.js';
+import type { InvocationStats } from '../invocation-stats.js';
+import { keyOfAddress } from '../address-key.js';
 import { effectsOfRecord, isEmpty, protocolEnvelope, stagedRecordOf, txnOfPrepare } from './records.js';
 import { type HandlerOutcome, runHandlers } from './run-handlers.js';
 
@@ -38,11 +40,6 @@ export interface ParticipantCounters {
 /** Most PREPAREs wait for nobody: one shared empty answer instead of an array each. */
 const NO_BLOCKERS: readonly TxnRef[] = [];
 
-function keyOf(address: Address): string {
-  return `${address.type}\u0000${address.id}`;
-}
-
-
 /**
  * The participant side of two-phase commit and sagas, for regular functions (which need no change):
  * PREPARE runs the transaction's invocations of an instance in isolation, keeps their effects staged
@@ -57,7 +54,10 @@ export class Participants {
   private readonly abortedWhilePreparing = new Map<string, { address: Address; kg: number; txn: TxnRef }>();
   readonly counters: ParticipantCounters = { locksTaken: 0, lockHoldMsTotal: 0, locksReleased: 0, staleMessages: 0, duplicatePrepares: 0 };
 
-  constructor(private readonly host: TransactionHost) {}
+  constructor(
+    private readonly host: CoreHost,
+    private readonly stats: InvocationStats,
+  ) {}
 
   /** Instances locked, exclusively or shared. */
   get locksHeld(): number {
@@ -66,7 +66,7 @@ export class Participants {
 
   /** A lock record found in keyed state at start (restore, restart). */
   restore(address: Address, kg: number, record: ParticipantRecord): void {
-    const key = keyOf(address);
+    const key = keyOfAddress(address);
     if (record.shared.length > 0) {
       this.sharedLocks.set(key, { address, kg, holders: new Map(record.shared.map((holder) => [holder.txn.id, holder])) });
       this.host.hold(address, 'shared');
@@ -92,7 +92,7 @@ export class Participants {
   arriving(envelope: Envelope): boolean {
     const address = { type: envelope.targetType, id: envelope.targetId };
     const id = envelope.txn!.id;
-    const key = keyOf(address);
+    const key = keyOfAddress(address);
     if (this.locks.get(key)?.txn.id === id || this.sharedLocks.get(key)?.holders.has(id) === true) {
       this.counters.duplicatePrepares++;
       this.reply(envelope, Kind.VOTE, { id, ok: true });
@@ -123,7 +123,7 @@ export class Participants {
     for (let i = index - 1; i >= 0; i--) if (queued[i]!.kind === Kind.PREPARE) return [txnOfPrepare(queued[i]!)];
     const running = this.host.inFlightOf(address);
     if (running?.kind === Kind.PREPARE) return [txnOfPrepare(running)];
-    const key = keyOf(address);
+    const key = keyOfAddress(address);
     const lock = this.locks.get(key);
     if (lock !== undefined) return [lock.txn];
     const shared = this.sharedLocks.get(key);
@@ -141,7 +141,7 @@ export class Participants {
 
   /** Runs a PREPARE: its invocations in order on one staged invocation; then locks and votes. */
   prepare(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, kg: number): Promise<void> | undefined {
-    const key = keyOf({ type: envelope.targetType, id: envelope.targetId });
+    const key = keyOfAddress({ type: envelope.targetType, id: envelope.targetId });
     const txn = envelope.txn!;
     if (this.abortedWhilePreparing.get(key)?.txn.id === txn.id) {
       // Ran before a restart and was aborted meanwhile: nothing to do but forget the mark.
@@ -156,7 +156,7 @@ export class Participants {
       this.reply(envelope, Kind.VOTE, { id: txn.id, ok: false });
       return undefined;
     }
-    this.host.invocations += messages.length;
+    this.stats.invocations += messages.length;
     const invocation = new Invocation(this.host, fn, envelope, kg);
     const outcome = runHandlers(fn, invocation, messages);
     if (outcome instanceof Promise) return outcome.then((ended) => this.prepared(envelope, fn, invocation, ended));
@@ -167,7 +167,7 @@ export class Participants {
   private prepared(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, invocation: Invocation, outcome: HandlerOutcome): void {
     if (this.host.isClosed) return;
     const address = invocation.self;
-    const key = keyOf(address);
+    const key = keyOfAddress(address);
     const txn = txnOfPrepare(envelope);
     if (this.abortedWhilePreparing.get(key)?.txn.id === txn.id) {
       // The coordinator decided while this ran: discard, take no lock, and do not vote (it would be late).
@@ -210,7 +210,7 @@ export class Participants {
     if (this.leaveShared(envelope)) return;
     const lock = this.lockOf(envelope);
     if (lock === undefined) return;
-    this.host.commit(lock.effects);
+    this.host.apply(lock.effects);
     this.unlock(lock);
   }
 
@@ -219,7 +219,7 @@ export class Participants {
     if (this.leaveShared(envelope)) return;
     const address = { type: envelope.targetType, id: envelope.targetId };
     const id = envelope.txn!.id;
-    const lock = this.locks.get(keyOf(address));
+    const lock = this.locks.get(keyOfAddress(address));
     if (lock?.txn.id === id) {
       this.unlock(lock);
       return;
@@ -229,7 +229,7 @@ export class Participants {
     if (index >= 0) {
       this.host.removeQueued(address, index);
       // A writer that waited at the head for read-only holders: the others may share the lock again.
-      if (index === 0 && this.sharedLocks.has(keyOf(address))) this.host.reshare(address);
+      if (index === 0 && this.sharedLocks.has(keyOfAddress(address))) this.host.reshare(address);
       // The next PREPARE waited behind the one removed: it now waits behind the one before.
       const rest = this.host.queued(address);
       const next = rest.findIndex((waiting, i) => i >= index && waiting.kind === Kind.PREPARE);
@@ -238,7 +238,7 @@ export class Participants {
     }
     const running = this.host.inFlightOf(address);
     if (running?.kind === Kind.PREPARE && running.txn?.id === id) {
-      this.abortedWhilePreparing.set(keyOf(address), { address, kg, txn: txnOfPrepare(running) });
+      this.abortedWhilePreparing.set(keyOfAddress(address), { address, kg, txn: txnOfPrepare(running) });
       return;
     }
     // Its PREPARE voted NO (no lock was taken) or this ABORT is a duplicate.
@@ -255,7 +255,7 @@ export class Participants {
       this.reportStep(envelope, false);
       return undefined;
     }
-    this.host.invocations++;
+    this.stats.invocations++;
     const invocation = new Invocation(this.host, fn, envelope, kg);
     const outcome = runHandlers(fn, invocation, [message]);
     if (outcome instanceof Promise) return outcome.then((result) => this.stepEnded(envelope, fn, invocation, result));
@@ -265,7 +265,7 @@ export class Participants {
 
   private stepEnded(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, invocation: Invocation, result: HandlerOutcome): void {
     if (this.host.isClosed) return;
-    if (result === undefined) this.host.commit(invocation);
+    if (result === undefined) this.host.apply(invocation);
     else this.failed(envelope, fn, result.error);
     this.reportStep(envelope, result === undefined);
   }
@@ -282,14 +282,14 @@ export class Participants {
    */
   private failed(envelope: Envelope, fn: FunctionType<unknown, StateSpecs>, error: unknown): void {
     if (isInvocationFailed(error)) {
-      this.host.invocationsFailed++;
+      this.stats.invocationsFailed++;
       return;
     }
-    this.host.handlerFailed(envelope, `handler of ${fn.type}`, `${envelope.targetType}:${envelope.targetId} in transaction ${envelope.txn?.id}`, error);
+    this.stats.handlerFailed(envelope, `handler of ${fn.type}`, `${envelope.targetType}:${envelope.targetId} in transaction ${envelope.txn?.id}`, error);
   }
 
   private lockOf(envelope: Envelope): Lock | undefined {
-    const lock = this.locks.get(keyOf({ type: envelope.targetType, id: envelope.targetId }));
+    const lock = this.locks.get(keyOfAddress({ type: envelope.targetType, id: envelope.targetId }));
     if (lock?.txn.id === envelope.txn?.id) return lock;
     this.counters.staleMessages++;
     return undefined;
@@ -298,7 +298,7 @@ export class Participants {
   /** COMMIT or ABORT of a read-only participant: it leaves the shared lock; the last one releases it. */
   private leaveShared(envelope: Envelope): boolean {
     if (this.sharedLocks.size === 0) return false;
-    const key = keyOf({ type: envelope.targetType, id: envelope.targetId });
+    const key = keyOfAddress({ type: envelope.targetType, id: envelope.targetId });
     const shared = this.sharedLocks.get(key);
     const holder = shared?.holders.get(envelope.txn!.id);
     if (shared === undefined || holder === undefined) return false;
@@ -313,7 +313,7 @@ export class Participants {
   }
 
   private unlock(lock: Lock): void {
-    this.locks.delete(keyOf(lock.address));
+    this.locks.delete(keyOfAddress(lock.address));
     lock.effects = { self: lock.address, kg: lock.kg };
     this.counters.locksReleased++;
     this.counters.lockHoldMsTotal += Date.now() - lock.lockedAt;

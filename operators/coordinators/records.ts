@@ -3,7 +3,7 @@ import type { Address } from '../../engine/function-type.js';
 import { fromBytes, toBytes } from '../../engine/state/state-keys.js';
 import type { Envelope, Transaction, TxnRef } from '../../engine/wire/envelope.js';
 import type { OutcomeEffects, StagedEffectsRecord } from '../../engine/wire/transactions.js';
-import type { Effects } from '../invocation.js';
+import type { Effects } from '../core-host.js';
 
 /** Staged effects as stored in a participant's lock record. */
 export function stagedRecordOf(effects: Effects): StagedEffectsRecord {

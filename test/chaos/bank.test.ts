@@ -7,7 +7,7 @@ import { FAULT_KINDS, runCampaign } from './campaign.js';
 
 const CHECKS = [
   'unanswered', 'answered-twice', 'unexpected-response', 'garbled-response', 'read-failed', 'read-incomplete', 'read-not-serializable',
-  'balance-mismatch', 'saga-not-conserved', 'must-fail-succeeded', 'must-fail-effect', 'native-crash', 'job-failed', 'stop-hung', 'nemesis-failed',
+  'balance-mismatch', 'saga-not-conserved', 'must-fail-succeeded', 'must-fail-effect', 'native-crash', 'job-failed', 'stop-hung', 'nemesis-failed', 'unexpected-dead-letter',
 ] as const;
 
 t.setTimeout(420_000);

@@ -71,6 +71,8 @@ export interface CampaignResult {
   republishedAfterFallback: number;
   /** Of those, requests whose second answer differs from the first (the older state decided otherwise). */
   answersChangedByFallback: number;
+  /** Saga compensations the engine gave up on (EDDY_COMPENSATION_FAILED dead letters), accounted for in the checks. */
+  compensationsAbandoned: number;
   workDir: string;
 }
 
@@ -100,6 +102,14 @@ const accountsOf = (group: string): string[] => Array.from({ length: GROUP_SIZE 
 const tpcGroups = Array.from({ length: TPC_GROUPS }, (_, g) => `t${g}`);
 const sagaGroups = Array.from({ length: SAGA_GROUPS }, (_, g) => `s${g}`);
 const allGroups = [...tpcGroups, ...sagaGroups];
+
+/** A dead letter as the job's Kafka dead-letter egress publishes it (JSON). */
+interface DeadLetter {
+  code: string;
+  reason: string;
+  target?: { type: string; id: string };
+  payloadBase64?: string;
+}
 
 interface Response {
   requestId: string;
@@ -173,12 +183,18 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     await admin.connect();
     const requestsTopic = 'chaos-requests';
     const responsesTopic = 'chaos-responses';
-    await admin.createTopics({ topics: [{ topic: requestsTopic, numPartitions: 4 }, { topic: responsesTopic, numPartitions: 2 }], waitForLeaders: true });
+    const deadLettersTopic = 'chaos-dead-letters';
+    await admin.createTopics({
+      topics: [{ topic: requestsTopic, numPartitions: 4 }, { topic: responsesTopic, numPartitions: 2 }, { topic: deadLettersTopic, numPartitions: 1 }],
+      waitForLeaders: true,
+    });
     producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true });
     await producer.connect();
 
     // Everything a read_committed consumer sees, by (partition, offset), with when it was seen.
     const seen = new Map<string, { response: Response; at: number }>();
+    /** The same for the job's dead letters (key: `dead:<partition>:<offset>`). */
+    const deadSeen = new Map<string, { letter: DeadLetter; at: number }>();
     const arrivals: number[] = [];
     const startTail = async (): Promise<void> => {
       const consumer = kafka.consumer({ groupId: `chaos-tail-${Date.now()}`, maxWaitTimeInMs: 100, sessionTimeout: 30_000 });
@@ -189,9 +205,14 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         void sleep(1000).then(() => (tail === consumer ? startTail().catch(() => {}) : undefined));
       });
       await consumer.connect();
-      await consumer.subscribe({ topics: [responsesTopic], fromBeginning: true });
+      await consumer.subscribe({ topics: [responsesTopic, deadLettersTopic], fromBeginning: true });
       await consumer.run({
-        eachMessage: async ({ partition, message }) => {
+        eachMessage: async ({ topic, partition, message }) => {
+          if (topic === deadLettersTopic) {
+            const key = `dead:${partition}:${message.offset}`;
+            if (!deadSeen.has(key)) deadSeen.set(key, { letter: JSON.parse(message.value?.toString('utf8') ?? '{}') as DeadLetter, at: now() });
+            return;
+          }
           const key = `${partition}:${message.offset}`;
           if (seen.has(key)) return;
           const at = now();
@@ -222,7 +243,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       log(`chaos: ${now()} ms: job starts on ${workers} workers${restore ? ', --restore latest' : ''}`);
       const proc = spawn(process.execPath, args, {
         cwd: repo,
-        env: { ...process.env, EDDY_KAFKA_BROKERS: address, CHAOS_REQUESTS_TOPIC: requestsTopic, CHAOS_RESPONSES_TOPIC: responsesTopic },
+        env: { ...process.env, EDDY_KAFKA_BROKERS: address, CHAOS_REQUESTS_TOPIC: requestsTopic, CHAOS_RESPONSES_TOPIC: responsesTopic, CHAOS_DEAD_LETTERS_TOPIC: deadLettersTopic },
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       child = proc;
@@ -506,11 +527,12 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     }
     const tailed = seen.size;
     // When the live reader saw each record: the final re-read below sees them all at its end.
-    const liveAt = new Map([...seen].map(([key, { at }]) => [key, at]));
+    const liveAt = new Map([...seen, ...deadSeen].map(([key, { at }]) => [key, at]));
     const tailIds = new Set([...seen.values()].map((s) => s.response.requestId));
     await tail?.disconnect().catch(() => {});
     tail = undefined;
     seen.clear();
+    deadSeen.clear();
     await startTail();
     await sleep(2000);
     const deadline = Date.now() + 30_000;
@@ -531,13 +553,16 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     writeFileSync(join(workDir, 'requests.jsonl'), [...sent.values()].map((r) => JSON.stringify(r)).join('\n') + '\n');
     writeFileSync(join(workDir, 'responses.jsonl'), [...seen].map(([key, { response }]) => JSON.stringify({ key, readAt: liveAt.get(key), ...response })).join('\n') + '\n');
     writeFileSync(join(workDir, 'faults.json'), JSON.stringify({ faults, fallbacks }, null, 1));
+    writeFileSync(join(workDir, 'dead-letters.jsonl'), [...deadSeen].map(([key, { letter }]) => JSON.stringify({ key, readAt: liveAt.get(key), ...letter })).join('\n') + '\n');
     let republishedAfterFallback = 0;
     let answersChangedByFallback = 0;
-    const acrossFallback = (id: string): boolean => {
+    /** The fallback a request was run again across (its two answers read on either side of the kill), if any. */
+    const fallbackOf = (id: string): (typeof fallbacks)[number] | undefined => {
       const [a, b, ...more] = readAt.get(id) ?? [];
-      if (more.length > 0 || a === undefined || b === undefined) return false;
-      return fallbacks.some(({ killAt, goodSince }) => Math.min(a, b) >= goodSince && Math.min(a, b) < killAt && Math.max(a, b) > killAt);
+      if (more.length > 0 || a === undefined || b === undefined) return undefined;
+      return fallbacks.find(({ killAt, goodSince }) => Math.min(a, b) >= goodSince && Math.min(a, b) < killAt && Math.max(a, b) > killAt);
     };
+    const acrossFallback = (id: string): boolean => fallbackOf(id) !== undefined;
     for (const [id, list] of byId) {
       if (list.length < 2 || !acrossFallback(id)) continue;
       republishedAfterFallback++;
@@ -566,6 +591,31 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       return list !== undefined && list.length > 1 && acrossFallback(id) ? list.at(-1) : list?.[0];
     };
 
+    // Saga compensations the engine gave up on (a credit spent before its undo came, refused
+    // `compensationAttempts` times): each is a dead letter with its message, and the money it did not
+    // move back stays where it is. Any other dead letter is a violation. A saga run again after a
+    // fallback counts only the dead letters of its second run.
+    const abandonedDelta = new Map<string, number>();
+    const abandonedIds = new Set<string>();
+    for (const [key, { letter }] of deadSeen) {
+      if (letter.code !== 'EDDY_COMPENSATION_FAILED' || letter.payloadBase64 === undefined || letter.target === undefined) {
+        violate('unexpected-dead-letter', `${letter.code}: ${letter.reason}`);
+        continue;
+      }
+      const undo = JSON.parse(Buffer.from(letter.payloadBase64, 'base64').toString('utf8')) as { op: 'add' | 'subtract'; requestId: string; amount: number };
+      const fallback = fallbackOf(legOf(undo.requestId));
+      if (fallback !== undefined && (liveAt.get(key) ?? 0) < fallback.killAt) continue;
+      if (abandonedIds.has(undo.requestId)) {
+        violate('unexpected-dead-letter', `the compensation ${undo.requestId} was given up twice`, legOf(undo.requestId));
+        continue;
+      }
+      abandonedIds.add(undo.requestId);
+      const account = letter.target.id;
+      abandonedDelta.set(account, (abandonedDelta.get(account) ?? 0) + (undo.op === 'subtract' ? undo.amount : -undo.amount));
+    }
+    if (abandonedIds.size > 0) log(`chaos: ${abandonedIds.size} saga compensations given up (EDDY_COMPENSATION_FAILED dead letters), accounted for in the saga totals and balances`);
+    const groupOf = (account: string): string => account.slice(0, account.lastIndexOf('-'));
+
     // Reads: every committed group read sums to the group's total.
     const total = GROUP_SIZE * INITIAL;
     const finalBalances = new Map<string, number>();
@@ -584,8 +634,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         continue;
       }
       const sum = legs.reduce((s, [, b]) => s + b!, 0);
+      // A final read of a saga group also counts what given-up compensations left behind.
+      const want = total + (r.kind === 'final-read' ? [...abandonedDelta].filter(([a]) => groupOf(a) === r.group).reduce((n, [, d]) => n + d, 0) : 0);
       if (tpcGroups.includes(r.group) || r.kind === 'final-read') {
-        if (sum !== total) violate(r.kind === 'final-read' && sagaGroups.includes(r.group) ? 'saga-not-conserved' : 'read-not-serializable', `group ${r.group} sums to ${sum}, not ${total}: ${legs.map(([a, b]) => `${a}=${b}`).join(' ')}`, r.id, r.sentAt);
+        if (sum !== want) violate(r.kind === 'final-read' && sagaGroups.includes(r.group) ? 'saga-not-conserved' : 'read-not-serializable', `group ${r.group} sums to ${sum}, not ${want}: ${legs.map(([a, b]) => `${a}=${b}`).join(' ')}`, r.id, r.sentAt);
       }
       if (r.kind === 'final-read') for (const [a, b] of legs) finalBalances.set(a, b!);
     }
@@ -609,6 +661,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         expected.set(r.to!, (expected.get(r.to!) ?? 0) + r.amount!);
       }
     }
+    for (const [a, delta] of abandonedDelta) expected.set(a, (expected.get(a) ?? 0) + delta);
     const unsure = [...sent.values()].some((r) => (r.kind === '2pc' || r.kind === 'saga') && !byId.has(r.id));
     for (const [a, want] of expected) {
       const got = finalBalances.get(a);
@@ -632,6 +685,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       violations,
       republishedAfterFallback,
       answersChangedByFallback,
+      compensationsAbandoned: abandonedIds.size,
       recovery: { medianMs: times[Math.floor(times.length / 2)] ?? 0, maxMs: times.at(-1) ?? 0, unrecovered: faults.length - times.length },
       workDir,
     };

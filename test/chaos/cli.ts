@@ -38,7 +38,7 @@ function formatReport(r: CampaignResult, command: string): string {
     '',
     `Command: \`${command}\``,
     '',
-    `Seed ${r.seed}: ${r.faults.length} faults injected over ${(r.durationMs / 1000).toFixed(0)} s (faults, drain and checks), ${r.requests} requests, ${r.answered} answered; recovery (end of a fault to the next committed response) median ${r.recovery.medianMs} ms, max ${r.recovery.maxMs} ms, ${r.recovery.unrecovered} faults with no response after them; ${r.republishedAfterFallback} responses published again after a restore fell back past a corrupt checkpoint (at-least-once by design for those epochs), ${r.answersChangedByFallback} of them with another answer than the first.`,
+    `Seed ${r.seed}: ${r.faults.length} faults injected over ${(r.durationMs / 1000).toFixed(0)} s (faults, drain and checks), ${r.requests} requests, ${r.answered} answered; recovery (end of a fault to the next committed response) median ${r.recovery.medianMs} ms, max ${r.recovery.maxMs} ms, ${r.recovery.unrecovered} faults with no response after them; ${r.republishedAfterFallback} responses published again after a restore fell back past a corrupt checkpoint (at-least-once by design for those epochs), ${r.answersChangedByFallback} of them with another answer than the first; ${r.compensationsAbandoned} saga compensations given up (dead letters, accounted for).`,
     '',
     resultTable([r]),
     '',

@@ -165,10 +165,10 @@ const NO_MOUNT = ((): string | false => {
   return disk === undefined ? 'mounting a tmpfs is not allowed here (needs root): the full-disk tests cannot run' : false;
 })();
 
-/** Fills the file system of `dir` with `dir/filler` until a write fails with ENOSPC. */
-function fill(dir: string): string {
-  const path = join(dir, 'filler');
-  const block = Buffer.alloc(16 * 1024, 1);
+/** Fills the file system of `dir` with `dir/<name>` until a write of `blockBytes` fails with ENOSPC. */
+function fill(dir: string, name = 'filler', blockBytes = 16 * 1024): string {
+  const path = join(dir, name);
+  const block = Buffer.alloc(blockBytes, 1);
   for (;;) {
     try {
       writeFileSync(path, block, { flag: 'a' });
@@ -263,4 +263,39 @@ void t.test('a full state directory under input that goes on: after tolerableChe
   const updates = handle.output<CounterUpdate>('counts');
   t.equal(updates.length, events.length, 'every record counted once');
   t.same(brokenKeys(updates, events.length / 50), [], 'every key counts 1, 2, ... 600');
+});
+
+void t.test('restores that fail at once on a full state directory pause as the restart strategy says: a disk full for 4 s does not use up its failures, and the job counts on exactly', { skip: NO_MOUNT }, async (t) => {
+  const disk = smallDisk(t, '2m')!;
+  const stateDir = join(disk, 'state');
+  const checkpointDir = tempDir(t, 'chk-restore-enospc');
+  const events = Array.from({ length: 8000 }, (_, i) => ({ key: `k${i % 50}` }));
+  const handle = run(t, counterJob, {
+    workers: 2, stateDir, checkpointDir,
+    restartStrategy: { maxFailures: 10, intervalMs: 60_000, initialBackoffMs: 100, maxBackoffMs: 5_000 },
+    inputs: { events: { records: events, ratePerSec: 1000 } },
+  });
+  await untilInvocations(handle, 1000);
+  await handle.checkpoint();
+  // Kept full to the last page while the restores run (a restore frees the space of the state it wipes).
+  const fillers: string[] = [];
+  const refill = (): void => {
+    fillers.push(fill(disk, `filler-${fillers.length}`), fill(disk, `filler-${fillers.length}-page`, 4096));
+  };
+  refill();
+  const keepFull = setInterval(refill, 20);
+  await handle.killWorker(0);
+  await new Promise((resolve) => setTimeout(resolve, 4_000));
+  clearInterval(keepFull);
+  const during = handle.status();
+  for (const filler of fillers) rmSync(filler, { force: true });
+  t.not(during.state, 'failed', `the job is still recovering after 4 s of failed restores (${during.restarts} restarts)`);
+  // Each restore waits for the pause chosen at the failure before: 100 + 200 + 400 + 800 + 1600 ms
+  // fit in 4 s, so about 7 restores began, not the 10 that fail the job.
+  t.ok(during.restarts <= 8, `the failed restores paused between them (${during.restarts} restarts in 4 s)`);
+  const summary = await within(handle.done, 120_000, 'the job once the state disk has room again');
+  t.ok(summary.restarts >= 2, `a restore failed on the full disk before one succeeded (${summary.restarts} restarts)`);
+  const updates = handle.output<CounterUpdate>('counts');
+  t.equal(updates.length, events.length, 'every record counted once');
+  t.same(brokenKeys(updates, events.length / 50), [], 'every key counts 1, 2, ... 160');
 });

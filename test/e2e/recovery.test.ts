@@ -87,8 +87,9 @@ void t.test('a kill landing during a restore, again and again under 100K keys, c
     t.ok(twice.checkpointMs < 30_000, `${what}: a checkpoint completes after ${Math.round(twice.checkpointMs)} ms`);
     if (second?.duringRestore === true) {
       duringRestore++;
-      // The restore starts over within the pause of the first kill: the pause does not double.
-      t.ok(second.backoffMs! <= first!.backoffMs!, `${what}: the second restart pauses no longer than the first (${second.backoffMs} ms, ${first!.backoffMs} ms)`);
+      // The pause doubles (a restore failing by itself must not retry back to back), but it runs
+      // beside the restore, so it adds nothing while it is shorter than the restore.
+      t.ok(second.backoffMs! <= 2 * first!.backoffMs!, `${what}: the second restart pauses ${second.backoffMs} ms, the first ${first!.backoffMs} ms`);
     }
   }
   t.ok(duringRestore >= 2, `most second kills landed during the restore (${duringRestore} of 4)`);

@@ -1,5 +1,6 @@
 /** `eddy run` as a user runs it, in a child process: a failed job ends the process, non-zero, with the reason. */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { tempDir } from '../fixtures/harness.js';
@@ -56,4 +57,27 @@ void t.test('eddy run shows a dead letter with its message decoded by the target
   t.same(readableDeadLetter(job, undecodable), undecodable, 'bytes the codec cannot read stay base64');
   const unknownTarget = { ...letter, target: { type: 'cli/other', id: 'a' } };
   t.same(readableDeadLetter(job, unknownTarget), unknownTarget, 'so do messages to a type the job lacks');
+});
+
+void t.test('eddy --version prints the engine version', async (t) => {
+  const { version } = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
+  const run = await eddy(['--version'], 60_000);
+  t.equal(run.code, 0);
+  t.equal(run.stdout.trim(), version);
+});
+
+void t.test('the end-of-run summary counts transactions and sagas when the job ran any', async (t) => {
+  const { formatSummary } = await import('../../engine/cli.js');
+  const totals = (extra: Record<string, number>): Record<string, number> => ({
+    recordsRead: 10, invocations: 10, invocationsFailed: 0, handlerErrors: 0, messagesSent: 0, delayedScheduled: 0, delayedFired: 0,
+    transactionsCommitted: 0, transactionsAborted: 0, transactionsRetryable: 0, deadlocksFound: 0, lockWaitTimeouts: 0,
+    sagasSucceeded: 0, sagasFailed: 0, compensationsAbandoned: 0, ...extra,
+  });
+  const summary = (extra: Record<string, number>): Parameters<typeof formatSummary>[0] =>
+    ({ job: 'j', endedBy: 'end-of-input', uptimeMs: 1000, workers: 1, totals: totals(extra), egress: {}, latency: { count: 0, p50Ms: 0, p95Ms: 0, p99Ms: 0, maxMs: 0 }, checkpoints: [], restarts: 0, stateDir: undefined }) as never;
+  const plain = formatSummary(summary({}));
+  t.notMatch(plain, /transactions|sagas/, 'no transaction lines for a job without any');
+  const text = formatSummary(summary({ transactionsCommitted: 7, transactionsAborted: 2, transactionsRetryable: 3, deadlocksFound: 1, sagasSucceeded: 4, sagasFailed: 5 }));
+  t.match(text, /^ {2}transactions {6}committed 7, aborted 2, retryable 3 \(deadlocks 1, lock-wait timeouts 0\)$/m);
+  t.match(text, /^ {2}sagas {13}succeeded 4, failed and compensated 5$/m);
 });

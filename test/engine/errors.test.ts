@@ -18,4 +18,7 @@ void t.test('describeError names where a bug was thrown, and only for bugs', asy
   const internal = new Error('deep');
   internal.stack = 'Error: deep\n    at JSON.parse (<anonymous>)\n    at f (/app/node_modules/dep/index.js:1:2)\n    at g (file:///app/job.ts:3:4)';
   t.equal(describeError(internal), 'Error: deep (at file:///app/job.ts:3:4)', "Node's internals and dependencies are skipped");
+  const wrapped = new Error('Database failed to open', { cause: new Error('IO error: /state/worker-0/LOCK: No space left on device') });
+  wrapped.stack = 'Error: Database failed to open\n    at open (file:///app/backend.ts:13:5)';
+  t.equal(describeError(wrapped), 'Error: Database failed to open: IO error: /state/worker-0/LOCK: No space left on device (at file:///app/backend.ts:13:5)', "a wrapper's cause says why");
 });

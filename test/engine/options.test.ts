@@ -70,10 +70,14 @@ void t.test('the message says what the given value was', async (t) => {
   t.match(invalidOptionError(t, { stateBackend: 'x' })?.message ?? '', 'options.stateBackend is "x"');
   t.match(invalidOptionError(t, { wokers: 2 })?.message ?? '', 'options.wokers is not an option');
   t.match(invalidOptionError(t, { adminPort: 70000 })?.message ?? '', 'options.adminPort is 70000: must be an integer from 0 to 65535');
+  t.match(invalidOptionError(t, { adminHost: '0.0.0.0' })?.message ?? '', 'options.adminHost is 0.0.0.0, which is not loopback, and there is no admin token: set adminToken');
+  t.match(invalidOptionError(t, { adminToken: 'short' })?.message ?? '', 'options.adminToken is shorter than 16 characters');
+  t.equal(resolveOptions({ adminPort: 'auto' }).adminPort, 'auto', "adminPort 'auto' is kept");
   t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayRouterChannels: [{ from: 0, to: 2, ms: 5 }] } })?.message ?? '', 'options.faultInjection.delayRouterChannels[0].to is 2: must be an integer from 0 to 1');
   t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayRouterChannels: [{ from: 1, to: 1, ms: 5 }] } })?.message ?? '', "delays worker 1's channel to itself");
   t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayFeedbackChannels: [{ from: 0, to: 1, ms: -1 }] } })?.message ?? '', 'options.faultInjection.delayFeedbackChannels[0].ms is -1');
   t.match(invalidOptionError(t, { workers: 2, faultInjection: { delayFeedbackChannels: 'soon' as never } })?.message ?? '', 'options.faultInjection.delayFeedbackChannels is not an array');
+  t.match(invalidOptionError(t, { faultInjection: { staleProbes: 'yes' as never } })?.message ?? '', 'options.faultInjection.staleProbes is "yes": must be true or false');
 });
 
 void t.test('absent options take their defaults', async (t) => {
@@ -105,6 +109,8 @@ void t.test('absent options take their defaults', async (t) => {
       restartStrategy: { maxFailures: 10, intervalMs: 60_000, initialBackoffMs: 100, maxBackoffMs: 5_000, backoffResetMs: 10_000 },
       connectorRetryDeadlineMs: 60_000,
       adminPort: undefined,
+      adminHost: '127.0.0.1',
+      adminToken: undefined,
       faultInjection: {},
     },
   );
@@ -141,7 +147,9 @@ void t.test('valid options are kept as given, including the boundaries', async (
     restartStrategy: { maxFailures: 0, intervalMs: 1, initialBackoffMs: 0, maxBackoffMs: 0, backoffResetMs: 0 },
     connectorRetryDeadlineMs: 100,
     adminPort: 0,
-    faultInjection: { delayRouterChannels: [{ from: 3, to: 0, ms: 600_000 }], delayFeedbackChannels: [{ from: 0, to: 3, ms: 0 }] },
+    adminHost: '0.0.0.0',
+    adminToken: 'sixteen-chars-or-more',
+    faultInjection: { delayRouterChannels: [{ from: 3, to: 0, ms: 600_000 }], delayFeedbackChannels: [{ from: 0, to: 3, ms: 0 }], staleProbes: true },
   } satisfies SubmitOptions;
   const resolved = resolveOptions(given);
   t.same(resolved, given);

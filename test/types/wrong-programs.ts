@@ -8,6 +8,8 @@ import {
   defineJob,
   defineRouter,
   egressType,
+  listState,
+  mapState,
   memoryEgress,
   memoryIngress,
   routeTo,
@@ -60,6 +62,32 @@ export const counter = defineFunction({
   },
 });
 
+export const collections = defineFunction({
+  type: 'types/collections',
+  state: { counts: mapState<string, number>(), seen: listState<{ at: number }>() },
+  async handler(ctx, item: string) {
+    ctx.state.counts.set(item, (ctx.state.counts.get(item) ?? 0) + 1);
+    ctx.state.seen.append({ at: Date.now() });
+    const entries: Array<[string, number]> = await ctx.state.counts.entries();
+    const total: number = entries.reduce((sum, [, n]) => sum + n, ctx.state.seen.values().length);
+    // @ts-expect-error a map value keeps its declared type
+    ctx.state.counts.set(item, 'one');
+    // @ts-expect-error a map key keeps its declared type
+    ctx.state.counts.set(total, 1);
+    // @ts-expect-error a map read returns the value type (or undefined)
+    const wrong: string | undefined = ctx.state.counts.get(item);
+    // @ts-expect-error whole-map reads are async: entries() is a promise
+    for (const [k] of ctx.state.counts.entries()) void k;
+    // @ts-expect-error a list takes only its element type
+    ctx.state.seen.append('now');
+    // @ts-expect-error a list is not a map
+    ctx.state.seen.set('x', 1);
+    // @ts-expect-error a map is not a value
+    ctx.state.counts.set(1);
+    void wrong;
+  },
+});
+
 // Functions that declare no egresses keep the unchecked ctx.egress.
 export const loose = defineFunction<string>({
   type: 'types/loose',
@@ -102,7 +130,7 @@ export const wrongRecord = defineRouter(orders, (order: { customer: number }) =>
 export default defineJob({
   name: 'types',
   module: import.meta.url,
-  functions: [counter, loose, transfer, saga],
+  functions: [counter, collections, loose, transfer, saga],
   ingresses: [orders],
   routers: [byIngress],
   egresses: [totals, memoryEgress<string>('audit')],

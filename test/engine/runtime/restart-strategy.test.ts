@@ -51,16 +51,3 @@ void t.test('the backoff doubles while failures follow closely, stops at maxBack
   const next = s.onFailure();
   t.equal(next.restart && next.backoffMs, 200, 'and doubles from there');
 });
-
-void t.test('a failure that interrupts a restore counts, but does not grow the pause', async (t) => {
-  const { clock, strategy: s } = strategy({ maxFailures: 3, intervalMs: 10_000, initialBackoffMs: 100 });
-  const first = s.onFailure();
-  clock.now += 300;
-  const interrupted = s.onFailure(true);
-  t.same(interrupted, { restart: true, backoffMs: 100, failuresInInterval: 2 }, 'the same pause as the failure whose restore it cut short, counted');
-  clock.now += 1000;
-  const next = s.onFailure();
-  t.equal(next.restart && next.backoffMs, 200, 'the next failure of a restored job doubles it as before');
-  t.equal(first.restart && first.backoffMs, 100);
-  t.equal(s.onFailure(true).restart, false, 'and interrupted restores count against maxFailures');
-});

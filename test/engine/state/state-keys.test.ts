@@ -8,6 +8,7 @@ import {
   keyGroupOfKey,
   keyGroupPrefix,
   parkedKey,
+  parkedSeqOf,
   prefixEnd,
   Space,
   timerKey,
@@ -42,6 +43,11 @@ void t.test('every key starts with its key group, and keyGroupOfKey reads it bac
   fc.assert(fc.property(anyKey, ({ kg, key }) => keyGroupOfKey(key) === kg && key.startsWith(keyGroupPrefix(kg, key.charCodeAt(2)))));
   t.equal(keyGroupOfKey(parkedKey(MAX_MAX_PARALLELISM - 1, 1)), MAX_MAX_PARALLELISM - 1, 'the largest key group');
   t.equal(keyGroupOfKey(parkedKey(0x1ff, 1)), 0x1ff, 'both bytes of the key group count');
+});
+
+void t.test('parkedSeqOf reads back the sequence number of a parked key', async (t) => {
+  fc.assert(fc.property(kgArb, fc.double({ min: 0, noNaN: true }), (kg, seq) => parkedSeqOf(toBytes(parkedKey(kg, seq))) === seq));
+  t.pass('for any key group and sequence number');
 });
 
 void t.test('keys of one key group sort contiguously, before every key of a later key group', async (t) => {

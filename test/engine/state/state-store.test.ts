@@ -589,3 +589,54 @@ void t.test('close() during a background write stops it after its current batch:
   t.same(backend.writes.map((w) => w.length), [1000], 'only the batch that was running');
   t.same(errors, [], 'no failure reported, nothing retried');
 });
+
+void t.test('scanLive returns what reads see under a prefix, in key order, without writing anything first', async (t) => {
+  const backend = new ProbeBackend();
+  await backend.inner.write([
+    [toBytes('p/a'), v('stored a')],
+    [toBytes('p/c'), v('stored c')],
+    [toBytes('p/d'), v('to delete')],
+    [toBytes('p'), v('the prefix itself')],
+    [toBytes('q/a'), v('other prefix')],
+  ]);
+  const store = new StateStore(backend, 100);
+  t.equal(str(store.get('p/a')), 'stored a', 'a clean cached entry');
+  store.put('p/b', v('unflushed b'));
+  store.put('p/c', v('rewritten c'));
+  store.put('p/d', null);
+  store.put('p/e', v('unflushed e'));
+  const seen: Array<[string, string]> = [];
+  for await (const [key, value] of store.scanLive('p/')) seen.push([key, str(value)!]);
+  t.same(seen, [
+    ['p/a', 'stored a'],
+    ['p/b', 'unflushed b'],
+    ['p/c', 'rewritten c'],
+    ['p/e', 'unflushed e'],
+  ]);
+  t.equal(backend.writes.length, 0, 'nothing was flushed for it');
+});
+
+void t.test('scanLive sees entries whose write is running, and a write landing during the scan changes nothing', async (t) => {
+  const backend = new ProbeBackend();
+  await backend.inner.write([[toBytes('p/a'), v('old a')]]);
+  const store = new StateStore(backend, 100);
+  const gate = deferred();
+  backend.gates.set(0, gate.promise);
+  store.put('p/a', v('new a'));
+  store.put('p/b', v('new b'));
+  const flushed = store.flush(); // held at the backend: the entries are no longer dirty, but not written
+  const seen: Array<[string, string]> = [];
+  const scan = store.scanLive('p/')[Symbol.asyncIterator]();
+  let next = await scan.next();
+  gate.resolve();
+  await flushed;
+  store.put('p/c', v('written after the scan began'));
+  while (next.done !== true) {
+    seen.push([next.value[0], str(next.value[1])!]);
+    next = await scan.next();
+  }
+  t.same(seen, [
+    ['p/a', 'new a'],
+    ['p/b', 'new b'],
+  ]);
+});

@@ -173,7 +173,7 @@ void t.test('a restored coordinator sends the PREPAREs of its steps that have no
     ingressTime: 0,
   };
   store.put(txnKey(keyGroupOf(coordinator.id, DEFAULT_MAX_PARALLELISM), coordinator.type, coordinator.id), encodeCoordinatorRecord(record));
-  await dispatcher.transactions.load(KEY_GROUPS, job.functions);
+  await dispatcher.loadTransactions();
   const prepares = routed.filter((e) => e.kind === Kind.PREPARE);
   t.same(prepares.map((e) => e.targetId).sort(), ['b', 'c'], 'PREPARE again to the steps without a vote');
   t.ok(prepares.every((e) => e.txn?.id === 'T7' && e.sourceId === coordinator.id), 'naming the transaction and its coordinator');
@@ -209,7 +209,7 @@ void t.test('a PREPARE aborted while it ran before a restore runs no more after 
     encodeParticipantRecord({ txn: { id: 'T3', startedAt: 1, coordinatorType: coordinator.type, coordinatorId: coordinator.id }, staged: null, abortedWhilePreparing: true, lockedAt: 0, shared: [] }),
   );
   store.put(parkedKey(kg, Date.now() * 1000), encodeEnvelope(running));
-  await dispatcher.transactions.load(KEY_GROUPS, job.functions);
+  await dispatcher.loadTransactions();
   await dispatcher.replayParked();
   dispatcher.resume();
   await turns();

@@ -1,0 +1,197 @@
+/**
+ * The admin endpoint's metrics, scraped from real running jobs (worker threads, LevelDB, checkpoints),
+ * and its access rules: a token on every request when it is required.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import counterJob from '../../fixtures/counter-job.js';
+import pairJob from '../../fixtures/pair-job.js';
+import { run, tempDir, waitFor } from '../../fixtures/harness.js';
+
+const root = join(import.meta.dirname, '..', '..', '..');
+const exec = promisify(execFile);
+const events = (n: number): Array<{ key: string }> => Array.from({ length: n }, (_, i) => ({ key: `k${i % 100}` }));
+
+/** Prometheus text as samples: name, labels (job label left out), value. */
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+function parse(text: string): { samples: Sample[]; types: Map<string, string> } {
+  const samples: Sample[] = [];
+  const types = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const type = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (type !== null) types.set(type[1]!, type[2]!);
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (match === null) throw new Error(`not a Prometheus sample: ${line}`);
+    const labels = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    delete labels.job;
+    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
+  }
+  return { samples, types };
+}
+
+const scrape = async (url: string): Promise<{ samples: Sample[]; types: Map<string, string>; text: string }> => {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return { ...parse(text), text };
+};
+const values = (samples: Sample[], name: string, labels: Record<string, string> = {}): number[] =>
+  samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).map((s) => s.value);
+const total = (samples: Sample[], name: string, labels: Record<string, string> = {}): number => values(samples, name, labels).reduce((a, b) => a + b, 0);
+
+void t.test('GET /metrics of a running job: per function type, router, worker and checkpoint figures, and clean names', async (t) => {
+  const checkpointDir = tempDir(t, 'metrics');
+  const handle = run(t, counterJob, { workers: 2, checkpointDir, adminPort: 0, inputs: { events: { records: events(200_000), ratePerSec: 3000 } } });
+  const url = (await handle.adminUrl())!;
+  await waitFor(() => handle.status().state === 'running', 'the job to run');
+
+  // Before anything happened: counters that are still zero have samples too.
+  const first = await scrape(url);
+  for (const [name, type] of first.types) {
+    if (type !== 'counter') continue;
+    t.ok(first.samples.some((s) => s.name === name), `counter ${name} has a sample before it counted anything`);
+  }
+  t.same(values(first.samples, 'eddy_checkpoints_failed_total', { cause: 'timeout' }), [0], 'checkpoint failures per cause start at 0');
+  t.same(values(first.samples, 'eddy_last_recovery_timestamp_seconds'), [0], 'no recovery yet');
+  t.notMatch(first.text, /_total_total/, 'no metric name ends in _total_total');
+  t.ok(values(first.samples, 'eddy_lock_hold_seconds_total').length === 2, 'lock hold time is eddy_lock_hold_seconds_total, per worker');
+
+  for (let i = 0; i < 500 && (await handle.metrics()).perWorker.some((w) => w.invocations === 0); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.equal((await fetch(`${url}/checkpoint`, { method: 'POST' })).status, 200, 'a checkpoint');
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const { samples, text } = await scrape(url);
+
+  const invocations = total(samples, 'eddy_invocations_total');
+  t.ok(invocations > 0, `invocations: ${invocations}`);
+  const fn = { function: 'e2e-counter/count' };
+  t.equal(total(samples, 'eddy_function_invocations_total', fn), invocations, 'invocations per function type add up to the per-worker counts');
+  t.equal(total(samples, 'eddy_function_failures_total', fn), 0, 'no failures');
+  // The counter reads and writes its one state value once per invocation.
+  t.equal(total(samples, 'eddy_function_state_reads_total', fn), invocations, 'one state read per invocation');
+  t.equal(total(samples, 'eddy_function_state_writes_total', fn), invocations, 'one state write per invocation');
+  const misses = total(samples, 'eddy_function_state_cache_misses_total', fn);
+  t.ok(misses >= 1 && misses <= 100, `cache misses: ${misses} (each of the 100 keys misses once at most, the cache holds them all)`);
+  const buckets = samples.filter((s) => s.name === 'eddy_function_handler_seconds_bucket' && s.labels.function === fn.function);
+  t.ok(buckets.length > 2, 'handler time is a histogram with buckets');
+  t.ok(buckets.every((b, i) => i === 0 || b.value >= buckets[i - 1]!.value), 'its buckets are cumulative');
+  t.equal(buckets.at(-1)!.labels.le, '+Inf', 'the last bucket is +Inf');
+  t.equal(buckets.at(-1)!.value, invocations, 'and counts every invocation');
+  t.same(values(samples, 'eddy_function_handler_seconds_count', fn), [invocations], 'its count is the invocations');
+  t.match(text, /^# TYPE eddy_function_handler_seconds histogram$/m, 'typed as a histogram');
+
+  for (const worker of ['0', '1']) {
+    t.equal(values(samples, 'eddy_router_blocked_seconds_total', { worker, reason: 'credits' }).length, 1, `worker ${worker}: time blocked on credits`);
+    t.equal(values(samples, 'eddy_router_blocked_seconds_total', { worker, reason: 'feedback' }).length, 1, `worker ${worker}: time throttled by feedback`);
+    const elu = values(samples, 'eddy_worker_event_loop_utilization', { worker })[0]!;
+    t.ok(elu >= 0 && elu <= 1, `worker ${worker}: event-loop utilisation ${elu}`);
+    t.ok(values(samples, 'eddy_heap_used_bytes', { worker })[0]! > 1_000_000, `worker ${worker}: heap in use`);
+    t.ok(values(samples, 'eddy_state_bytes_on_disk', { worker })[0]! > 0, `worker ${worker}: its LevelDB takes space on disk`);
+    t.ok(values(samples, 'eddy_records_read_total', { worker })[0]! > 0, `worker ${worker}: its router read records`);
+  }
+
+  const [p50, p95, p99] = ['0.5', '0.95', '0.99'].map((quantile) => values(samples, 'eddy_latency_seconds', { quantile })[0]!);
+  const max = values(samples, 'eddy_latency_max_seconds')[0]!;
+  t.ok(p50! <= p95! && p95! <= p99! && p99! <= max, `quantiles never exceed the max: ${p50} ${p95} ${p99} <= ${max}`);
+
+  t.same(values(samples, 'eddy_checkpoints_completed_total'), [1], 'the checkpoint completed');
+  const age = values(samples, 'eddy_seconds_since_last_checkpoint')[0]!;
+  t.ok(age >= 1 && age < 30, `seconds since it completed: ${age}`);
+  t.same(values(samples, 'eddy_unpublished_epochs'), [0], 'memory egresses publish at once: no epoch waits');
+  t.match(text, /^eddy_build_info\{version="\d+\.\d+\.\d+",job="e2e-counter"\} 1$/m, 'the version');
+
+  // A worker failure: the job restores, and the scrape shows when.
+  const killedAt = Date.now();
+  await handle.killWorker(1);
+  await waitFor(() => handle.status().restarts === 1 && handle.status().state === 'running', 'the restore');
+  const after = await scrape(url);
+  t.same(values(after.samples, 'eddy_restarts_total'), [1], 'one restart');
+  const recovered = values(after.samples, 'eddy_last_recovery_timestamp_seconds')[0]! * 1000;
+  t.ok(recovered >= killedAt - 1000 && recovered <= Date.now(), 'the time of the last recovery is the restart');
+  t.notMatch(after.text, /_total_total/, 'still no _total_total');
+});
+
+void t.test('a router whose destinations have no credits left counts the time it is blocked', async (t) => {
+  const handle = run(t, counterJob, { workers: 2, adminPort: 0, channelCapacity: 16, batchSize: 4, inputs: { events: { records: events(300_000) } } });
+  const url = (await handle.adminUrl())!;
+  let blocked = 0;
+  for (let i = 0; i < 100 && blocked === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    blocked = total((await scrape(url)).samples, 'eddy_router_blocked_seconds_total', { reason: 'credits' });
+  }
+  t.ok(blocked > 0, `blocked on credits for ${blocked} s`);
+});
+
+void t.test('an admin endpoint with a token refuses requests without it', async (t) => {
+  const token = 'a-test-token-0123456789';
+  const handle = run(t, counterJob, { workers: 1, adminPort: 0, adminToken: token, inputs: { events: { records: events(100_000), ratePerSec: 1000 } } });
+  const url = (await handle.adminUrl())!;
+  for (const [method, path] of [['GET', '/status'], ['GET', '/metrics'], ['GET', '/'], ['POST', '/stop']] as const) {
+    const refused = await fetch(`${url}${path}`, { method });
+    t.equal(refused.status, 401, `${method} ${path} without the token: 401`);
+    t.equal(((await refused.json()) as { code: string }).code, 'EDDY_ADMIN_UNAUTHORIZED', 'with its code');
+  }
+  const wrong = await fetch(`${url}/status`, { headers: { authorization: 'Bearer a-test-token-0123456788' } });
+  t.equal(wrong.status, 401, 'a wrong token: 401');
+  const ok = await fetch(`${url}/status`, { headers: { authorization: `Bearer ${token}` } });
+  t.equal(ok.status, 200, 'the token as a bearer header: 200');
+  const page = await fetch(`${url}/?token=${token}`);
+  t.equal(page.status, 200, 'the console with ?token=: 200');
+  t.equal(handle.status().state === 'ended', false, 'the refused POST /stop did not stop the job');
+});
+
+void t.test('an admin endpoint on a wider interface than loopback needs a token', async (t) => {
+  t.throws(() => run(t, counterJob, { adminPort: 0, adminHost: '0.0.0.0', inputs: { events: { records: [] } } }), { code: 'EDDY_INVALID_OPTION', message: /options\.adminHost is 0\.0\.0\.0, which is not loopback, and there is no admin token/ });
+  t.throws(() => run(t, counterJob, { adminPort: 0, adminToken: 'short', inputs: { events: { records: [] } } }), { code: 'EDDY_INVALID_OPTION', message: /options\.adminToken is shorter than 16 characters/ });
+});
+
+void t.test('GET /state/<namespace>/<name>/<id> reads one instance on its worker: committed state, decoded, with its activity', async (t) => {
+  const handle = run(t, counterJob, { workers: 2, adminPort: 0, inputs: { events: { records: events(100_000), ratePerSec: 2000 } } });
+  const url = (await handle.adminUrl())!;
+  await waitFor(() => handle.output('counts').length > 500, 'output');
+  const outputMax = (key: string): number => Math.max(0, ...handle.output<{ key: string; count: number }>('counts').filter((c) => c.key === key).map((c) => c.count));
+  for (const key of ['k5', 'k42']) {
+    const seen = outputMax(key);
+    const response = await fetch(`${url}/state/e2e-counter/count/${key}`);
+    t.equal(response.status, 200, `${key}: 200`);
+    const body = (await response.json()) as { type: string; id: string; worker: number; state: { count?: number }; mailboxDepth: number; running: boolean; heldByTransaction?: string };
+    t.same([body.type, body.id], ['e2e-counter/count', key], 'the address');
+    // The sink receives a count after its write is committed: the state is at least the latest output.
+    t.ok(Number.isInteger(body.state.count) && body.state.count! >= seen && seen > 0, `${key}: state count ${body.state.count} >= latest output ${seen}`);
+    t.ok(body.mailboxDepth >= 0 && typeof body.running === 'boolean' && body.heldByTransaction === undefined, 'its activity');
+    t.equal((await handle.state('e2e-counter/count', key)).worker, body.worker, 'handle.state() asks the same owning worker');
+  }
+  const fresh = (await (await fetch(`${url}/state/e2e-counter/count/never-seen`)).json()) as { state: object };
+  t.same(fresh.state, {}, 'an instance without state: no values');
+  const unknown = await fetch(`${url}/state/no/such-type/x`);
+  t.equal(unknown.status, 404, 'an unknown type: 404');
+  t.equal(((await unknown.json()) as { code: string }).code, 'EDDY_UNKNOWN_FUNCTION_TYPE', 'with its code');
+  await handle.stop();
+  await t.rejects(handle.state('e2e-counter/count', 'k5'), { code: 'EDDY_JOB_STOPPED' }, 'no lookups once the job has ended');
+});
+
+void t.test('a state lookup never sees half of an invocation: two values written across an await stay equal', async (t) => {
+  const handle = run(t, pairJob, { workers: 2, adminPort: 0, inputs: { events: { records: Array.from({ length: 100_000 }, () => ({ key: 'only' })), ratePerSec: 2000 } } });
+  const url = (await handle.adminUrl())!;
+  await waitFor(() => handle.status().state === 'running', 'the job to run');
+  let running = 0;
+  let last = 0;
+  for (let i = 0; i < 60; i++) {
+    const { state, running: busy } = await handle.state('e2e-pair/pair', 'only');
+    const { a, b } = state as { a?: number; b?: number };
+    t.equal(a, b, `lookup ${i}: a ${a} = b ${b}`);
+    t.ok((a ?? 0) >= last, 'and never goes back');
+    last = a ?? 0;
+    if (busy) running++;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.ok(last > 0 && running > 0, `lookups came while an invocation was running (${running} of 60), and the state moved (${last})`);
+  const cli = await exec(process.execPath, [join(root, 'bin', 'eddy.js'), 'state', 'e2e-pair/pair', 'only', '--admin', url]);
+  const printed = JSON.parse(cli.stdout) as { state: { a: number; b: number } };
+  t.ok(printed.state.a === printed.state.b && printed.state.a >= last, `eddy state prints it: ${cli.stdout.replace(/\s+/g, ' ')}`);
+});
