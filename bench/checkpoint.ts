@@ -41,7 +41,12 @@ export async function runCheckpointBench(flags: BenchFlags, command: string): Pr
         const last = taken.at(-1);
         // Restore the last checkpoint and time until output flows again.
         const began = performance.now();
-        const restored = engine.submit(job, { workers, inputs: { requests: { params } }, log: () => {}, checkpointDir, restoreFrom: 'latest', checkpointsRetained: 1 });
+        // Where each restore's time went (the engine logs its phases), printed with the row.
+        const phases: string[] = [];
+        const log = (line: string): void => {
+          if (/restored checkpoint|restored and started/.test(line)) phases.push(`  ${Math.round(performance.now() - began)} ms: ${line}`);
+        };
+        const restored = engine.submit(job, { workers, inputs: { requests: { params } }, log, checkpointDir, restoreFrom: 'latest', checkpointsRetained: 1 });
         while (((await restored.metrics()).egress.responses ?? 0) === 0) await sleep(5);
         const restoreMs = performance.now() - began;
         // Recovery: kill a worker thread of the restored job; time until the new workers invoke again.
@@ -70,6 +75,7 @@ export async function runCheckpointBench(flags: BenchFlags, command: string): Pr
           p99Ms: round(checkpointed.latency.p99Ms, 2),
         };
         rows.push(row);
+        if (!flags.json) console.error(`checkpoint keys=${keys} workers=${workers}: restore phases\n${phases.join('\n')}`);
         if (flags.json) console.log(JSON.stringify({ ...row, p50Ms: round(checkpointed.latency.p50Ms, 2), p95Ms: round(checkpointed.latency.p95Ms, 2) }));
         else console.error(`checkpoint keys=${keys} workers=${workers}: ${row.opsPerSec} ops/s with, ${row.limitOpsPerSec} without (dip ${row.dip}), checkpoint p50 ${row.p50DurationMs} ms, ${row.sizeMB} MB, restore ${row.restoreMs} ms, recovery ${row.recoveryMs} ms, ${row.recoveryDuringRestoreMs} ms from a kill during a restore`);
       } finally {

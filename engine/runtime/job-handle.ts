@@ -20,6 +20,8 @@ export interface RecoveryEvent {
   /** Restart: which one, and the pause before it. */
   restart?: number;
   backoffMs?: number;
+  /** Restart: the failed attempt was still restoring. */
+  duringRestore?: boolean;
 }
 
 export interface LatencySummary {

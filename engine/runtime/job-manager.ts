@@ -6,6 +6,7 @@ import type { Job } from '../job.js';
 import { keyGroupOf, ownerOfKeyGroup } from '../key-groups.js';
 import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../options.js';
 import { AdminServer } from './admin-server.js';
+import { type DirLock, lockDir } from './dir-lock.js';
 import { EgressSinks } from './egress-sinks.js';
 import { RestartStrategy } from './restart-strategy.js';
 import { openStateDir, type StateDir } from './state-dir.js';
@@ -34,6 +35,8 @@ class JobRun implements JobHandle {
   private rejectDone!: (error: unknown) => void;
   private readonly started = Date.now();
   private readonly stateDir: StateDir;
+  /** The checkpoint folder and state directory are this run's alone while it runs. */
+  private readonly locks: DirLock[] = [];
   private readonly sinks: EgressSinks;
   private readonly coordinator: CheckpointCoordinator | undefined;
   private set: WorkerSet | undefined;
@@ -56,9 +59,17 @@ class JobRun implements JobHandle {
   private readonly restartStrategy: RestartStrategy;
   private lastMetrics: WorkerMetrics[] = [];
   private checkpointTimer: NodeJS.Timeout | undefined;
-  /** Resolves when the current set of workers has been started (checkpoints wait for it). */
+  /**
+   * Resolves when a set of workers has been started (checkpoints and kills wait for it). Attempts that
+   * fail before they run share one promise, resolved by the next attempt that runs: a periodic
+   * checkpoint due during a restore that a second failure cut short once waited for good on a
+   * promise nobody resolved any more, and no checkpoint (so no exactly-once output) followed.
+   */
   private running: Promise<void>;
   private setRunning!: () => void;
+  private isRunning = false;
+  /** When the latest failure of an attempt happened (performance.now()), until the restore runs. */
+  private failedAt: number | undefined;
 
   constructor(
     private readonly spec: Job,
@@ -74,13 +85,22 @@ class JobRun implements JobHandle {
     this.running = new Promise((resolve) => (this.setRunning = resolve));
     // 'latest' is the newest good checkpoint: a corrupt newer one is skipped (and the log says so).
     const restore = options.restoreFrom === undefined ? undefined : resolveCheckpoint(options.checkpointDir!, options.restoreFrom, { log: options.log });
+    if (restore !== undefined) checkRestorable(restore, spec, options);
+    // Refused at once when another run of the job (another process, or another submit in this one)
+    // uses the same folders: it would overwrite their checkpoints and state.
+    try {
+      if (options.checkpointDir !== undefined) this.locks.push(lockDir(options.checkpointDir, 'checkpoint folder', 'checkpointDir (eddy run --checkpoint-dir)'));
+      if (options.stateDir !== undefined && options.stateBackend === 'leveldb') this.locks.push(lockDir(options.stateDir, 'state directory', 'stateDir (eddy run --state-dir)'));
+      this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism, restore !== undefined);
+    } catch (error) {
+      this.releaseLocks();
+      throw error;
+    }
     if (restore !== undefined) {
-      checkRestorable(restore, spec, options);
       logRestore(restore, options);
       this.recordRecovery({ at: Date.now(), kind: 'restore', checkpoint: restore.id });
     }
     this.lastCompleted = restore?.id;
-    this.stateDir = openStateDir(options.stateDir, options.stateBackend, spec.name, options.workers, options.maxParallelism, restore !== undefined);
     const exactlyOnce = options.checkpointDir === undefined ? undefined : { epochScope: checkpointLineage(options.checkpointDir) };
     this.restartStrategy = new RestartStrategy(options.restartStrategy);
     this.sinks = new EgressSinks(spec, exactlyOnce, options.log, (error) => this.sinkFailed(error), options.connectorRetryDeadlineMs);
@@ -201,8 +221,10 @@ class JobRun implements JobHandle {
 
   /** Starts a set of workers; they start processing input once they are up and `notBefore` has settled. */
   private async runAttempt(restore: CheckpointMetadata | undefined, notBefore: Promise<unknown> = Promise.resolve()): Promise<void> {
+    const began = performance.now();
     if (restore !== undefined) this.stateDir.wipe();
     this.assignments = await this.plan(restore);
+    const planned = performance.now();
     this.pool ??= new WorkerPool(this.options, this.spec.module);
     const set: WorkerSet = new WorkerSet({
       pool: this.pool,
@@ -225,6 +247,15 @@ class JobRun implements JobHandle {
     // stay in state) and close at the first quiet status wave.
     if (!this.stopRequested) set.broadcast({ type: 'start' });
     else set.broadcast({ type: 'stop-sources' });
+    if (this.failedAt !== undefined) {
+      const now = performance.now();
+      this.options.log(
+        `job ${this.job}: workers restored and started ${Math.round(now - this.failedAt)} ms after the failure ` +
+          `(stopping the failed attempt ${Math.round(began - this.failedAt)}, planning splits ${Math.round(planned - began)}, restoring with the pause ${Math.round(now - planned)})`,
+      );
+      this.failedAt = undefined;
+    }
+    this.isRunning = true;
     this.setRunning();
     void this.watch(set);
   }
@@ -270,13 +301,20 @@ class JobRun implements JobHandle {
     // The last checkpoint this run completed (or restored), not the newest on disk: one whose
     // completion raced with this failure is discarded, and older runs' checkpoints are not ours.
     const latest = this.lastCompleted;
-    const backoffMs = this.restartDecision(error);
+    // Failed while it still restored after an earlier failure (recorded; the restore that follows
+    // overlaps its pause, so unless failures pile up, a second one costs about what a first did).
+    const interruptedRestore = !set.started && this.restarts > 0;
+    const backoffMs = this.restartDecision(error, interruptedRestore);
     if (backoffMs === undefined || latest === undefined) return;
-    this.options.log(`job ${this.job}: ${describeError(error)}; restoring checkpoint ${latest} in ${backoffMs} ms (restart ${this.restarts})`);
+    this.options.log(`job ${this.job}: ${describeError(error)}; restoring checkpoint ${latest} in ${backoffMs} ms (restart ${this.restarts}${interruptedRestore ? ', the failed attempt was still restoring' : ''})`);
     // A sink whose queue stopped publishes its pending epochs again, on a fresh connection, after the pause.
     if (this.sinks.failed) setTimeout(() => this.sinks.recover(), backoffMs);
     this.set = undefined;
-    this.running = new Promise((resolve) => (this.setRunning = resolve));
+    this.failedAt = performance.now();
+    if (this.isRunning) {
+      this.isRunning = false;
+      this.running = new Promise((resolve) => (this.setRunning = resolve));
+    }
     this.coordinator?.abortRunning('a worker failed');
     this.sinks.discardHeld();
     this.retiring = set.destroy();
@@ -325,9 +363,11 @@ class JobRun implements JobHandle {
 
   /**
    * A failure of the attempt: whether the job restores (then the pause before it, and the restart
-   * is counted) or fails (then it has failed, and undefined is returned).
+   * is counted) or fails (then it has failed, and undefined is returned). `interruptedRestore`: the
+   * attempt failed while it still restored (recorded with the restart). The pause doubles all the
+   * same: a restore that fails by itself at once (a full disk) must not retry back to back.
    */
-  private restartDecision(error: EddyError): number | undefined {
+  private restartDecision(error: EddyError, interruptedRestore = false): number | undefined {
     if (this.lastCompleted === undefined || this.stopRequested || this.ending !== undefined) {
       this.fail(error);
       return undefined;
@@ -338,8 +378,9 @@ class JobRun implements JobHandle {
       return undefined;
     }
     this.restarts++;
-    this.recordRecovery({ at: Date.now(), kind: 'restart', checkpoint: this.lastCompleted, code: error.code, reason: error.message, restart: this.restarts, backoffMs: decision.backoffMs });
-    return decision.backoffMs;
+    const { backoffMs } = decision;
+    this.recordRecovery({ at: Date.now(), kind: 'restart', checkpoint: this.lastCompleted, code: error.code, reason: error.message, restart: this.restarts, backoffMs, ...(interruptedRestore && { duringRestore: true }) });
+    return backoffMs;
   }
 
   /**
@@ -390,8 +431,9 @@ class JobRun implements JobHandle {
   }
 
   async killWorker(worker: number): Promise<void> {
-    // Workers that still restore can be killed too (a second failure during a restore).
-    if (this.set === undefined) await this.running;
+    // Workers that still restore can be killed too (a second failure during a restore): between two
+    // attempts the kill waits for the next attempt's workers to exist, not for them to run.
+    while (this.set === undefined && !this.failed && !this.ended) await Promise.race([this.running, sleep(5)]);
     await this.set?.kill(worker);
   }
 
@@ -489,6 +531,7 @@ class JobRun implements JobHandle {
       await this.pool?.destroy();
       this.savePositions(results);
       if (this.stateDir.temporary) this.stateDir.remove();
+      this.releaseLocks();
       this.ended = true;
       this.closeAdminSoon();
       this.resolveDone({
@@ -530,6 +573,10 @@ class JobRun implements JobHandle {
     this.stateDir.save(manifest);
   }
 
+  private releaseLocks(): void {
+    for (const lock of this.locks) lock.release();
+  }
+
   private fail(error: unknown): void {
     if (this.failed) return;
     this.failed = true;
@@ -544,6 +591,7 @@ class JobRun implements JobHandle {
       await this.pool?.destroy();
       await this.sinks.close().catch(() => {});
       if (this.stateDir.temporary) this.stateDir.remove();
+      this.releaseLocks();
       this.closeAdminSoon();
       this.rejectDone(error);
     })();

@@ -167,16 +167,22 @@ const RESTORE_BATCH = 10_000;
  * have written it) into an empty backend. The feedback envelopes that were in flight at the cut are
  * stored as parked work behind the checkpoint's own parked envelopes (so they run first, in that
  * order, and a checkpoint taken before they have run still holds them). Returns how many were
- * logged, and `parked`: 0 only if the restored state holds no parked entry (nothing to replay).
+ * logged, `parked`: 0 only if the restored state holds no parked entry (nothing to replay), and
+ * `entries`: the state entries written.
  * `givenUp()` is asked between key groups: once it holds, the restore stops where it is (the attempt
  * was given up; its state is thrown away).
+ *
+ * Writing into LevelDB is most of a restore's time, so each key is written once: a key group's full
+ * file and its deltas are merged first (a key rewritten by every delta, or put then deleted, is one
+ * write or none: the backend is empty), and the next key groups are read while a batch is written.
  */
 export async function restoreKeyGroups(
   restore: { checkpointDir: string; id: number; parts: WorkerCheckpoint[] },
   range: KeyGroupRange,
   backend: StateBackend,
   givenUp: () => boolean = () => false,
-): Promise<{ logged: number; parked: number }> {
+): Promise<{ logged: number; parked: number; entries: number }> {
+  let entries = 0;
   const logged: Array<[number, Uint8Array]> = [];
   let lastParked = 0;
   let parked = 0;
@@ -187,39 +193,63 @@ export async function restoreKeyGroups(
     if (file === undefined) files.set(path, (file = open(path, 'r')));
     return file;
   };
-  let pending: Array<[Uint8Array, Uint8Array | null]> = [];
+  let pending: Array<readonly [Uint8Array, Uint8Array]> = [];
+  // One batch is written while the next key groups are read and decoded.
+  let writing: Promise<void> = Promise.resolve();
   const writePending = async (): Promise<void> => {
     if (pending.length === 0) return;
     const writes = pending;
     pending = [];
-    await backend.write(writes);
+    await writing;
+    writing = backend.write(writes);
+    // Awaited before the next batch or at the end; a failure is never left unobserved meanwhile.
+    writing.catch(() => {});
+  };
+  const add = (key: Uint8Array, value: Uint8Array): void => {
+    if (key[2] === Space.PARKED) {
+      parked++;
+      lastParked = Math.max(lastParked, parkedSeqOf(key));
+    }
+    pending.push([key, value]);
+    entries++;
   };
   try {
     for (const kg of keyGroups(range)) {
-      if (givenUp()) return { logged: logged.length, parked };
+      if (givenUp()) {
+        await writing;
+        return { logged: logged.length, parked, entries };
+      }
       const part = restore.parts.find((p) => p.keyGroups.start <= kg && kg <= p.keyGroups.end);
       if (part === undefined) continue;
-      // The full state file, then each delta over it, in order (writes of one key group keep their order).
-      for (const file of part.state) {
+      const read = async (file: StateFile): Promise<Array<[Buffer, Buffer]>> => {
         const path = join(checkpointPath(restore.checkpointDir, file.checkpoint), file.file);
-        for (const [key, value] of await readKeyGroup(path, file.index, kg, await handle(path))) {
-          const write: [Uint8Array, Uint8Array | null] = !file.delta ? [key, value] : value[0] === PUT ? [key, value.subarray(1)] : [key, null];
-          if (key[2] === Space.PARKED && write[1] !== null) {
-            parked++;
-            lastParked = Math.max(lastParked, parkedSeqOf(key));
+        return readKeyGroup(path, file.index, kg, await handle(path));
+      };
+      const [full, ...deltas] = part.state;
+      if (deltas.length === 0 && full !== undefined && !full.delta) {
+        for (const [key, value] of await read(full)) add(key, value);
+      } else {
+        // The full state file, then each delta over it, in order: the last write of a key wins.
+        const merged = new Map<string, readonly [Buffer, Buffer | null]>();
+        for (const file of part.state) {
+          for (const [key, value] of await read(file)) {
+            const write = !file.delta ? value : value[0] === PUT ? value.subarray(1) : null;
+            merged.set(key.toString('latin1'), [key, write]);
           }
-          pending.push(write);
         }
-        if (pending.length >= RESTORE_BATCH) await writePending();
+        for (const [key, value] of merged.values()) if (value !== null) add(key, value);
       }
+      if (pending.length >= RESTORE_BATCH) await writePending();
       const logPath = join(checkpointPath(restore.checkpointDir, restore.id), part.logFile);
       for (const [, bytes] of await readKeyGroup(logPath, part.logIndex, kg, await handle(logPath))) logged.push([kg, bytes]);
     }
     await writePending();
+    await writing;
   } finally {
+    await writing.catch(() => {});
     for (const file of files.values()) await file.then((f) => f.close(), () => {});
   }
   let seq = Math.max(lastParked, Date.now() * 1000);
   if (logged.length > 0) await backend.write(logged.map(([kg, bytes]) => [toBytes(parkedKey(kg, ++seq)), bytes] as const));
-  return { logged: logged.length, parked: parked + logged.length };
+  return { logged: logged.length, parked: parked + logged.length, entries };
 }

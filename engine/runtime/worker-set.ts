@@ -59,9 +59,11 @@ const CRASH_TIMEOUT_MS = 5_000;
 
 /**
  * Threads started beyond the workers: when a worker's thread dies, a restore need not wait for a new
- * thread to start (about 0.5 s: the thread, the TypeScript loader, the engine's modules).
+ * thread to start (about 0.5 s: the thread, the TypeScript loader, the engine's modules; 2-4 s on a
+ * busy machine). Two: a second failure during a restore (a thread died in each) finds one ready too,
+ * where with one the restored worker waited for a replacement (2.2-2.9 s measured with 2 workers).
  */
-const STANDBY_THREADS = 1;
+const STANDBY_THREADS = 2;
 
 /**
  * The worker threads of one job, kept across its attempts: a restore after a failure runs its
@@ -330,8 +332,11 @@ export class WorkerSet {
   async destroy(): Promise<void> {
     this.broadcast({ type: 'abandon' });
     const settled = this.runs.map(() => false);
-    this.runs.forEach((run, worker) => void run.then(() => (settled[worker] = true), () => (settled[worker] = true)));
-    await Promise.race([Promise.allSettled(this.runs), sleep(ABANDON_TIMEOUT_MS, undefined, { ref: false })]);
+    // Done once its task ended, or once it said `closed` (its LevelDB closed): a worker killed by the
+    // drill then ends its thread, which can take a busy machine most of a second, and a standby
+    // thread runs the next attempt meanwhile.
+    const ended = this.runs.map((run, worker) => Promise.race([run.then(() => {}, () => {}), this.closed[worker]!]).then(() => void (settled[worker] = true)));
+    await Promise.race([Promise.all(ended), sleep(ABANDON_TIMEOUT_MS, undefined, { ref: false })]);
     await Promise.all(
       settled.map(async (done, worker) => {
         if (done) return;

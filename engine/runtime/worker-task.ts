@@ -178,20 +178,37 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
 
   // Parked envelopes to replay at start: unknown (look) unless a restore just wrote the state.
   let parkedToReplay = true;
+  // Where a restore's time goes, logged once it is done (ms since the task began).
+  const began = performance.now();
+  const phases: string[] = [];
+  let phaseStart = began;
+  const phase = (name: string): void => {
+    const now = performance.now();
+    phases.push(`${name} ${Math.round(now - phaseStart)}`);
+    phaseStart = now;
+  };
   try {
     checkGivenUp();
     await backend.open();
+    phase('open');
     checkGivenUp();
     // A restore loads the key groups this worker now owns from every part of the checkpoint that has
     // them, before anything reads state; the feedback in flight at the cut is replayed at start.
-    if (init.restore !== undefined) parkedToReplay = (await restoreKeyGroups(init.restore, keyGroups, backend, () => givenUp !== undefined)).parked > 0;
+    if (init.restore !== undefined) {
+      const restored = await restoreKeyGroups(init.restore, keyGroups, backend, () => givenUp !== undefined);
+      parkedToReplay = restored.parked > 0;
+      phase(`state (${restored.entries} entries)`);
+    }
     checkGivenUp();
     await router.open();
+    phase('sources');
     await dispatcher.delayed.load(keyGroups);
     await dispatcher.loadTransactions();
     // Before 'ready': a checkpoint cut once the workers run must park its envelopes after these.
     if (parkedToReplay) await dispatcher.loadParked();
+    phase('timers, transactions, parked');
     checkGivenUp();
+    if (init.restore !== undefined) log(`worker ${worker}: restored checkpoint ${init.restore.id} in ${Math.round(performance.now() - began)} ms (${phases.join(', ')})`);
   } catch (error) {
     // Closed before the task ends, whatever happened: the thread lives on for the next attempt, and a
     // thread ended later with this LevelDB open and work in flight would take the process down.
@@ -203,6 +220,8 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     await store.close().catch(() => {});
     threadStats.close();
     if (!(error instanceof StartGivenUp)) throw error;
+    // Its LevelDB is closed: the job manager need not wait for this thread to end (a crash drill's exit).
+    post({ type: 'closed' });
     control.close();
     if (givenUp === 'crash') endThread();
     return { worker, metrics: metrics(), positions: [] };
@@ -244,6 +263,8 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
         mesh.close();
         await router.stop().catch(() => {});
         await store.close();
+        // Its LevelDB is closed: the job manager need not wait for this thread to end (a crash drill's exit).
+        post({ type: 'closed' });
         control.close();
       })());
     // This task failed: state closed first, for the same reason.
