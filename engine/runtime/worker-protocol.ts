@@ -120,10 +120,12 @@ export interface InstanceState {
   id: string;
   worker: number;
   keyGroup: number;
-  /** Its declared state, decoded by the state's codecs, as committed (never part of an invocation's writes); absent names have no value. */
+  /**
+   * Its declared state, decoded by the state's codecs, as committed (never part of an invocation's
+   * writes); absent names have no value. A list is its values in order, a map its `[key, value]`
+   * entries in key order, read as of the same moment as the rest.
+   */
   state: Record<string, unknown>;
-  /** Its map and list state names: read entry by entry, asynchronously, so not part of this consistent read (not shown yet). */
-  notShown?: string[];
   /** Envelopes waiting for it, and whether an invocation of it is running now (its writes are not in `state` yet). */
   mailboxDepth: number;
   running: boolean;

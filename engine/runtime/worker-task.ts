@@ -151,26 +151,35 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
    * between invocations (an async one still running has its writes staged, not in the store).
    * Values are decoded as a handler would read them, through the function type's state handles.
    */
-  const inspectInstance = (address: { type: string; id: string }): InstanceState | { error: string } => {
+  const inspectInstance = async (address: { type: string; id: string }): Promise<InstanceState | { error: string }> => {
     const fn = job.functions.get(address.type);
     if (fn?.kind !== 'regular') return { error: `no function type ${address.type} with state in job ${job.name}` };
     const kg = keyGroupOf(address.id, options.maxParallelism);
     try {
       const reader = new Invocation(dispatcher, fn, { targetType: address.type, targetId: address.id } as Envelope, kg);
-      const handles = reader.state as Record<string, { get?: () => unknown }>;
+      const handles = reader.state as Record<string, { get?: () => unknown; values?: () => unknown[]; entries?: () => Promise<Array<[unknown, unknown]>> }>;
       const state: Record<string, unknown> = {};
-      const notShown: string[] = [];
+      // Everything is read or started in this one turn: a map's scan takes the store's view (its
+      // unflushed writes and a backend snapshot) when it starts, so the maps are read as of this
+      // turn too, however long their entries take to come.
+      const maps: Array<[string, Promise<Array<[unknown, unknown]>>]> = [];
       for (const [name, spec] of Object.entries(fn.state)) {
-        // Map and list state are read entry by entry, asynchronously: not within one turn, so not shown yet.
-        if ((spec as { kind?: string }).kind !== undefined && (spec as { kind?: string }).kind !== 'value') {
-          notShown.push(name);
-          continue;
+        const handle = handles[name];
+        if (spec.kind === 'map') maps.push([name, handle!.entries!()]);
+        else if (spec.kind === 'list') {
+          const values = handle!.values!();
+          if (values.length > 0) state[name] = values;
+        } else {
+          const value = handle?.get?.();
+          if (value !== undefined) state[name] = value;
         }
-        const value = handles[name]?.get?.();
-        if (value !== undefined) state[name] = value;
       }
       const { mailboxDepth, running, held } = dispatcher.activityOf(address);
-      return { ...address, worker, keyGroup: kg, state, ...(notShown.length > 0 && { notShown }), mailboxDepth, running, heldByTransaction: held };
+      for (const [name, entries] of maps) {
+        const read = await entries;
+        if (read.length > 0) state[name] = read;
+      }
+      return { ...address, worker, keyGroup: kg, state, mailboxDepth, running, heldByTransaction: held };
     } catch (error) {
       return { error: describeError(error) };
     }
@@ -311,7 +320,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
             .catch(fail);
           break;
         case 'state-query':
-          post({ type: 'state-answer', id: message.id, answer: inspectInstance(message.address) });
+          void inspectInstance(message.address).then((answer) => post({ type: 'state-answer', id: message.id, answer }));
           break;
         case 'checkpoint-abort':
           dispatcher.abortAlignment(message.id);

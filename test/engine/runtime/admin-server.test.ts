@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import counterJob from '../../fixtures/counter-job.js';
 import pairJob from '../../fixtures/pair-job.js';
+import collectionsJob, { type BasketAnswer, type BasketEvent } from '../../fixtures/collections-job.js';
 import { run, tempDir, waitFor } from '../../fixtures/harness.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
@@ -194,4 +195,23 @@ void t.test('a state lookup never sees half of an invocation: two values written
   const cli = await exec(process.execPath, [join(root, 'bin', 'eddy.js'), 'state', 'e2e-pair/pair', 'only', '--admin', url]);
   const printed = JSON.parse(cli.stdout) as { state: { a: number; b: number } };
   t.ok(printed.state.a === printed.state.b && printed.state.a >= last, `eddy state prints it: ${cli.stdout.replace(/\s+/g, ' ')}`);
+});
+
+void t.test('a state lookup shows map and list state as committed: the entries in key order, the list in order', async (t) => {
+  const events: BasketEvent[] = [
+    { basket: 'b1', n: 1, op: 'add', item: 'pear' },
+    { basket: 'b1', n: 2, op: 'add', item: 'apple' },
+    { basket: 'b1', n: 3, op: 'add', item: 'pear' },
+    { basket: 'b1', n: 4, op: 'remove', item: 'apple' },
+    { basket: 'b1', n: 5, op: 'add', item: 'kiwi' },
+  ];
+  // Other baskets, slowly, so that the job still runs while b1 is looked up.
+  const filler: BasketEvent[] = Array.from({ length: 3000 }, (_, n) => ({ basket: `f${n % 7}`, n, op: 'add', item: `i${n % 13}` }));
+  const handle = run(t, collectionsJob, { workers: 2, inputs: { events: { records: [...events, ...filler], ratePerSec: 300 } } });
+  await waitFor(() => handle.output<BasketAnswer>('answers').filter((answer) => answer.basket === 'b1').length === events.length, 'b1 to be answered', 60_000);
+  const { state } = await handle.state('e2e-collections/basket', 'b1');
+  t.same(state, { items: [['kiwi', 1], ['pear', 2]], log: [1, 2, 3, 4, 5] }, 'the map as [key, value] entries in key order, the list in order');
+  const empty = await handle.state('e2e-collections/basket', 'nobody');
+  t.same(empty.state, {}, 'an instance with no state shows none');
+  await handle.stop();
 });
