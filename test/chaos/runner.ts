@@ -42,6 +42,19 @@ const handle = submit(job, {
 });
 emit({ event: 'started', pid: process.pid });
 
+// Every 5 s the transaction figures of each worker go to the job log: after a violation they tell
+// whether 2PC was stuck (slots held, requests waiting, locks held) or merely slow.
+const figures = setInterval(() => {
+  handle.metrics().then(
+    ({ perWorker }) => {
+      const each = perWorker.map((w, i) => `w${i} running ${w.transactionsRunning}/${w.transactionLimit} waiting ${w.transactionsWaiting} locks ${w.locksHeld} sagas ${w.sagasRunning}`);
+      process.stderr.write(`${new Date().toISOString()} transactions: ${each.join('; ')}\n`);
+    },
+    () => {},
+  );
+}, 5000);
+figures.unref();
+
 createInterface({ input: process.stdin }).on('line', (line) => {
   const [command, arg] = line.trim().split(/\s+/);
   if (command === 'kill') {
