@@ -8,7 +8,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import { Space } from '../state/state-keys.js';
+import { KEY_TYPE_START, Space, spaceOfKey, typeLengthOfKey } from '../state/state-keys.js';
 
 /** Upper bounds (ms) of the handler-time histogram's buckets; the last bucket is +Inf. */
 export const HANDLER_BUCKETS_MS: readonly number[] = [0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000, 5000];
@@ -61,12 +61,12 @@ export class FunctionStats {
 
   /** A state store access; only keys of declared user state count (engine keys have no function type). */
   stateAccess(key: string, access: 'read' | 'miss' | 'write'): void {
-    // Layout in state-keys.ts: [kg:u16][space:u8][typeLen:u16][type]...
-    if (key.charCodeAt(2) !== Space.USER) return;
-    const length = (key.charCodeAt(3) << 8) | key.charCodeAt(4);
+    if (spaceOfKey(key) !== Space.USER) return;
+    const length = typeLengthOfKey(key);
     const last = this.last.type;
     // The same type as the last call: compared in place, without slicing the key.
-    const metrics = last.length === length && key.startsWith(last, 5) ? this.last.metrics : this.of(key.slice(5, 5 + length));
+    const metrics =
+      last.length === length && key.startsWith(last, KEY_TYPE_START) ? this.last.metrics : this.of(key.slice(KEY_TYPE_START, KEY_TYPE_START + length));
     if (access === 'read') metrics.stateReads++;
     else if (access === 'miss') metrics.stateCacheMisses++;
     else metrics.stateWrites++;

@@ -99,11 +99,24 @@ export function txnKey(kg: number, type: string, id: string): string {
   return keyGroupPrefix(kg, Space.TXN) + lengthPrefixed(type) + lengthPrefixed(id);
 }
 
+/** The space of a key (a value of `Space`). */
+export function spaceOfKey(key: string): number {
+  return key.charCodeAt(2);
+}
+
+/** Where the function type starts in a USER, TOKEN or TXN key: after [kg:u16][space:u8][typeLen:u16]. */
+export const KEY_TYPE_START = 5;
+
+/** The length of the function type (latin1 characters of its UTF-8 bytes) in a USER, TOKEN or TXN key. */
+export function typeLengthOfKey(key: string): number {
+  return (key.charCodeAt(3) << 8) | key.charCodeAt(4);
+}
+
 /** The instance a `txnKey` belongs to. */
 export function addressOfTxnKey(key: string): { type: string; id: string } {
-  const typeLength = (key.charCodeAt(3) << 8) | key.charCodeAt(4);
-  const type = key.slice(5, 5 + typeLength);
-  const idStart = 5 + typeLength + 2;
+  const typeLength = typeLengthOfKey(key);
+  const type = key.slice(KEY_TYPE_START, KEY_TYPE_START + typeLength);
+  const idStart = KEY_TYPE_START + typeLength + 2;
   const idLength = (key.charCodeAt(idStart - 2) << 8) | key.charCodeAt(idStart - 1);
   const utf8 = (latin1: string): string => Buffer.from(latin1, 'latin1').toString('utf8');
   return { type: utf8(type), id: utf8(key.slice(idStart, idStart + idLength)) };

@@ -4,7 +4,6 @@
  * `--restore latest`. Afterwards the output file (a file egress) must hold every entry exactly once,
  * each with the balance a sequential run gives it.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -12,42 +11,15 @@ import { jobCheckpointDir, listCheckpoints } from '../../engine/checkpoint/metad
 import { seededRandom } from '../../examples/bank/workload.js';
 import ledgerJob, { type AuditedEntry, type LedgerEntry } from '../fixtures/ledger-file-job.js';
 import { tempDir } from '../fixtures/harness.js';
+import { type LedgerRun, ledgerRun } from '../fixtures/ledger-run.js';
 
-const root = join(import.meta.dirname, '..', '..');
 const ENTRIES = 6000;
 const ACCOUNTS = 8;
 const KILLS = 3;
 
-interface Run {
-  /** Resolves with the exit code (null when killed) once the process has ended. */
-  exited: Promise<number | null>;
-  /** Resolves once the job is up (its admin endpoint listens). */
-  up: Promise<void>;
-  kill(): void;
-  output(): string;
-}
-
-function eddyRun(dir: string, restore: boolean): Run {
-  const args = [join(root, 'bin', 'eddy.js'), 'run', join(root, 'test', 'fixtures', 'ledger-file-job.ts'), '--workers', '2', '--no-progress', '--admin-port', '0'];
-  args.push('--checkpoint-dir', join(dir, 'checkpoints'), '--checkpoint-interval-ms', '100', '--input', `entries=${join(dir, 'entries.ndjson')}`);
-  if (restore) args.push('--restore', 'latest');
-  const child = spawn(process.execPath, args, {
-    // Temporary state folders of killed runs land in the test's folder and go with it.
-    env: { ...process.env, EDDY_TEST_OUTPUT: join(dir, 'audit.ndjson'), EDDY_TEST_DELAY_MS: '1', TMPDIR: dir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let text = '';
-  let markUp!: () => void;
-  const up = new Promise<void>((resolve) => (markUp = resolve));
-  const collect = (chunk: Buffer): void => {
-    text += chunk.toString();
-    if (text.includes('admin endpoint:')) markUp();
-  };
-  child.stdout.on('data', collect);
-  child.stderr.on('data', collect);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  void exited.then(() => markUp());
-  return { exited, up, kill: () => child.kill('SIGKILL'), output: () => text };
+function eddyRun(dir: string, restore: boolean): LedgerRun {
+  const args = ['--checkpoint-dir', join(dir, 'checkpoints'), '--checkpoint-interval-ms', '100', ...(restore ? ['--restore', 'latest'] : [])];
+  return ledgerRun({ dir, workers: 2, args, output: join(dir, 'audit.ndjson'), delayMs: 1 });
 }
 
 void t.test('eddy run killed with SIGKILL three times and restored: every entry is in the output file once, with the sequential balance', async (t) => {

@@ -3,45 +3,19 @@
  * folder (another process, or another submit in this one) is refused at once, naming who holds it;
  * the lock of a process that was killed is stale and taken over.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { EddyError } from '../../../engine/errors.js';
 import { LOCK_FILE, lockDir } from '../../../engine/runtime/dir-lock.js';
 import { tempDir } from '../../fixtures/harness.js';
+import { type LedgerRun, ledgerRun } from '../../fixtures/ledger-run.js';
 
-const root = join(import.meta.dirname, '..', '..', '..');
-
-interface Run {
-  pid: number;
-  exited: Promise<number | null>;
-  /** Resolves once the job is up (its admin endpoint listens), or the process ended. */
-  up: Promise<void>;
-  kill(): void;
-  output(): string;
-}
 
 /** `eddy run` of the ledger job, slowed down so that it runs until killed. */
-function eddyRun(dir: string, checkpointDir: string, stateDir: string): Run {
-  const args = [join(root, 'bin', 'eddy.js'), 'run', join(root, 'test', 'fixtures', 'ledger-file-job.ts'), '--workers', '1', '--no-progress', '--admin-port', '0'];
-  args.push('--checkpoint-dir', checkpointDir, '--state-dir', stateDir, '--input', `entries=${join(dir, 'entries.ndjson')}`);
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, EDDY_TEST_OUTPUT: join(dir, `audit-${Math.random()}.ndjson`), EDDY_TEST_DELAY_MS: '50', TMPDIR: dir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let text = '';
-  let markUp!: () => void;
-  const up = new Promise<void>((resolve) => (markUp = resolve));
-  const collect = (chunk: Buffer): void => {
-    text += chunk.toString();
-    if (text.includes('admin endpoint:')) markUp();
-  };
-  child.stdout.on('data', collect);
-  child.stderr.on('data', collect);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  void exited.then(() => markUp());
-  return { pid: child.pid!, exited, up, kill: () => child.kill('SIGKILL'), output: () => text };
+function eddyRun(dir: string, checkpointDir: string, stateDir: string): LedgerRun {
+  return ledgerRun({ dir, workers: 1, args: ['--checkpoint-dir', checkpointDir, '--state-dir', stateDir], output: join(dir, `audit-${Math.random()}.ndjson`), delayMs: 50 });
 }
 
 void t.test('a second eddy run on the same checkpoint folder or state directory refuses at once, naming the first one; a killed run\'s lock is taken over', async (t) => {
