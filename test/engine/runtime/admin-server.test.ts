@@ -215,3 +215,49 @@ void t.test('a state lookup shows map and list state as committed: the entries i
   t.same(empty.state, {}, 'an instance with no state shows none');
   await handle.stop();
 });
+
+void t.test('state lookups of map and list state while a worker is killed: each settles (the state, or EDDY_JOB_STOPPED to retry), and after the restore they show the committed state again', async (t) => {
+  const events: BasketEvent[] = [
+    { basket: 'b1', n: 1, op: 'add', item: 'pear' },
+    { basket: 'b1', n: 2, op: 'add', item: 'apple' },
+    { basket: 'b1', n: 3, op: 'add', item: 'pear' },
+  ];
+  const filler: BasketEvent[] = Array.from({ length: 6000 }, (_, n) => ({ basket: `f${n % 7}`, n, op: 'add', item: `i${n % 13}` }));
+  const handle = run(t, collectionsJob, {
+    workers: 2,
+    checkpointDir: tempDir(t, 'state-lookup-kill'),
+    checkpointIntervalMs: 100,
+    inputs: { events: { records: [...events, ...filler], ratePerSec: 400 } },
+  });
+  const want = { items: [['pear', 2], ['apple', 1]].sort(), log: [1, 2, 3] };
+  await waitFor(() => handle.output<BasketAnswer>('answers').filter((answer) => answer.basket === 'b1').length === events.length, 'b1 to be answered', 60_000);
+  await waitFor(() => handle.status().checkpoints.length >= 2, 'a checkpoint after b1', 60_000);
+  let answered = 0;
+  let refused = 0;
+  const lookups: Array<Promise<void>> = [];
+  const lookUp = (): void => {
+    lookups.push(
+      handle.state('e2e-collections/basket', 'b1').then(
+        ({ state }) => {
+          answered++;
+          t.same(state, want, 'an answer is the committed state, whole');
+        },
+        (error: { code?: string }) => {
+          refused++;
+          t.equal(error.code, 'EDDY_JOB_STOPPED', 'a refusal says to try again');
+        },
+      ),
+    );
+  };
+  for (let i = 0; i < 20; i++) lookUp();
+  await handle.killWorker(0);
+  for (let i = 0; i < 20; i++) {
+    lookUp();
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  const settled = await Promise.race([Promise.all(lookups).then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 30_000))]);
+  t.ok(settled, `every lookup settled (${answered} answered, ${refused} refused while the workers restored)`);
+  await waitFor(() => handle.status().state === 'running' && handle.status().restarts === 1, 'the restore', 60_000);
+  t.same((await handle.state('e2e-collections/basket', 'b1')).state, want, 'after the restore the lookup shows the restored state');
+  await handle.stop();
+});
