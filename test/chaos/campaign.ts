@@ -64,7 +64,7 @@ export interface CampaignResult {
   /**
    * Responses published twice because a restore fell back past a corrupt checkpoint: the output of
    * the epochs after the good checkpoint was out already and is produced again, the documented
-   * at-least-once of that fallback. Only a pair whose first copy was read after the checkpoint the
+   * at-least-once of that fallback. Only a pair whose first copy was produced after the checkpoint the
    * restore falls back to had completed and before the process kill of that checkpoint-corrupt fault,
    * and whose second copy after the kill, counts here; any other duplicate is a violation.
    */
@@ -192,9 +192,9 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     await producer.connect();
 
     // Everything a read_committed consumer sees, by (partition, offset), with when it was seen.
-    const seen = new Map<string, { response: Response; at: number }>();
+    const seen = new Map<string, { response: Response; at: number; publishedAt: number }>();
     /** The same for the job's dead letters (key: `dead:<partition>:<offset>`). */
-    const deadSeen = new Map<string, { letter: DeadLetter; at: number }>();
+    const deadSeen = new Map<string, { letter: DeadLetter; at: number; publishedAt: number }>();
     const arrivals: number[] = [];
     const startTail = async (): Promise<void> => {
       const consumer = kafka.consumer({ groupId: `chaos-tail-${Date.now()}`, maxWaitTimeInMs: 100, sessionTimeout: 30_000 });
@@ -208,9 +208,13 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       await consumer.subscribe({ topics: [responsesTopic, deadLettersTopic], fromBeginning: true });
       await consumer.run({
         eachMessage: async ({ topic, partition, message }) => {
+          // When the job's sink produced the record (its CreateTime): a read_committed reader can see a
+          // record long after it was committed, while an open transaction of a killed process holds
+          // the partition's last stable offset until the restarted job's producer fences it.
+          const publishedAt = Number(message.timestamp) - t0;
           if (topic === deadLettersTopic) {
             const key = `dead:${partition}:${message.offset}`;
-            if (!deadSeen.has(key)) deadSeen.set(key, { letter: JSON.parse(message.value?.toString('utf8') ?? '{}') as DeadLetter, at: now() });
+            if (!deadSeen.has(key)) deadSeen.set(key, { letter: JSON.parse(message.value?.toString('utf8') ?? '{}') as DeadLetter, at: now(), publishedAt });
             return;
           }
           const key = `${partition}:${message.offset}`;
@@ -225,7 +229,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
             // A record no request explains (e.g. replayed from a corrupted checkpoint): checked below.
             response = { requestId: `garbled@${key}`, status: -1, op: text.slice(0, 120) };
           }
-          seen.set(key, { response, at });
+          seen.set(key, { response, at, publishedAt });
           arrivals.push(at);
         },
       });
@@ -541,24 +545,28 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     // --- checks -------------------------------------------------------------------------------------
     const legOf = (id: string): string => id.split(':')[0]!;
     const byId = new Map<string, Response[]>();
-    const readAt = new Map<string, Array<number | undefined>>();
-    for (const [key, { response }] of seen) {
+    const publishedAt = new Map<string, number[]>();
+    for (const [, { response, publishedAt: at }] of seen) {
       const list = byId.get(response.requestId) ?? [];
       list.push(response);
       byId.set(response.requestId, list);
-      readAt.set(response.requestId, [...(readAt.get(response.requestId) ?? []), liveAt.get(key)]);
+      publishedAt.set(response.requestId, [...(publishedAt.get(response.requestId) ?? []), at]);
     }
     // Everything the checks below see, for a look after a violation: the requests, and the responses in
-    // topic order (key: partition@offset) with the time the live reader saw them.
+    // topic order (key: partition@offset) with the time the live reader saw them and the time the job
+    // produced them.
     writeFileSync(join(workDir, 'requests.jsonl'), [...sent.values()].map((r) => JSON.stringify(r)).join('\n') + '\n');
-    writeFileSync(join(workDir, 'responses.jsonl'), [...seen].map(([key, { response }]) => JSON.stringify({ key, readAt: liveAt.get(key), ...response })).join('\n') + '\n');
+    writeFileSync(join(workDir, 'responses.jsonl'), [...seen].map(([key, { response }]) => JSON.stringify({ key, readAt: liveAt.get(key), publishedAt: seen.get(key)!.publishedAt, ...response })).join('\n') + '\n');
     writeFileSync(join(workDir, 'faults.json'), JSON.stringify({ faults, fallbacks }, null, 1));
-    writeFileSync(join(workDir, 'dead-letters.jsonl'), [...deadSeen].map(([key, { letter }]) => JSON.stringify({ key, readAt: liveAt.get(key), ...letter })).join('\n') + '\n');
+    writeFileSync(join(workDir, 'dead-letters.jsonl'), [...deadSeen].map(([key, { letter, publishedAt: at }]) => JSON.stringify({ key, readAt: liveAt.get(key), publishedAt: at, ...letter })).join('\n') + '\n');
     let republishedAfterFallback = 0;
     let answersChangedByFallback = 0;
-    /** The fallback a request was run again across (its two answers read on either side of the kill), if any. */
+    /**
+     * The fallback a request was run again across, if any: its first answer produced after the
+     * checkpoint fallen back to had completed and before the kill, its second after the kill.
+     */
     const fallbackOf = (id: string): (typeof fallbacks)[number] | undefined => {
-      const [a, b, ...more] = readAt.get(id) ?? [];
+      const [a, b, ...more] = publishedAt.get(id) ?? [];
       if (more.length > 0 || a === undefined || b === undefined) return undefined;
       return fallbacks.find(({ killAt, goodSince }) => Math.min(a, b) >= goodSince && Math.min(a, b) < killAt && Math.max(a, b) > killAt);
     };
@@ -597,14 +605,14 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     // fallback counts only the dead letters of its second run.
     const abandonedDelta = new Map<string, number>();
     const abandonedIds = new Set<string>();
-    for (const [key, { letter }] of deadSeen) {
+    for (const [, { letter, publishedAt: at }] of deadSeen) {
       if (letter.code !== 'EDDY_COMPENSATION_FAILED' || letter.payloadBase64 === undefined || letter.target === undefined) {
         violate('unexpected-dead-letter', `${letter.code}: ${letter.reason}`);
         continue;
       }
       const undo = JSON.parse(Buffer.from(letter.payloadBase64, 'base64').toString('utf8')) as { op: 'add' | 'subtract'; requestId: string; amount: number };
       const fallback = fallbackOf(legOf(undo.requestId));
-      if (fallback !== undefined && (liveAt.get(key) ?? 0) < fallback.killAt) continue;
+      if (fallback !== undefined && at < fallback.killAt) continue;
       if (abandonedIds.has(undo.requestId)) {
         violate('unexpected-dead-letter', `the compensation ${undo.requestId} was given up twice`, legOf(undo.requestId));
         continue;
