@@ -127,40 +127,96 @@ export async function writeKeyGroupFile(
   }
 }
 
-/** Reads the entries of one key group; a file that does not match its index is refused clearly. */
+/** The entries of one key group of a checkpoint file (none if the file does not hold it), in key order. */
 export async function readKeyGroup(path: string, index: KeyGroupIndex, keyGroup: number, file?: FileHandle): Promise<Array<[Buffer, Buffer]>> {
-  const slot = index.find(([kg]) => kg === keyGroup);
-  if (slot === undefined) return [];
-  const [, offset, length] = slot;
   const handle = file ?? (await open(path, 'r'));
   try {
-    const header = Buffer.alloc(HEADER_BYTES);
-    await handle.read(header, 0, HEADER_BYTES, 0);
-    if (!header.subarray(0, MAGIC.length).equals(MAGIC)) throw corrupt(path, 'it is not an Eddy checkpoint file');
-    const version = header.readUInt16BE(MAGIC.length);
-    if (version !== KEY_GROUP_FILE_VERSION) throw corrupt(path, `format version ${version}, this engine reads ${KEY_GROUP_FILE_VERSION}`);
-    const section = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(section, 0, length, offset);
-    if (bytesRead !== length) throw corrupt(path, `key group ${keyGroup} is cut short (${bytesRead} of ${length} bytes)`);
-    if (section.readUInt16BE(0) !== keyGroup) throw corrupt(path, `key group ${keyGroup} is not where the index says`);
-    const count = section.readUInt32BE(2);
+    const section = await new KeyGroupFileReader(path, index, handle, (kg) => kg === keyGroup).section(keyGroup);
     const entries: Array<[Buffer, Buffer]> = [];
-    let at = 6;
-    for (let i = 0; i < count; i++) {
-      if (at + 4 > length) throw corrupt(path, `key group ${keyGroup} ends inside entry ${i}`);
-      const keyLength = section.readUInt32BE(at);
-      const key = section.subarray(at + 4, at + 4 + keyLength);
-      at += 4 + keyLength;
-      if (at + 4 > length) throw corrupt(path, `key group ${keyGroup} ends inside entry ${i}`);
-      const valueLength = section.readUInt32BE(at);
-      const value = section.subarray(at + 4, at + 4 + valueLength);
-      at += 4 + valueLength;
-      if (at > length) throw corrupt(path, `key group ${keyGroup} ends inside entry ${i}`);
-      entries.push([key, value]);
+    if (section !== undefined) {
+      forEachEntry(section, path, keyGroup, (keyStart, keyEnd, valueStart, valueEnd) => {
+        entries.push([section.subarray(keyStart, keyEnd), section.subarray(valueStart, valueEnd)]);
+      });
     }
     return entries;
   } finally {
     if (file === undefined) await handle.close();
+  }
+}
+
+/** Bytes per read of consecutive sections: few reads for a restore, bounded memory at millions of keys. */
+const READ_WINDOW_BYTES = 16 << 20;
+
+/**
+ * Reads the sections of one checkpoint file, asked for in key-group order: each read takes the asked
+ * section and the next ones that `wanted` (up to READ_WINDOW_BYTES), so a restore reads a file in a
+ * few large reads, not two per key group. The header is checked on the first read.
+ */
+export class KeyGroupFileReader {
+  private readonly slots = new Map<number, number>();
+  private window: { start: number; bytes: Buffer } | undefined;
+  private headerChecked = false;
+
+  constructor(
+    private readonly path: string,
+    private readonly index: KeyGroupIndex,
+    private readonly file: FileHandle,
+    private readonly wanted: (keyGroup: number) => boolean,
+  ) {
+    index.forEach(([kg], position) => this.slots.set(kg, position));
+  }
+
+  /** The section of `keyGroup` (undefined if the file does not hold it), its head checked. */
+  async section(keyGroup: number): Promise<Buffer | undefined> {
+    const position = this.slots.get(keyGroup);
+    if (position === undefined) return undefined;
+    const [, offset, length] = this.index[position]!;
+    const { path } = this;
+    if (this.window === undefined || offset < this.window.start || offset + length > this.window.start + this.window.bytes.length) {
+      await this.checkHeader();
+      let end = offset + length;
+      for (let next = position + 1; next < this.index.length; next++) {
+        const [kg, nextOffset, nextLength] = this.index[next]!;
+        if (!this.wanted(kg) || nextOffset !== end || end + nextLength - offset > READ_WINDOW_BYTES) break;
+        end += nextLength;
+      }
+      const bytes = Buffer.alloc(end - offset);
+      const { bytesRead } = await this.file.read(bytes, 0, bytes.length, offset);
+      // A file cut short inside a later section: that one's own read finds it.
+      if (bytesRead < length) throw corrupt(path, `key group ${keyGroup} is cut short (${bytesRead} of ${length} bytes)`);
+      this.window = { start: offset, bytes: bytes.subarray(0, bytesRead) };
+    }
+    const section = this.window.bytes.subarray(offset - this.window.start, offset - this.window.start + length);
+    if (length < 6 || section.readUInt16BE(0) !== keyGroup) throw corrupt(path, `key group ${keyGroup} is not where the index says`);
+    return section;
+  }
+
+  private async checkHeader(): Promise<void> {
+    if (this.headerChecked) return;
+    const header = Buffer.alloc(HEADER_BYTES);
+    await this.file.read(header, 0, HEADER_BYTES, 0);
+    if (!header.subarray(0, MAGIC.length).equals(MAGIC)) throw corrupt(this.path, 'it is not an Eddy checkpoint file');
+    const version = header.readUInt16BE(MAGIC.length);
+    if (version !== KEY_GROUP_FILE_VERSION) throw corrupt(this.path, `format version ${version}, this engine reads ${KEY_GROUP_FILE_VERSION}`);
+    this.headerChecked = true;
+  }
+}
+
+/** Calls `visit` with the byte offsets of each entry of a section (`path` and `keyGroup` name it in errors). */
+export function forEachEntry(section: Buffer, path: string, keyGroup: number, visit: (keyStart: number, keyEnd: number, valueStart: number, valueEnd: number) => void): void {
+  const length = section.length;
+  const count = section.readUInt32BE(2);
+  let at = 6;
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > length) throw corrupt(path, `key group ${keyGroup} ends inside entry ${i}`);
+    const keyStart = at + 4;
+    const keyEnd = keyStart + section.readUInt32BE(at);
+    if (keyEnd + 4 > length) throw corrupt(path, `key group ${keyGroup} ends inside entry ${i}`);
+    const valueStart = keyEnd + 4;
+    const valueEnd = valueStart + section.readUInt32BE(keyEnd);
+    if (valueEnd > length) throw corrupt(path, `key group ${keyGroup} ends inside entry ${i}`);
+    visit(keyStart, keyEnd, valueStart, valueEnd);
+    at = valueEnd;
   }
 }
 

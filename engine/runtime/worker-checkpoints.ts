@@ -1,11 +1,10 @@
 import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readKeyGroup, writeKeyGroupFile } from '../checkpoint/key-group-file.js';
+import { forEachEntry, KeyGroupFileReader, type KeyGroupIndex, writeKeyGroupFile } from '../checkpoint/key-group-file.js';
 import { checkpointPath, type StateFile, type WorkerCheckpoint } from '../checkpoint/metadata.js';
 import { describeError } from '../errors.js';
 import type { KeyGroupRange } from '../key-groups.js';
-import type { StateBackend } from '../state/state-backend.js';
-import type { StateCut } from '../state/state-store.js';
+import type { StateCut, StateStore } from '../state/state-store.js';
 import { parkedKey, parkedSeqOf, Space, toBytes } from '../state/state-keys.js';
 import type { FromWorker, SplitPosition } from './worker-protocol.js';
 
@@ -27,6 +26,16 @@ function keyGroupBounds(kg: number): [Uint8Array, Uint8Array] {
 
 /** A full state file at least this often in a worker's chain, so a restore reads a bounded number of files. */
 export const FULL_CHECKPOINT_EVERY = 10;
+
+/**
+ * The chain's deltas add up to more bytes than its full file: a restore would read and merge more
+ * than a full file holds (a job that rewrites most keys between checkpoints), so the next is full.
+ */
+function deltasOutweighFull(chain: readonly StateFile[]): boolean {
+  let deltaBytes = 0;
+  for (const file of chain) if (file.delta) deltaBytes += file.bytes ?? 0;
+  return deltaBytes > (chain[0]?.bytes ?? 0);
+}
 
 /** Delta entries: a put is the value behind a 1 byte, a delete is a lone 0 byte. */
 const PUT = 1;
@@ -62,7 +71,8 @@ export class WorkerCheckpoints {
   /**
    * The state files of the last checkpoint acknowledged here: a full one, then deltas. The next
    * checkpoint adds its delta, unless it must be full: at the start, after an abort (the chain may
-   * hold a delta no complete checkpoint has), or every FULL_CHECKPOINT_EVERY.
+   * hold a delta no complete checkpoint has), every FULL_CHECKPOINT_EVERY, or once the deltas
+   * outweigh the full file.
    */
   private chain: StateFile[] = [];
   private abortedUpTo = 0;
@@ -122,7 +132,7 @@ export class WorkerCheckpoints {
         if (directory !== undefined) this.chain = [];
         return;
       }
-      const full = changes === undefined || this.chain.length === 0 || this.chain.length >= FULL_CHECKPOINT_EVERY;
+      const full = changes === undefined || this.chain.length === 0 || this.chain.length >= FULL_CHECKPOINT_EVERY || deltasOutweighFull(this.chain);
       const base = full ? [] : this.chain;
       const folder = checkpointPath(directory, id);
       await mkdir(folder, { recursive: true });
@@ -159,39 +169,59 @@ export class WorkerCheckpoints {
   }
 }
 
+/** A view of part of a checkpoint section (a plain Uint8Array: cheaper to make than a Buffer's subarray). */
+function view(section: Buffer, start: number, end: number): Uint8Array {
+  return new Uint8Array(section.buffer, section.byteOffset + start, end - start);
+}
+
 /** Entries per backend write during a restore: large batches, few event-loop turns. */
 const RESTORE_BATCH = 10_000;
 
 /**
  * Loads the key groups of `range` from the checkpoint parts that hold them (any worker count may
- * have written it) into an empty backend. The feedback envelopes that were in flight at the cut are
+ * have written it) into a store just opened on an empty backend. The feedback envelopes that were in flight at the cut are
  * stored as parked work behind the checkpoint's own parked envelopes (so they run first, in that
  * order, and a checkpoint taken before they have run still holds them). Returns how many were
- * logged, `parked`: 0 only if the restored state holds no parked entry (nothing to replay), and
- * `entries`: the state entries written.
+ * logged, `parked`: 0 only if the restored state holds no parked entry (nothing to replay),
+ * `timers` and `transactions`: the entries of those spaces (0: nothing to load), and `entries`: the
+ * state entries restored.
  * `givenUp()` is asked between key groups: once it holds, the restore stops where it is (the attempt
  * was given up; its state is thrown away).
  *
- * Writing into LevelDB is most of a restore's time, so each key is written once: a key group's full
- * file and its deltas are merged first (a key rewritten by every delta, or put then deleted, is one
- * write or none: the backend is empty), and the next key groups are read while a batch is written.
+ * Writing into LevelDB is most of a restore's time, so each key is written once (a key group's full
+ * file and its deltas are merged first: a key rewritten by every delta, or put then deleted, is one
+ * write or none, as the backend is empty), and user state is not waited for: it goes into the
+ * store's cache, readable at once, and is written in the background (`StateStore.preload`). The
+ * engine's own entries (timers, transactions, parked work), which the worker scans at start, are
+ * written before this returns, the next key groups read while a batch is written.
  */
 export async function restoreKeyGroups(
   restore: { checkpointDir: string; id: number; parts: WorkerCheckpoint[] },
   range: KeyGroupRange,
-  backend: StateBackend,
+  store: StateStore,
   givenUp: () => boolean = () => false,
-): Promise<{ logged: number; parked: number; entries: number }> {
+): Promise<{ logged: number; parked: number; timers: number; transactions: number; entries: number }> {
+  const backend = store.backend;
   let entries = 0;
+  const userState: Array<readonly [string, Uint8Array]> = [];
   const logged: Array<[number, Uint8Array]> = [];
   let lastParked = 0;
   let parked = 0;
-  // Each file is opened once, not once per key group (a worker's part has 64 of them by default).
+  let timers = 0;
+  let transactions = 0;
+  // Each file is opened once and read in a few large reads of the key groups this worker owns, not
+  // once per key group (a worker's part has 64 of them by default).
   const files = new Map<string, Promise<FileHandle>>();
-  const handle = (path: string): Promise<FileHandle> => {
-    let file = files.get(path);
-    if (file === undefined) files.set(path, (file = open(path, 'r')));
-    return file;
+  const readers = new Map<string, Promise<KeyGroupFileReader>>();
+  const owned = (part: WorkerCheckpoint) => (kg: number): boolean => range.start <= kg && kg <= range.end && part.keyGroups.start <= kg && kg <= part.keyGroups.end;
+  const readerOf = (path: string, index: KeyGroupIndex, part: WorkerCheckpoint): Promise<KeyGroupFileReader> => {
+    let reader = readers.get(path);
+    if (reader === undefined) {
+      const file = open(path, 'r');
+      files.set(path, file);
+      readers.set(path, (reader = file.then((handle) => new KeyGroupFileReader(path, index, handle, owned(part)))));
+    }
+    return reader;
   };
   let pending: Array<readonly [Uint8Array, Uint8Array]> = [];
   // One batch is written while the next key groups are read and decoded.
@@ -205,43 +235,55 @@ export async function restoreKeyGroups(
     // Awaited before the next batch or at the end; a failure is never left unobserved meanwhile.
     writing.catch(() => {});
   };
-  const add = (key: Uint8Array, value: Uint8Array): void => {
-    if (key[2] === Space.PARKED) {
-      parked++;
-      lastParked = Math.max(lastParked, parkedSeqOf(key));
-    }
-    pending.push([key, value]);
+  const add = (key: string, value: Uint8Array): void => {
     entries++;
+    const space = key.charCodeAt(2);
+    if (space === Space.USER) {
+      userState.push([key, value]);
+      return;
+    }
+    const bytes = toBytes(key);
+    if (space === Space.TIMER) timers++;
+    else if (space === Space.TXN) transactions++;
+    else if (space === Space.PARKED) {
+      parked++;
+      lastParked = Math.max(lastParked, parkedSeqOf(bytes));
+    }
+    pending.push([bytes, value]);
   };
   try {
     for (const kg of keyGroups(range)) {
       if (givenUp()) {
         await writing;
-        return { logged: logged.length, parked, entries };
+        return { logged: logged.length, parked, timers, transactions, entries };
       }
       const part = restore.parts.find((p) => p.keyGroups.start <= kg && kg <= p.keyGroups.end);
       if (part === undefined) continue;
-      const read = async (file: StateFile): Promise<Array<[Buffer, Buffer]>> => {
+      // Each entry of each file is visited in place; objects are made only of the entries kept.
+      const visit = async (file: StateFile, entry: (key: string, section: Buffer, valueStart: number, valueEnd: number) => void): Promise<void> => {
         const path = join(checkpointPath(restore.checkpointDir, file.checkpoint), file.file);
-        return readKeyGroup(path, file.index, kg, await handle(path));
+        const section = await (await readerOf(path, file.index, part)).section(kg);
+        if (section === undefined) return;
+        forEachEntry(section, path, kg, (keyStart, keyEnd, valueStart, valueEnd) => entry(section.toString('latin1', keyStart, keyEnd), section, valueStart, valueEnd));
       };
       const [full, ...deltas] = part.state;
       if (deltas.length === 0 && full !== undefined && !full.delta) {
-        for (const [key, value] of await read(full)) add(key, value);
+        await visit(full, (key, section, valueStart, valueEnd) => add(key, view(section, valueStart, valueEnd)));
       } else {
         // The full state file, then each delta over it, in order: the last write of a key wins.
-        const merged = new Map<string, readonly [Buffer, Buffer | null]>();
+        const merged = new Map<string, Uint8Array | null>();
         for (const file of part.state) {
-          for (const [key, value] of await read(file)) {
-            const write = !file.delta ? value : value[0] === PUT ? value.subarray(1) : null;
-            merged.set(key.toString('latin1'), [key, write]);
-          }
+          await visit(file, (key, section, valueStart, valueEnd) => {
+            if (!file.delta) merged.set(key, view(section, valueStart, valueEnd));
+            else merged.set(key, section[valueStart] === PUT ? view(section, valueStart + 1, valueEnd) : null);
+          });
         }
-        for (const [key, value] of merged.values()) if (value !== null) add(key, value);
+        for (const [key, value] of merged) if (value !== null) add(key, value);
       }
       if (pending.length >= RESTORE_BATCH) await writePending();
       const logPath = join(checkpointPath(restore.checkpointDir, restore.id), part.logFile);
-      for (const [, bytes] of await readKeyGroup(logPath, part.logIndex, kg, await handle(logPath))) logged.push([kg, bytes]);
+      const logSection = await (await readerOf(logPath, part.logIndex, part)).section(kg);
+      if (logSection !== undefined) forEachEntry(logSection, logPath, kg, (_keyStart, _keyEnd, valueStart, valueEnd) => logged.push([kg, view(logSection, valueStart, valueEnd)]));
     }
     await writePending();
     await writing;
@@ -251,5 +293,6 @@ export async function restoreKeyGroups(
   }
   let seq = Math.max(lastParked, Date.now() * 1000);
   if (logged.length > 0) await backend.write(logged.map(([kg, bytes]) => [toBytes(parkedKey(kg, ++seq)), bytes] as const));
-  return { logged: logged.length, parked: parked + logged.length, entries };
+  store.preload(userState);
+  return { logged: logged.length, parked: parked + logged.length, timers, transactions, entries };
 }

@@ -185,8 +185,11 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     }
   };
 
-  // Parked envelopes to replay at start: unknown (look) unless a restore just wrote the state.
+  // Engine state to load at start: unknown (look) unless a restore just wrote the state and counted
+  // it (a scan per key group and space costs a restore tens of milliseconds even when empty).
   let parkedToReplay = true;
+  let timersToLoad = true;
+  let transactionsToLoad = true;
   // Where a restore's time goes, logged once it is done (ms since the task began).
   const began = performance.now();
   const phases: string[] = [];
@@ -204,15 +207,17 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     // A restore loads the key groups this worker now owns from every part of the checkpoint that has
     // them, before anything reads state; the feedback in flight at the cut is replayed at start.
     if (init.restore !== undefined) {
-      const restored = await restoreKeyGroups(init.restore, keyGroups, backend, () => givenUp !== undefined);
+      const restored = await restoreKeyGroups(init.restore, keyGroups, store, () => givenUp !== undefined);
       parkedToReplay = restored.parked > 0;
-      phase(`state (${restored.entries} entries)`);
+      timersToLoad = restored.timers > 0;
+      transactionsToLoad = restored.transactions > 0;
+      phase(`state (${restored.entries} entries; user state written in the background)`);
     }
     checkGivenUp();
     await router.open();
     phase('sources');
-    await dispatcher.delayed.load(keyGroups);
-    await dispatcher.loadTransactions();
+    if (timersToLoad) await dispatcher.delayed.load(keyGroups);
+    if (transactionsToLoad) await dispatcher.loadTransactions();
     // Before 'ready': a checkpoint cut once the workers run must park its envelopes after these.
     if (parkedToReplay) await dispatcher.loadParked();
     phase('timers, transactions, parked');

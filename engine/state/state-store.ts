@@ -2,7 +2,7 @@ import type { StateBackend, StateSnapshot } from './state-backend.js';
 import { fromBytes, prefixEnd, toBytes } from './state-keys.js';
 
 interface Taken {
-  entries: Map<string, CacheEntry>;
+  entries: Map<string, CacheEntry> | Array<readonly [string, CacheEntry]>;
   /** Keys with their values as of the take (an entry may be rewritten before the write runs). */
   batch: Array<[string, Uint8Array | null]>;
 }
@@ -31,7 +31,7 @@ function asBytes(entries: ReadonlyArray<readonly [string, Uint8Array | null]>, s
 
 /** The write of `taken` completed or failed: its entries may be evicted again. */
 function writeEnded(taken: Taken): void {
-  for (const entry of taken.entries.values()) entry.writing--;
+  for (const [, entry] of taken.entries) entry.writing--;
 }
 
 /**
@@ -76,6 +76,8 @@ export class StateStore {
   private changes: Map<string, Uint8Array | null> | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The write of restored entries (see `preload`) while it runs, with the key prefixes it holds. */
+  private preloading: { write: Promise<void>; prefixes: Set<string> } | undefined;
   /** Told of every read (and whether it missed the cache) and write: per-function-type metrics. */
   observer: ((key: string, access: 'read' | 'miss' | 'write') => void) | undefined;
 
@@ -116,6 +118,43 @@ export class StateStore {
       entry.value = value;
       if (!entry.dirty) this.markDirty(key, entry);
     }
+  }
+
+  /**
+   * Restored entries, readable at once: they enter the cache as entries being written, and are
+   * written to the backend in the background, so a restore does not wait for LevelDB to take them
+   * (most of its time); once written, they leave the cache. Every later write and cut goes after this one, as after any running write;
+   * if it fails, the entries are dirty again and the next flush retries them. Call it on a store
+   * that has not been written to (a restore into an empty backend): the entries are not changes.
+   */
+  preload(entries: ReadonlyArray<readonly [string, Uint8Array]>): void {
+    if (entries.length === 0) return;
+    if (this.flushing !== undefined || this.dirty.size > 0) throw new Error('preload: the store has writes of its own; preload only into a store just opened on an empty backend');
+    const taken: { entries: Array<readonly [string, CacheEntry]>; batch: Array<[string, Uint8Array | null]> } = { entries: [], batch: [] };
+    // [key group][space] of each key: scanPrefix need not wait for this write unless it holds the prefix.
+    const heads = new Set<number>();
+    for (const [key, value] of entries) {
+      const entry: CacheEntry = { value, dirty: false, dirtySince: 0, writing: 1 };
+      this.cache.set(key, entry);
+      taken.entries.push([key, entry]);
+      taken.batch.push([key, value]);
+      heads.add((key.charCodeAt(0) << 16) | (key.charCodeAt(1) << 8) | key.charCodeAt(2));
+    }
+    const prefixes = new Set([...heads].map((head) => String.fromCharCode(head >>> 16, (head >>> 8) & 0xff, head & 0xff)));
+    this.writeInBackground(taken);
+    const write = this.flushing!;
+    this.preloading = { write, prefixes };
+    void write.then(
+      () => {
+        this.preloading = undefined;
+        // Written: they leave the cache (reads find them in the backend, as after any restore), and
+        // with them the checkpoint file buffers their values are views of.
+        for (const [key, entry] of taken.entries) {
+          if (this.cache.get(key) === entry && !entry.dirty && entry.writing === 0) this.cache.delete(key);
+        }
+      },
+      () => (this.preloading = undefined),
+    );
   }
 
   get pendingWrites(): number {
@@ -370,7 +409,15 @@ export class StateStore {
 
   /** Every entry whose key starts with `prefix`, in key order, including unflushed writes. */
   async *scanPrefix(prefix: string): AsyncIterable<[string, Uint8Array]> {
-    await this.flushAll();
+    // Restored entries still being written in the background hold none of this prefix's keys (the
+    // engine's own, read at start): they need not be waited for.
+    const preloading = this.preloading;
+    const unrelated =
+      preloading !== undefined &&
+      this.dirty.size === 0 &&
+      this.flushing === preloading.write &&
+      ![...preloading.prefixes].some((p) => p.startsWith(prefix) || prefix.startsWith(p));
+    if (!unrelated) await this.flushAll();
     for await (const [key, value] of this.backend.scan(toBytes(prefix), toBytes(prefixEnd(prefix)))) {
       yield [fromBytes(key), value];
     }

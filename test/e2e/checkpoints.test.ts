@@ -157,7 +157,8 @@ void t.test('restore latest after a clean stop continues exactly where the stop 
 
 void t.test('incremental checkpoints: a restore from a full file and deltas (puts and deletes) continues exactly', async (t) => {
   const checkpointDir = tempDir(t, 'chk-toggle');
-  const events = Array.from({ length: 20_000 }, (_, n) => ({ key: `k${n % 300}`, n }));
+  // Many keys, each event changing one: deltas stay small beside the full file (else the next is full).
+  const events = Array.from({ length: 20_000 }, (_, n) => ({ key: `k${n % 3000}`, n }));
   const first = run(t, toggleJob, { workers: 2, checkpointDir, checkpointIntervalMs: 30, checkpointsRetained: 50, inputs: { events: { records: events, ratePerSec: 10_000 } } });
   await first.done;
   // A checkpoint taken mid-way whose state is a chain with deltas.

@@ -640,3 +640,113 @@ void t.test('scanLive sees entries whose write is running, and a write landing d
     ['p/b', 'new b'],
   ]);
 });
+
+// Keys as the engine lays them out: [key group u16][space u8]... (state-keys.ts); space 1 is user state.
+const userKey = (kg: number, name: string): string => String.fromCharCode(0, kg, 1) + name;
+const engineKey = (kg: number, space: number, name: string): string => String.fromCharCode(0, kg, space) + name;
+
+void t.test('preload: restored entries are readable at once, before their background write lands, and reach the backend after', async (t) => {
+  const backend = new ProbeBackend();
+  const gate = deferred();
+  backend.gates.set(0, gate.promise);
+  const store = new StateStore(backend, 100);
+  store.preload([[userKey(1, 'a'), v('1')], [userKey(2, 'b'), v('2')]]);
+  t.equal(str(store.get(userKey(1, 'a'))), '1', 'read from the cache while the write is held');
+  t.equal(backend.stored(userKey(1, 'a')), undefined, 'not in the backend yet');
+  t.same(backend.reads, [], 'no read went to the backend');
+  gate.resolve();
+  await store.flushAll();
+  t.equal(backend.stored(userKey(1, 'a')), '1');
+  t.equal(backend.stored(userKey(2, 'b')), '2');
+  await store.close();
+});
+
+void t.test('preload: a write made while the restored entries are written lands after them, so the newer value stays', async (t) => {
+  const backend = new ProbeBackend();
+  const gate = deferred();
+  backend.gates.set(0, gate.promise);
+  const store = new StateStore(backend, 100);
+  store.preload([[userKey(1, 'a'), v('restored')]]);
+  store.put(userKey(1, 'a'), v('newer'));
+  const flushed = store.flush();
+  gate.resolve();
+  await flushed;
+  t.equal(backend.stored(userKey(1, 'a')), 'newer');
+  t.equal(str(store.get(userKey(1, 'a'))), 'newer');
+  await store.close();
+});
+
+void t.test('preload: a cut taken while the restored entries are written holds them', async (t) => {
+  const backend = new ProbeBackend();
+  const gate = deferred();
+  backend.gates.set(0, gate.promise);
+  const store = new StateStore(backend, 100, 10);
+  store.preload([[userKey(1, 'a'), v('1')], [userKey(1, 'b'), v('1')]]);
+  store.put(userKey(1, 'b'), v('2'));
+  const cut = store.snapshot();
+  setTimeout(() => gate.resolve(), 20);
+  const { snapshot, changes } = await cut;
+  const seen: Record<string, string> = {};
+  for await (const batch of snapshot.scanBatches(toBytes('\u0000'), toBytes('\u00ff'))) for (const [key, value] of batch) seen[Buffer.from(key).toString('latin1').slice(3)] = Buffer.from(value).toString();
+  t.same(seen, { a: '1', b: '2' }, 'restored entries and the later write');
+  t.same([...changes!.keys()].map((k) => k.slice(3)), ['b'], 'restored entries are not changes since the restored checkpoint; the later write is');
+  await snapshot.close();
+  await store.close();
+});
+
+void t.test('preload: scanPrefix of engine state does not wait for the restored user state, a scan of user state does', async (t) => {
+  const backend = new ProbeBackend();
+  await backend.inner.write([[toBytes(engineKey(1, 5, 'txn')), v('record')]]);
+  const gate = deferred();
+  backend.gates.set(0, gate.promise);
+  const store = new StateStore(backend, 100);
+  store.preload([[userKey(1, 'a'), v('1')]]);
+  const engine: string[] = [];
+  for await (const [key, value] of store.scanPrefix(engineKey(1, 5, ''))) engine.push(`${key.slice(3)}=${str(value)}`);
+  t.same(engine, ['txn=record'], 'read while the restored write is held');
+  let userDone = false;
+  const user = (async () => {
+    const seen: string[] = [];
+    for await (const [key, value] of store.scanPrefix(userKey(1, ''))) seen.push(`${key.slice(3)}=${str(value)}`);
+    userDone = true;
+    return seen;
+  })();
+  await new Promise((r) => setTimeout(r, 30));
+  t.notOk(userDone, 'the scan of user state waits for the restored entries');
+  gate.resolve();
+  t.same(await user, ['a=1'], 'and then sees them');
+  await store.close();
+});
+
+void t.test('preload: a failed background write leaves the restored entries readable and dirty; the next flush writes them', async (t) => {
+  const backend = new ProbeBackend();
+  backend.failing.add(0);
+  const errors: string[] = [];
+  const store = new StateStore(backend, 1, 0, { intervalMs: 10, maxDirty: 1000, onError: (e) => errors.push((e as Error).message) });
+  store.preload([[userKey(1, 'a'), v('1')], [userKey(1, 'b'), v('2')]]);
+  await until(() => backend.stored(userKey(1, 'b')) !== undefined);
+  t.same(errors, ['disk full'], 'the failure was reported');
+  t.equal(backend.stored(userKey(1, 'a')), '1', 'written by the retry');
+  t.equal(str(store.get(userKey(1, 'a'))), '1');
+  await store.close();
+});
+
+void t.test('preload refuses a store that already has writes of its own', async (t) => {
+  const store = new StateStore(new ProbeBackend(), 100);
+  store.put(userKey(1, 'a'), v('1'));
+  t.throws(() => store.preload([[userKey(1, 'b'), v('2')]]), /preload/);
+  await store.close();
+});
+
+void t.test('preload: once written, the restored entries leave the cache (reads go to the backend), rewritten ones stay', async (t) => {
+  const backend = new ProbeBackend();
+  const store = new StateStore(backend, 100);
+  store.preload([[userKey(1, 'a'), v('1')], [userKey(1, 'b'), v('2')]]);
+  store.put(userKey(1, 'b'), v('3'));
+  await store.flushAll();
+  backend.reads = [];
+  t.equal(str(store.get(userKey(1, 'a'))), '1');
+  t.equal(str(store.get(userKey(1, 'b'))), '3');
+  t.same(backend.reads, [userKey(1, 'a')], 'the restored entry is read from the backend; the rewritten one from the cache');
+  await store.close();
+});
