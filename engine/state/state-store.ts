@@ -77,7 +77,7 @@ export class StateStore {
   private flushTimer: NodeJS.Timeout | undefined;
   private closed = false;
   /** The write of restored entries (see `preload`) while it runs, with the key prefixes it holds. */
-  private preloading: { write: Promise<void>; prefixes: Set<string> } | undefined;
+  private preloading: { write: Promise<void>; prefixes: Set<string>; entries: number } | undefined;
   /** Told of every read (and whether it missed the cache) and write: per-function-type metrics. */
   observer: ((key: string, access: 'read' | 'miss' | 'write') => void) | undefined;
 
@@ -143,7 +143,7 @@ export class StateStore {
     const prefixes = new Set([...heads].map((head) => String.fromCharCode(head >>> 16, (head >>> 8) & 0xff, head & 0xff)));
     this.writeInBackground(taken);
     const write = this.flushing!;
-    this.preloading = { write, prefixes };
+    this.preloading = { write, prefixes, entries: taken.entries.length };
     void write.then(
       () => {
         this.preloading = undefined;
@@ -364,8 +364,11 @@ export class StateStore {
   }
 
   private evict(): void {
-    if (this.cache.size <= this.capacity) return;
-    const target = Math.floor(this.capacity * 0.9);
+    // Restored entries being written cannot be evicted and may exceed the capacity by themselves: the
+    // capacity bounds the others, and a pass over a cache they fill would find nothing to evict.
+    const pinned = this.preloading?.entries ?? 0;
+    if (this.cache.size - pinned <= this.capacity) return;
+    const target = Math.floor(this.capacity * 0.9) + pinned;
     for (const [key, entry] of this.cache) {
       if (this.cache.size <= target) break;
       if (!entry.dirty && entry.writing === 0) this.cache.delete(key);

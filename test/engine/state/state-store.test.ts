@@ -750,3 +750,19 @@ void t.test('preload: once written, the restored entries leave the cache (reads 
   t.same(backend.reads, [userKey(1, 'a')], 'the restored entry is read from the backend; the rewritten one from the cache');
   await store.close();
 });
+
+void t.test('preload: while restored entries beyond the capacity are written, the capacity still bounds the other entries', async (t) => {
+  const backend = new ProbeBackend();
+  const gate = deferred();
+  backend.gates.set(0, gate.promise);
+  const store = new StateStore(backend, 10);
+  store.preload(Array.from({ length: 50 }, (_, i) => [userKey(1, `r${i}`), v('r')] as const));
+  for (let i = 0; i < 30; i++) store.get(userKey(2, `other${i}`));
+  t.equal(str(store.get(userKey(1, 'r0'))), 'r', 'restored entries stay readable from the cache');
+  backend.reads = [];
+  for (let i = 0; i < 30; i++) store.get(userKey(2, `other${i}`));
+  t.ok(backend.reads.length >= 15, `other entries were evicted to the capacity meanwhile (${backend.reads.length} of 30 read again)`);
+  gate.resolve();
+  await store.flushAll();
+  await store.close();
+});
