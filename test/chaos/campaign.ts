@@ -562,13 +562,20 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     let republishedAfterFallback = 0;
     let answersChangedByFallback = 0;
     /**
-     * The fallback a request was run again across, if any: its first answer produced after the
-     * checkpoint fallen back to had completed and before the kill, its second after the kill.
+     * The (last) fallback a request was run again across, if any: each answer but the last produced
+     * after the checkpoint some fallback fell back to had completed and before that fault's kill, and
+     * the next answer after that kill (two corrupt checkpoints in a row run a request three times).
      */
     const fallbackOf = (id: string): (typeof fallbacks)[number] | undefined => {
-      const [a, b, ...more] = publishedAt.get(id) ?? [];
-      if (more.length > 0 || a === undefined || b === undefined) return undefined;
-      return fallbacks.find(({ killAt, goodSince }) => Math.min(a, b) >= goodSince && Math.min(a, b) < killAt && Math.max(a, b) > killAt);
+      const times = [...(publishedAt.get(id) ?? [])].sort((x, y) => x - y);
+      if (times.length < 2) return undefined;
+      let last: (typeof fallbacks)[number] | undefined;
+      for (let i = 0; i + 1 < times.length; i++) {
+        const [a, b] = [times[i]!, times[i + 1]!];
+        last = fallbacks.find(({ killAt, goodSince }) => a >= goodSince && a < killAt && b > killAt);
+        if (last === undefined) return undefined;
+      }
+      return last;
     };
     const acrossFallback = (id: string): boolean => fallbackOf(id) !== undefined;
     for (const [id, list] of byId) {
