@@ -40,6 +40,8 @@ class JobRun implements JobHandle {
   private readonly sinks: EgressSinks;
   private readonly coordinator: CheckpointCoordinator | undefined;
   private set: WorkerSet | undefined;
+  /** The attempt whose failure was counted last: recovering from the count on, not running while it stops. */
+  private failedSet: WorkerSet | undefined;
   /** The worker threads, kept across attempts (created with the first one). */
   private pool: WorkerPool | undefined;
   /** The end of the failed attempt's tasks: the pool's threads end only after it (their LevelDBs closed). */
@@ -155,7 +157,7 @@ class JobRun implements JobHandle {
     else if (this.ended) state = 'ended';
     else if (this.stopRequested || this.ending !== undefined) state = 'stopping';
     // Running only once every worker of the current attempt restored its state and processes input.
-    else if (this.set === undefined || !this.set.started) state = this.restarts > 0 ? 'recovering' : 'starting';
+    else if (this.set === undefined || !this.set.started || this.set === this.failedSet) state = this.restarts > 0 ? 'recovering' : 'starting';
     else state = 'running';
     const lastRecovery = this.recoveries.findLast((event) => event.kind !== 'failed');
     return {
@@ -378,6 +380,7 @@ class JobRun implements JobHandle {
       return undefined;
     }
     this.restarts++;
+    this.failedSet = this.set;
     const { backoffMs } = decision;
     this.recordRecovery({ at: Date.now(), kind: 'restart', checkpoint: this.lastCompleted, code: error.code, reason: error.message, restart: this.restarts, backoffMs, ...(interruptedRestore && { duringRestore: true }) });
     return backoffMs;

@@ -439,13 +439,15 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
           // Kill first, so that the corrupted checkpoint is the latest one when the job restores.
           await killJob();
           const good = completeCheckpoints().filter((c) => !corrupted.has(c));
-          const latest = good.at(-1);
           // The restore falls back to the newest good checkpoint before the one corrupted here: the
-          // output of the epochs after it (read since it completed) is produced again.
+          // output of the epochs after it (produced since it completed) is produced again. Without
+          // such a one (faults in a row corrupted each retained checkpoint before the job took a new
+          // one) only the kill happens: losing every checkpoint is outside the fault model.
           const fallbackTo = good.at(-2);
-          fallbacks.push({ killAt: now(), goodSince: fallbackTo === undefined ? 0 : statSync(join(fallbackTo, '_metadata')).mtimeMs - t0 });
+          const latest = fallbackTo === undefined ? undefined : good.at(-1);
+          if (fallbackTo !== undefined) fallbacks.push({ killAt: now(), goodSince: statSync(join(fallbackTo, '_metadata')).mtimeMs - t0 });
           if (latest !== undefined) corrupted.add(latest);
-          let what = 'no checkpoint to corrupt';
+          let what = 'no checkpoint corrupted (no older good one to fall back to)';
           if (latest !== undefined) {
             const files = filesUnder(latest).filter((f) => statSync(f).size > 0);
             if (files.length > 0) {
