@@ -4,7 +4,7 @@
  * the checkpoint directory or the state directory.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -179,6 +179,20 @@ function fill(dir: string, name = 'filler', blockBytes = 16 * 1024): string {
   }
 }
 
+/** Opens every file under `dir` for reading: until closed, deleting them frees no space. */
+function holdOpen(dir: string): number[] {
+  const fds: number[] = [];
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    try {
+      fds.push(openSync(join(entry.parentPath, entry.name), 'r'));
+    } catch {
+      // Deleted by a compaction since it was listed: its space is free already.
+    }
+  }
+  return fds;
+}
+
 void t.test('a checkpoint on a full disk is aborted with the reason, publishes nothing and keeps the older ones; the job goes on', { skip: NO_MOUNT }, async (t) => {
   const disk = smallDisk(t, '2m')!;
   const checkpointDir = join(disk, 'checkpoints');
@@ -277,7 +291,13 @@ void t.test('restores that fail at once on a full state directory pause as the r
   });
   await untilInvocations(handle, 1000);
   await handle.checkpoint();
-  // Kept full to the last page while the restores run (a restore frees the space of the state it wipes).
+  // Kept full to the last page while the restores run. A restore wipes the state it replaces: the
+  // files are held open here, so their blocks stay taken (a restore writes its user state in the
+  // background, so a restore that found the wiped space free would not fail at all).
+  const held = holdOpen(stateDir);
+  t.teardown(() => {
+    for (const fd of held) closeSync(fd);
+  });
   const fillers: string[] = [];
   const refill = (): void => {
     fillers.push(fill(disk, `filler-${fillers.length}`), fill(disk, `filler-${fillers.length}-page`, 4096));
