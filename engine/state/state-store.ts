@@ -269,12 +269,14 @@ export class StateStore {
         throw error;
       }
       await this.write(taken, extra);
-      const snapshot = this.backend.snapshot();
-      // The extra entries are only for the snapshot: remove them from the live state again (a change
-      // of the next cut).
-      if (extra.length > 0) {
-        await this.backend.write(extra.map(([key]) => [toBytes(key), null] as const));
-        this.recordChanges(extra.map(([key]) => [key, null] as const));
+      let snapshot: StateSnapshot | undefined;
+      try {
+        snapshot = this.backend.snapshot();
+      } finally {
+        // The extra entries are only for the snapshot: remove them from the live state again (a
+        // change of the next cut). Left there, every later cut would hold them: stale transaction
+        // records and locks, and parked envelopes that a restore runs again.
+        if (extra.length > 0) await this.removeExtra(extra, snapshot);
       }
       return { snapshot, changes };
     })();
@@ -289,6 +291,33 @@ export class StateStore {
       });
     this.flushing = flushing;
     return cut;
+  }
+
+  /**
+   * Deletes a cut's snapshot-only entries from the live state. If that write fails (a full disk),
+   * the cut fails, and the deletes wait as dirty entries, so the next write or cut makes them before
+   * anything else.
+   */
+  private async removeExtra(extra: ReadonlyArray<readonly [string, Uint8Array | null]>, snapshot: StateSnapshot | undefined): Promise<void> {
+    const deletes = extra.map(([key]) => [key, null] as const);
+    try {
+      await this.backend.write(asBytes(deletes, 0, deletes.length));
+    } catch (error) {
+      for (const [key] of extra) {
+        const entry = this.cache.get(key);
+        if (entry === undefined) {
+          const deleted: CacheEntry = { value: null, dirty: false, dirtySince: 0, writing: 0 };
+          this.cache.set(key, deleted);
+          this.markDirty(key, deleted);
+        } else if (!entry.dirty) {
+          entry.value = null;
+          this.markDirty(key, entry);
+        }
+      }
+      await snapshot?.close().catch(() => {});
+      throw error;
+    }
+    this.recordChanges(deletes);
   }
 
   /**

@@ -572,6 +572,30 @@ void t.test("a cut's snapshot-only entries are written in one batch of their own
   t.equal(store.pendingWrites, 500, 'the entries are dirty again, for the next flush');
 });
 
+void t.test("a cut whose snapshot-only entries cannot be removed again fails, and the next write removes them: no later cut holds them", async (t) => {
+  const backend = new ProbeBackend();
+  backend.failing.add(2); // the third write: removing the snapshot-only entries from the live state
+  let closed = 0;
+  const snapshot = backend.snapshot.bind(backend);
+  backend.snapshot = () => {
+    const taken = snapshot();
+    return { scanBatches: taken.scanBatches.bind(taken), close: async () => void closed++ };
+  };
+  const store = new StateStore(backend, 10_000, 100);
+  store.put('user', v('1'));
+  const extra = [['txn-a', v('lock')], ['parked-b', v('envelope')]] as const;
+  await t.rejects(store.snapshot(extra), /disk full/, 'the cut fails');
+  t.equal(closed, 1, "the failed cut's snapshot is closed");
+  t.equal(store.pendingWrites, 2, 'their removal waits as dirty entries');
+  t.equal(store.get('txn-a'), undefined, 'reads never see them');
+  const cut = await store.snapshot();
+  const held: string[] = [];
+  for await (const batch of cut.snapshot.scanBatches(toBytes(''), toBytes('\xff'))) for (const [key] of batch) held.push(Buffer.from(key).toString('latin1'));
+  t.same(held, ['user'], 'the next cut holds only the live state');
+  t.same(cut.changes === undefined ? undefined : [...cut.changes.keys()].sort(), ['parked-b', 'txn-a'], 'and reports them as deleted');
+  t.notOk(extra.some(([key]) => backend.stored(key) !== undefined), 'the live state no longer holds them');
+});
+
 void t.test('close() during a background write stops it after its current batch: nothing is written or retried after', async (t) => {
   const backend = new ProbeBackend();
   const gate = deferred();
