@@ -193,10 +193,12 @@ function kafkaSinkEgress<R>(name: string, where: string, options: KafkaClientOpt
   if (options.transactionalId !== undefined && (typeof options.transactionalId !== 'string' || options.transactionalId.length === 0)) {
     throw invalidOption(`${where}.transactionalId`, `is ${JSON.stringify(options.transactionalId)}`, 'must be a non-empty string');
   }
-  return {
+  // `kafka` lets eddy serve hand StateFun's Kafka egress the same topic, key and value (engine/statefun/handler.ts).
+  const egress: Egress<R> & { readonly kafka: { topic: string; transactionTimeoutMs: number; toMessage: (record: R) => Message } } = {
     name,
     kind: 'kafka',
     codec,
+    kafka: { topic, transactionTimeoutMs, toMessage },
     async openSink(context: SinkContext): Promise<KafkaSink<R>> {
       const sink = new KafkaSinkImpl<R>(context, client, kafkaClient(client, options, `egress-${name}`, 'transactions'), topic, toMessage, {
         transactionalId: options.transactionalId ?? `eddy-${context.job}-${context.egress}`,
@@ -212,6 +214,7 @@ function kafkaSinkEgress<R>(name: string, where: string, options: KafkaClientOpt
       return sink;
     },
   };
+  return egress;
 }
 
 class KafkaSinkImpl<R> implements KafkaSink<R> {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { AnyFunctionType } from '../coordinator-type.js';
 import { EddyError, type ErrorCode } from '../errors.js';
 import type { Address, FunctionType, StateSpecs } from '../function-type.js';
-import type { Job } from '../job.js';
+import type { Egress, Job } from '../job.js';
 import { instancePrefix, userStateKey } from '../state/state-keys.js';
 import { type EgressRecord, type Envelope, Kind } from '../wire/envelope.js';
 import type { CoreHost, Effects, StagedTimer } from '../../operators/core-host.js';
@@ -12,10 +12,12 @@ import {
   decodeToFunction,
   type EgressMessage,
   encodeFromFunction,
+  encodeKafkaProducerRecord,
   ExpireMode,
   type FromFunctionInvocation,
   functionTypeOf,
   type InvocationBatchRequest,
+  KAFKA_PRODUCER_RECORD_TYPENAME,
   MutationType,
   type PersistedValueMutation,
   type PersistedValueSpec,
@@ -388,9 +390,29 @@ class BatchHost implements CoreHost {
 
   private egressMessage(record: EgressRecord): EgressMessage {
     const { namespace, name } = this.server.egressTarget(record.egress);
-    const codec = this.server.job.egresses[record.egress]!.codec;
-    return { egressNamespace: namespace, egressType: name, argument: typedValue(typenameOf(codec), record.payload) };
+    const egress = this.server.job.egresses[record.egress]!;
+    const kafka = kafkaOf(egress);
+    if (kafka === undefined) return { egressNamespace: namespace, egressType: name, argument: typedValue(typenameOf(egress.codec), record.payload) };
+    // StateFun's Kafka egress takes a KafkaProducerRecord: the key and value eddy's own sink would write.
+    const message = kafka.toMessage(egress.codec.decode(record.payload));
+    const key = message.key === null || message.key === undefined ? undefined : message.key.toString();
+    const value = message.value === null ? new Uint8Array(0) : new Uint8Array(Buffer.from(message.value));
+    const bytes = encodeKafkaProducerRecord({ ...(key === undefined ? {} : { key }), valueBytes: value, topic: kafka.topic });
+    return { egressNamespace: namespace, egressType: name, argument: typedValue(KAFKA_PRODUCER_RECORD_TYPENAME, bytes) };
   }
+}
+
+/** What a Kafka egress (connectors/kafka-egress.ts) exposes for StateFun: its topic and how it makes a record's Kafka message. */
+export interface KafkaEgressShape {
+  topic: string;
+  transactionTimeoutMs: number;
+  toMessage(record: unknown): { key?: string | Buffer | null; value: Buffer | string | null };
+}
+
+/** The Kafka side of an egress, if it is a Kafka egress. */
+export function kafkaOf(egress: Egress): KafkaEgressShape | undefined {
+  const kafka = (egress as Egress & { kafka?: KafkaEgressShape }).kafka;
+  return egress.kind === 'kafka' && kafka !== undefined && typeof kafka.topic === 'string' ? kafka : undefined;
 }
 
 function unsupported(what: string): EddyError {

@@ -2,11 +2,14 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { egressTypename, StatefunHandler, type ServedDeadLetter } from '../../../engine/statefun/handler.js';
-import { defineFunction, defineJob, mapState } from '../../../index.js';
+import { kafkaEgress } from '../../../connectors/kafka.js';
+import { defineFunction, defineJob, mapState, memoryEgress, valueState } from '../../../index.js';
 import {
   decodeFromFunction,
+  decodeKafkaProducerRecord,
   encodeToFunction,
   type InvocationResponse,
+  KAFKA_PRODUCER_RECORD_TYPENAME,
   type PersistedValue,
   type ToFunctionInvocation,
   sfAddress,
@@ -207,4 +210,42 @@ void t.test('a job with map or list state is refused when served, naming the sta
   const mapJob = defineJob({ name: 'baskets', module: import.meta.url, functions: [basket] });
   t.throws(() => new StatefunHandler(mapJob), { code: 'EDDY_INVALID_JOB', message: /state items of shop\/basket is a mapState: eddy serve serves valueState only so far/ });
   t.end();
+});
+
+void t.test('a Kafka egress record goes out as a KafkaProducerRecord with the topic, key and value eddy would write', async (t) => {
+  type Total = { id: string; total: number };
+  const totals = jsonType<Total>('test/Total');
+  const adder = defineFunction({
+    type: 'test/adder',
+    codec: intType,
+    state: { sum: valueState({ codec: intType }) },
+    handler(ctx, n: number) {
+      const sum = (ctx.state.sum.get() ?? 0) + n;
+      ctx.state.sum.set(sum);
+      ctx.egress('example/totals', { id: ctx.self.id, total: sum });
+      ctx.egress('plain', sum);
+    },
+  });
+  const kafkaJob = defineJob({
+    name: 'adders',
+    module: import.meta.url,
+    functions: [adder],
+    egresses: [kafkaEgress<Total>('example/totals', { brokers: ['127.0.0.1:9'], topic: 'totals-out', codec: totals, key: (r) => r.id }), memoryEgress('plain', { codec: intType })],
+  });
+  const handler = new StatefunHandler(kafkaJob);
+  const request = encodeToFunction({
+    invocation: {
+      target: sfAddress('test/adder', 'k1'),
+      state: [{ stateName: 'sum', stateValue: typedValue('io.statefun.types/int', intType.encode(4)) }],
+      invocations: [{ argument: typedValue('io.statefun.types/int', intType.encode(3)) }],
+    },
+  });
+  const res = result(await handler.handleToFunction(request));
+  const [kafka, plain] = res.outgoingEgresses!;
+  t.same([kafka!.egressNamespace, kafka!.egressType, kafka!.argument!.typename], ['example', 'totals', KAFKA_PRODUCER_RECORD_TYPENAME]);
+  const record = decodeKafkaProducerRecord(valueBytes(kafka!.argument));
+  t.equal(record.topic, 'totals-out', 'the topic of the egress');
+  t.equal(record.key, 'k1', 'the key function of the egress');
+  t.same(totals.decode(new Uint8Array(record.valueBytes!)), { id: 'k1', total: 7 }, 'the value bytes are the egress codec\'s');
+  t.same([plain!.egressNamespace, plain!.egressType, plain!.argument!.typename, intType.decode(valueBytes(plain!.argument))], ['eddy', 'plain', 'io.statefun.types/int', 7], 'a non-Kafka egress keeps its codec typename');
 });
