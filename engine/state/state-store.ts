@@ -109,6 +109,11 @@ export class StateStore {
 
   put(key: string, value: Uint8Array | null): void {
     this.observer?.(key, 'write');
+    this.set(key, value);
+  }
+
+  /** Sets an entry's value and marks it dirty (a write of the engine's own, not counted as the function's). */
+  private set(key: string, value: Uint8Array | null): void {
     const entry = this.cache.get(key);
     if (entry === undefined) {
       const created = { value, dirty: true, dirtySince: performance.now(), writing: 0 };
@@ -303,17 +308,7 @@ export class StateStore {
     try {
       await this.backend.write(asBytes(deletes, 0, deletes.length));
     } catch (error) {
-      for (const [key] of extra) {
-        const entry = this.cache.get(key);
-        if (entry === undefined) {
-          const deleted: CacheEntry = { value: null, dirty: false, dirtySince: 0, writing: 0 };
-          this.cache.set(key, deleted);
-          this.markDirty(key, deleted);
-        } else if (!entry.dirty) {
-          entry.value = null;
-          this.markDirty(key, entry);
-        }
-      }
+      for (const [key] of extra) this.set(key, null);
       await snapshot?.close().catch(() => {});
       throw error;
     }
