@@ -432,7 +432,7 @@ class BatchHost implements CoreHost {
 
   /** Protocol envelopes are StateFun messages of `io.eddy.types/<kind>`. */
   route(envelope: Envelope): void {
-    this.outgoing.push({ target: sfAddress(envelope.targetType, envelope.targetId), argument: typedValue(protocolTypename(envelope.kind), encodeProtocolMessage(envelope)) });
+    this.outgoing.push({ target: sfAddress(envelope.targetType, envelope.targetId), argument: this.argument(envelope) });
   }
 
   /** A saga's retried compensation: a StateFun delayed message (its token is made from the transaction, step and attempt). */
@@ -498,6 +498,8 @@ class BatchHost implements CoreHost {
   // ---- building the answer ----
 
   private argument(envelope: Envelope): ReturnType<typeof typedValue> {
+    // A protocol envelope (a PREPARE, a saga step, ...) goes whole, as an io.eddy.types message.
+    if (envelope.kind !== Kind.INVOKE) return typedValue(protocolTypename(envelope.kind), encodeProtocolMessage(envelope));
     const target = this.server.job.functions.get(envelope.targetType);
     // envelopeTo checked that the target exists; a coordinator's requests are JSON.
     return typedValue(target?.kind === 'regular' ? typenameOf(target.codec) : EDDY_JSON_TYPENAME, envelope.payload);

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
-import { StatefunHandler } from '../../../engine/statefun/handler.js';
-import { ORDER_STATE, TXN_STATE } from '../../../engine/statefun/coordinators-served.js';
+import { type ServedDeadLetter, StatefunHandler } from '../../../engine/statefun/handler.js';
+import { decodeOrder, ORDER_STATE, TXN_STATE } from '../../../engine/statefun/coordinators-served.js';
 import { sfAddress, type TypedValue, typedValue, valueBytes } from '../../../engine/statefun/protocol.js';
 import { EDDY_JSON_TYPENAME } from '../../../engine/statefun/types.js';
 import job, { type Applied, INITIAL_BALANCE, type Outcome, type Read } from '../../fixtures/transfer-job.js';
@@ -96,8 +96,9 @@ function findings(sim: StatefunSimulator): Findings {
     for (const name of [TXN_STATE, ORDER_STATE]) {
       const value = values.get(name);
       if (value === null || value === undefined) continue;
-      // A coordinator keeps only its count of started transactions: an order with no hold and nothing queued.
-      if (name === ORDER_STATE && valueBytes(value).byteLength > 0 && !/^tx\/(transfer|read-all|transfer-saga)/.test(key)) leftovers.push(`${key} ${name}`);
+      // A coordinator keeps its count of started transactions there: only a hold or a queue is left over.
+      const order = name === ORDER_STATE ? decodeOrder(valueBytes(value)) : undefined;
+      if (order !== undefined && (order.mode !== undefined || order.queue.length > 0)) leftovers.push(`${key} ${name} ${order.mode} ${order.queue.length}`);
       if (name === TXN_STATE) leftovers.push(`${key} ${name}`);
     }
   }
@@ -185,4 +186,52 @@ void t.test('a request sent twice starts the same transaction', async (t) => {
   const ids = (result: typeof first): string[] => result.outgoingMessages!.map((m) => Buffer.from(valueBytes(m.argument)).toString('latin1').match(/tx\/transfer:c0#\d+\.[\w-]+/)?.[0] ?? '');
   t.same(ids(first), ids(second), 'the same transaction id');
   t.match(ids(first)[0], /^tx\/transfer:c0#1\./);
+});
+
+void t.test('a lock-wait timeout is a StateFun delayed message: the transaction ends retryable and its retry commits', async (t) => {
+  const handler = new StatefunHandler(job);
+  let slowed = 0;
+  const sim = new StatefunSimulator(handler, {
+    seed: 5,
+    // The first PREPARE to account z takes a second to arrive: longer than the coordinator's 100 ms lockWaitTimeoutMs.
+    slowness: (_from, target, argument) => (argument.typename === 'io.eddy.types/prepare' && target.id === 'z' && slowed++ === 0 ? 1000 : 0),
+  });
+  sim.send(sfAddress('tx/impatient-transfer', 'i'), json({ txn: 'slow', from: 'y', to: 'z', amount: 7 }));
+  await sim.run(10_000);
+  const outcomes = sim.egress.filter((e) => e.egressType === 'outcomes').map((e) => decode<Outcome>(e.argument!));
+  // The retries' PREPAREs to z travel the same channel, behind the slow one (FIFO): they time out too until it is through.
+  const last = outcomes.length - 1;
+  t.ok(last >= 1, `${last} attempts timed out`);
+  t.same(
+    outcomes.map((o) => [o.status, o.attempt]),
+    outcomes.map((_, i) => [i === last ? 'committed' : 'retryable', i]),
+    'retryable until the slow channel drained, then committed once',
+  );
+  const balance = (id: string): number => decode<number>(sim.stateOf(sfAddress('tx/account', id), 'balance')!);
+  t.same([balance('y'), balance('z')], [INITIAL_BALANCE - 7, INITIAL_BALANCE + 7], 'applied once');
+  t.ok(sim.now >= 1000, 'the slow PREPARE arrived after the timeout (and was aborted)');
+  t.same(findings(sim).leftovers, [], 'no lock left by the late PREPARE');
+});
+
+void t.test('a failing compensation is retried with StateFun delayed messages, then dead-lettered', async (t) => {
+  const letters: ServedDeadLetter[] = [];
+  const handler = new StatefunHandler(job, { onDeadLetter: (letter) => letters.push(letter) });
+  const sim = new StatefunSimulator(handler, { seed: 6, jitterMs: 3 });
+  sim.send(
+    sfAddress('tx/multi-saga', 'm'),
+    json({
+      txn: 'comp',
+      steps: [
+        { account: 'p', forward: { op: 'add', amount: 5, txn: 'comp' }, compensation: { op: 'fail', txn: 'comp' } },
+        { account: 'q', forward: { op: 'fail', txn: 'comp' }, compensation: { op: 'noop', txn: 'comp' } },
+      ],
+    }),
+  );
+  await sim.run(10_000);
+  const outcomes = sim.egress.filter((e) => e.egressType === 'outcomes').map((e) => decode<Outcome>(e.argument!));
+  t.same(outcomes.map((o) => o.status), ['aborted']);
+  t.same(letters.map((l) => [l.code, l.target]), [['EDDY_COMPENSATION_FAILED', 'tx/account:p']], 'abandoned after the last attempt');
+  // multiSaga: 8 attempts, 10 ms doubling: the retries waited 10 + 20 + ... + 640 ms of StateFun time.
+  t.ok(sim.now >= 1270, `the retries waited (${sim.now} ms)`);
+  t.same(findings(sim).leftovers, [], 'the saga ended');
 });

@@ -74,7 +74,15 @@ export class StatefunSimulator {
 
   constructor(
     readonly handler: StatefunHandler,
-    private readonly options: { seed: number; maxBatch?: number; retryRate?: number; msPerRequest?: number; jitterMs?: number },
+    private readonly options: {
+      seed: number;
+      maxBatch?: number;
+      retryRate?: number;
+      msPerRequest?: number;
+      jitterMs?: number;
+      /** A slow channel: extra transit time for a message (FIFO per channel still holds). */
+      slowness?: (from: string, target: SfAddress, argument: TypedValue) => number;
+    },
   ) {
     this.random = rng(options.seed);
   }
@@ -193,7 +201,8 @@ export class StatefunSimulator {
       this.world.state.set(key, values);
       for (const message of result.outgoingMessages ?? []) {
         const channel = `${key}>${keyOf(message.target!)}`;
-        const dueAt = Math.max(this.world.now + Math.floor(this.random() * ((this.options.jitterMs ?? 0) + 1)), this.world.lastArrival.get(channel) ?? 0);
+        const transit = Math.floor(this.random() * ((this.options.jitterMs ?? 0) + 1)) + (this.options.slowness?.(key, message.target!, message.argument!) ?? 0);
+        const dueAt = Math.max(this.world.now + transit, this.world.lastArrival.get(channel) ?? 0);
         this.world.lastArrival.set(channel, dueAt);
         this.world.transit.push({ dueAt, owner: '', token: '', target: message.target!, invocation: { caller: target, argument: message.argument! } });
       }
