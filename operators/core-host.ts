@@ -84,6 +84,12 @@ export interface CoreReads {
    */
   transactionId?(): string;
   /**
+   * Optional: the clock of the transaction bookkeeping (a transaction's start, which orders deadlock
+   * victims; a lock's start). Default: `Date.now()`. A request-reply host answers a constant, so that
+   * a request sent twice gets the same answer byte for byte (ids then order the victims).
+   */
+  now?(): number;
+  /**
    * Late completions are discarded (true after the host stopped: their envelopes were kept to run
    * again, so their effects must not apply now).
    */

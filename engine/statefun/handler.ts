@@ -416,7 +416,17 @@ class BatchHost implements CoreHost {
   /** From a counter kept in the coordinator's state: the same request starts the same transaction, and no two of an instance share an id. */
   transactionId(): string {
     this.tokenPrefix ??= createHash('sha256').update(this.request).digest('base64url').slice(0, 16);
-    return `${this.self.type}:${this.self.id}#${++this.order.started}.${this.tokenPrefix}`;
+    // The digest first: with every transaction started at 0 (see `now`), ids order deadlock victims, at random.
+    return `${this.tokenPrefix}.${++this.order.started}`;
+  }
+
+  /**
+   * No clock: the request carries no time, and a request sent twice must get the same answer. Every
+   * transaction starts at 0 (its id breaks the tie when a deadlock's victim is chosen) and delays
+   * count from the answer.
+   */
+  now(): number {
+    return 0;
   }
 
   // ---- CoreEmits ----
@@ -506,6 +516,7 @@ class BatchHost implements CoreHost {
   }
 
   private delayedInvocation(timer: StagedTimer): DelayedInvocation {
+    // A timer staged in a participant's lock record kept its fire time only (on the worker's clock, in invocation.ts): it counts from the commit.
     const delayMs = Math.max(0, Math.round(timer.delayMs ?? timer.fireAt - Date.now()));
     const { envelope } = timer;
     return {

@@ -193,7 +193,7 @@ export class Coordinators {
       this.host.deadLetter(request, 'EDDY_INVALID_ARGUMENT', `coordinator ${fn.type} declared no invocations for this request; call ${call} at least once`);
       return;
     }
-    const txn: TxnRef = { id: newTransactionId(this.host), startedAt: Date.now(), coordinatorType: self.type, coordinatorId: self.id };
+    const txn: TxnRef = { id: newTransactionId(this.host), startedAt: this.host.now?.() ?? Date.now(), coordinatorType: self.type, coordinatorId: self.id };
     const record: CoordinatorRecord = {
       protocol: fn.kind === 'tpc' ? Protocol.TWO_PHASE_COMMIT : Protocol.SAGA,
       txn,
@@ -385,7 +385,7 @@ export class Coordinators {
     if (step.attempts < fn.compensationAttempts) {
       const retry = this.stepEnvelope(running, index, SagaPhase.COMPENSATION);
       const delayMs = fn.compensationRetryDelayMs * 2 ** (step.attempts - 1);
-      this.host.schedule(running.address, running.kg, { fireAt: Date.now() + delayMs, delayMs, token: `${running.record.txn.id}/compensate/${index}/${step.attempts}`, envelope: retry });
+      this.host.schedule(running.address, running.kg, { fireAt: (this.host.now?.() ?? Date.now()) + delayMs, delayMs, token: `${running.record.txn.id}/compensate/${index}/${step.attempts}`, envelope: retry });
       return;
     }
     step.status = StepStatus.ABANDONED;
@@ -432,7 +432,7 @@ export class Coordinators {
     } else if (ending === 'success') this.counters.sagasSucceeded++;
     else this.counters.sagasFailed++;
     const outcome = ending === 'success' ? record.onSuccess : ending === 'failure' ? record.onFailure : record.onRetryable;
-    this.host.apply(effectsOfOutcome(address, kg, outcome));
+    this.host.apply(effectsOfOutcome(address, kg, outcome, this.host.now?.() ?? Date.now()));
     const key = keyOfAddress(address);
     this.running.delete(key);
     this.slotsTaken[running.fn.kind]--;

@@ -44,8 +44,7 @@ export function isEmpty(effects: Effects): boolean {
  * An outcome's effects as the coordinator applies them: delays count from now, and an explicit token
  * replaces a pending delayed message with that token.
  */
-export function effectsOfOutcome(self: Address, kg: number, outcome: OutcomeEffects): Effects {
-  const now = Date.now();
+export function effectsOfOutcome(self: Address, kg: number, outcome: OutcomeEffects, now: number): Effects {
   return {
     self,
     kg,

@@ -70,6 +70,8 @@ export class StatefunSimulator {
   /** Requests sent (handshakes and retries included), and those sent twice. */
   requests = 0;
   retries = 0;
+  /** Requests sent twice whose answers differed. */
+  differentAnswers = 0;
   restores = 0;
 
   constructor(
@@ -179,13 +181,16 @@ export class StatefunSimulator {
       const state: PersistedValue[] = [...values].map(([stateName, value]) => (value === null ? { stateName } : { stateName, stateValue: value }));
       const request = encodeToFunction({ invocation: { target, state, invocations } });
       this.requests++;
-      let answer = decodeFromFunction(await this.handler.handleToFunction(request));
+      let answer: ReturnType<typeof decodeFromFunction>;
       if (this.random() < (this.options.retryRate ?? 0)) {
         // The reply was lost: StateFun sends the same request again and uses that answer.
         this.retries++;
         this.requests++;
-        answer = decodeFromFunction(await this.handler.handleToFunction(request));
-      }
+        const first = await this.handler.handleToFunction(request);
+        const second = await this.handler.handleToFunction(request);
+        if (!Buffer.from(first).equals(Buffer.from(second))) this.differentAnswers++;
+        answer = decodeFromFunction(second);
+      } else answer = decodeFromFunction(await this.handler.handleToFunction(request));
       const missing = answer.incompleteInvocationContext?.missingValues;
       if (missing !== undefined && missing !== null) {
         for (const spec of missing) values.set(spec.stateName!, null);
