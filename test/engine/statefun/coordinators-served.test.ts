@@ -4,7 +4,8 @@ import { decodeOrder, ORDER_STATE, TXN_STATE } from '../../../engine/statefun/co
 import { sfAddress, type TypedValue, typedValue, valueBytes } from '../../../engine/statefun/protocol.js';
 import { EDDY_JSON_TYPENAME } from '../../../engine/statefun/types.js';
 import { decodeEnvelope } from '../../../engine/wire/envelope.js';
-import job, { type Applied, INITIAL_BALANCE, type Outcome, type Read } from '../../fixtures/transfer-job.js';
+import job, { account, type Applied, INITIAL_BALANCE, type Outcome, type Read, transfer } from '../../fixtures/transfer-job.js';
+import { defineFunction, defineJob, valueState } from '../../../index.js';
 import { keyOf, StatefunSimulator } from './statefun-sim.js';
 
 /**
@@ -237,4 +238,13 @@ void t.test('a failing compensation is retried with StateFun delayed messages, t
   // multiSaga: 8 attempts, 10 ms doubling: the retries waited 10 + 20 + ... + 640 ms of StateFun time.
   t.ok(sim.now >= 1270, `the retries waited (${sim.now} ms)`);
   t.same(findings(sim).leftovers, [], 'the saga ended');
+});
+
+void t.test('a job with coordinators cannot use the state names the transactions are kept in', (t) => {
+  const clash = defineFunction({ type: 'tx/clash', state: { eddy_txn: valueState<number>() }, handler() {} });
+  const withCoordinator = defineJob({ name: 'clash', module: import.meta.url, functions: [clash, transfer, account] });
+  t.throws(() => new StatefunHandler(withCoordinator), { code: 'EDDY_INVALID_JOB', message: /tx\/clash declares state named eddy_txn/ });
+  const without = defineJob({ name: 'no-clash', module: import.meta.url, functions: [clash] });
+  t.doesNotThrow(() => new StatefunHandler(without), 'without a coordinator nothing is added');
+  t.end();
 });
