@@ -3,7 +3,7 @@
  * with the engine's options, shows progress, stops cleanly on Ctrl-C, and prints a summary.
  * `eddy serve <job-module>` serves its functions to an Apache Flink StateFun cluster instead.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
@@ -14,6 +14,7 @@ import { DEFAULT_ADMIN_PORT, readableDeadLetter } from './runtime/admin-server.j
 import { type CheckpointInfo, type JobStatus, submit, type JobSummary } from './runtime/job-manager.js';
 import { findJob, listJobs, runtimeDir } from './runtime/job-registry.js';
 import { showProgress } from './runtime/progress.js';
+import { statefunModuleYaml } from './statefun/module-yaml.js';
 import { serveStatefun } from './statefun/server.js';
 import { engineVersion } from './version.js';
 
@@ -91,6 +92,14 @@ function port(name: string) {
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${name} must be a port number from 0 to 65535`);
     return n;
   };
+}
+
+/** `--topics in=a,b` (repeatable) into { in: ['a', 'b'] }. */
+function collectTopics(value: string, previous: Record<string, string[]>): Record<string, string[]> {
+  const at = value.indexOf('=');
+  const topics = value.slice(at + 1).split(',').map((topic) => topic.trim()).filter((topic) => topic.length > 0);
+  if (at <= 0 || topics.length === 0) throw new InvalidArgumentError(`--topics takes <ingress>=<topic>[,<topic>...], e.g. --topics requests=bank-requests; got ${JSON.stringify(value)}`);
+  return { ...previous, [value.slice(0, at)]: topics };
 }
 
 /** How the commands that talk to a running job choose it. */
@@ -269,6 +278,29 @@ export async function main(argv: string[]): Promise<void> {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+    });
+  program
+    .command('statefun-module')
+    .description('write the StateFun module.yaml that runs a job module behind eddy serve: endpoints, Kafka ingresses and egresses (see docs/statefun.md)')
+    .argument('<job-module>', 'file that exports a job made with defineJob()')
+    .requiredOption('--endpoint <url>', 'the URL StateFun calls, where eddy serve listens (e.g. http://eddy-host:8000/statefun)')
+    .option('--brokers <host:port,...>', 'Kafka brokers as the StateFun cluster reaches them (default: the ones in the job)')
+    .option('--topics <ingress=topic,...>', 'topics of an ingress that leaves them to submit-time inputs (repeat per ingress)', collectTopics, {} as Record<string, string[]>)
+    .option('--call-timeout <duration>', 'StateFun\'s deadline for one call, retries included, before it fails the job', '2min')
+    .option('-o, --out <file>', 'write to this file (default: standard output)')
+    .action(async (moduleArg: string, flags: { endpoint: string; brokers?: string; topics: Record<string, string[]>; callTimeout: string; out?: string }) => {
+      const job = await loadJobModule(moduleArg);
+      const yaml = statefunModuleYaml(job, {
+        endpoint: flags.endpoint,
+        ...(flags.brokers === undefined ? {} : { brokers: flags.brokers.split(',').map((broker) => broker.trim()) }),
+        topics: flags.topics,
+        callTimeout: flags.callTimeout,
+      });
+      if (flags.out === undefined) process.stdout.write(yaml);
+      else {
+        writeFileSync(flags.out, yaml);
+        process.stderr.write(`eddy statefun-module: wrote ${flags.out}\n`);
+      }
     });
   program
     .command('checkpoints')

@@ -2,11 +2,13 @@ import { createHash } from 'node:crypto';
 import type { AnyFunctionType } from '../coordinator-type.js';
 import { EddyError, type ErrorCode } from '../errors.js';
 import type { Address, FunctionType, StateSpecs } from '../function-type.js';
-import type { Egress, Job } from '../job.js';
+import type { Job } from '../job.js';
 import { instancePrefix, userStateKey } from '../state/state-keys.js';
 import { type EgressRecord, type Envelope, Kind } from '../wire/envelope.js';
 import type { CoreHost, Effects, StagedTimer } from '../../operators/core-host.js';
 import { InvocationCore } from '../../operators/invocation-core.js';
+import { kafkaEgressOf } from './kafka-descriptions.js';
+import { isRouterFunctionType, RouterFunctions } from './router-functions.js';
 import {
   type DelayedInvocation,
   decodeToFunction,
@@ -26,7 +28,7 @@ import {
   typedValue,
   valueBytes,
 } from './protocol.js';
-import { EDDY_JSON_TYPENAME, hasOwnTypename, typenameOf } from './types.js';
+import { hasOwnTypename, messageTypenameOf, typenameOf } from './types.js';
 
 /** A message the served job could not take (the embedded engine writes these to `dead-letters`). */
 export interface ServedDeadLetter {
@@ -80,6 +82,7 @@ export class StatefunHandler {
   private readonly egressTypenames: ReadonlyArray<{ namespace: string; name: string }>;
   /** @internal The job's egresses by name (the core refers to them by index). */
   readonly egressIndexes: ReadonlyMap<string, number>;
+  private readonly routers: RouterFunctions;
 
   constructor(
     readonly job: Job,
@@ -101,6 +104,7 @@ export class StatefunHandler {
     }
     this.egressTypenames = job.egresses.map((egress) => splitTypename(egressTypename(egress.name)));
     this.egressIndexes = new Map(job.egresses.map((egress, index) => [egress.name, index]));
+    this.routers = new RouterFunctions(job, (letter) => this.deadLetter(letter));
   }
 
   /** The FromFunction bytes that answer the ToFunction `request`. */
@@ -119,6 +123,7 @@ export class StatefunHandler {
       throw new EddyError('EDDY_INVALID_ARGUMENT', 'the ToFunction has no invocation batch with a target; only StateFun 3.x InvocationBatchRequest is served');
     }
     const type = functionTypeOf(batch.target);
+    if (isRouterFunctionType(type)) return this.routers.serve(type, batch);
     const fn = this.job.functions.get(type);
     if (fn === undefined) {
       throw new EddyError(
@@ -372,9 +377,8 @@ class BatchHost implements CoreHost {
   // ---- building the answer ----
 
   private argument(envelope: Envelope): ReturnType<typeof typedValue> {
-    const target = this.server.job.functions.get(envelope.targetType);
-    // envelopeTo checked that the target exists; a coordinator's requests are JSON.
-    return typedValue(target?.kind === 'regular' ? typenameOf(target.codec) : EDDY_JSON_TYPENAME, envelope.payload);
+    // envelopeTo checked that the target exists.
+    return typedValue(messageTypenameOf(this.server.job.functions.get(envelope.targetType)), envelope.payload);
   }
 
   private delayedInvocation(timer: StagedTimer): DelayedInvocation {
@@ -391,7 +395,7 @@ class BatchHost implements CoreHost {
   private egressMessage(record: EgressRecord): EgressMessage {
     const { namespace, name } = this.server.egressTarget(record.egress);
     const egress = this.server.job.egresses[record.egress]!;
-    const kafka = kafkaOf(egress);
+    const kafka = kafkaEgressOf(egress);
     if (kafka === undefined) return { egressNamespace: namespace, egressType: name, argument: typedValue(typenameOf(egress.codec), record.payload) };
     // StateFun's Kafka egress takes a KafkaProducerRecord: the key and value eddy's own sink would write.
     const message = kafka.toMessage(egress.codec.decode(record.payload));
@@ -400,19 +404,6 @@ class BatchHost implements CoreHost {
     const bytes = encodeKafkaProducerRecord({ ...(key === undefined ? {} : { key }), valueBytes: value, topic: kafka.topic });
     return { egressNamespace: namespace, egressType: name, argument: typedValue(KAFKA_PRODUCER_RECORD_TYPENAME, bytes) };
   }
-}
-
-/** What a Kafka egress (connectors/kafka-egress.ts) exposes for StateFun: its topic and how it makes a record's Kafka message. */
-export interface KafkaEgressShape {
-  topic: string;
-  transactionTimeoutMs: number;
-  toMessage(record: unknown): { key?: string | Buffer | null; value: Buffer | string | null };
-}
-
-/** The Kafka side of an egress, if it is a Kafka egress. */
-export function kafkaOf(egress: Egress): KafkaEgressShape | undefined {
-  const kafka = (egress as Egress & { kafka?: KafkaEgressShape }).kafka;
-  return egress.kind === 'kafka' && kafka !== undefined && typeof kafka.topic === 'string' ? kafka : undefined;
 }
 
 function unsupported(what: string): EddyError {
