@@ -264,9 +264,10 @@ export async function main(argv: string[]): Promise<void> {
     .requiredOption('--port <port>', 'port to listen on (0: a free one, printed at start)', port('--port'))
     .option('--host <host>', 'interface to listen on; 0.0.0.0 to be reachable from other machines', '127.0.0.1')
     .option('--path <path>', 'the path StateFun posts to (module.yaml urlPathTemplate)', '/statefun')
-    .action(async (moduleArg: string, flags: { port: number; host: string; path: string }) => {
+    .option('--workers <n>', 'worker threads running the handlers (0: on the HTTP thread; default: one per core)', nonNegativeInteger('--workers'))
+    .action(async (moduleArg: string, flags: { port: number; host: string; path: string; workers?: number }) => {
       const job = await loadJobModule(moduleArg);
-      const server = await serveStatefun(job, { port: flags.port, host: flags.host, path: flags.path });
+      const server = await serveStatefun(job, { port: flags.port, host: flags.host, path: flags.path, ...(flags.workers === undefined ? {} : { workers: flags.workers }) });
       process.stderr.write(`eddy serve: job ${job.name} (${[...job.functions.keys()].join(', ')}) at ${server.url}\n`);
       const stop = (signal: NodeJS.Signals): void => {
         process.stderr.write(`eddy serve: ${signal}: answering requests in flight, then exiting\n`);
