@@ -6,6 +6,7 @@ import { FlagError, parseFlags } from './harness.js';
 import { runCheckpointBench } from './checkpoint.js';
 import { runKafkaBench } from './kafka.js';
 import { runMapStateBench } from './map-state.js';
+import { runStatefunBench } from './statefun.js';
 import { runYcsb } from './ycsb.js';
 import { runYcsbT } from './ycsb-t.js';
 
@@ -16,6 +17,7 @@ benchmarks:
   ycsb-t      transfers as two-phase commit and sagas, with reads and writes
   checkpoint  what a checkpoint every second costs, and how long a restore takes
   kafka       YCSB over Kafka (needs a broker: scripts/with-kafka npm run bench -- kafka)
+  statefun    the same Kafka job embedded, served by eddy serve behind Flink StateFun, and as a Python SDK function behind StateFun
   map-state   single-entry reads and writes of maps with --keys entries per instance (default 10000), mapState against one valueState object
 
 flags of every benchmark:
@@ -64,6 +66,8 @@ async function run(name: string | undefined, rest: string[], command: string): P
       return runMapStateBench(parseFlags(rest, { workers: [2], keys: [10000] }), command);
     case 'kafka':
       return runKafkaBench(parseFlags(rest, { workers: [2], keys: [1000] }), command);
+    case 'statefun':
+      return runStatefunBench(parseFlags(rest, { workers: [2], keys: [1000] }), command);
     default:
       throw new FlagError(`unknown benchmark ${JSON.stringify(name)}`);
   }
