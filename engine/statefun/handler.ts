@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type { AnyFunctionType } from '../coordinator-type.js';
 import { EddyError, type ErrorCode } from '../errors.js';
 import type { Address, FunctionType, StateSpecs } from '../function-type.js';
-import type { Job } from '../job.js';
+import type { DeadLetter } from '../dead-letter.js';
+import { DEAD_LETTERS, type Job } from '../job.js';
 import { instancePrefix, userStateKey } from '../state/state-keys.js';
 import { type EgressRecord, type Envelope, Kind } from '../wire/envelope.js';
 import type { CoreHost, Effects, StagedTimer } from '../../operators/core-host.js';
@@ -104,7 +105,7 @@ export class StatefunHandler {
     }
     this.egressTypenames = job.egresses.map((egress) => splitTypename(egressTypename(egress.name)));
     this.egressIndexes = new Map(job.egresses.map((egress, index) => [egress.name, index]));
-    this.routers = new RouterFunctions(job, (letter) => this.deadLetter(letter));
+    this.routers = new RouterFunctions(job, this);
   }
 
   /** The FromFunction bytes that answer the ToFunction `request`. */
@@ -153,6 +154,30 @@ export class StatefunHandler {
   /** @internal */
   egressTarget(index: number): { namespace: string; name: string } {
     return this.egressTypenames[index]!;
+  }
+
+  /** @internal A record for one of the job's egresses as StateFun takes it (a KafkaProducerRecord for a Kafka egress). */
+  egressMessage(record: EgressRecord): EgressMessage {
+    const { namespace, name } = this.egressTarget(record.egress);
+    const egress = this.job.egresses[record.egress]!;
+    const kafka = kafkaEgressOf(egress);
+    if (kafka === undefined) return { egressNamespace: namespace, egressType: name, argument: typedValue(typenameOf(egress.codec), record.payload) };
+    // StateFun's Kafka egress takes a KafkaProducerRecord: the key and value eddy's own sink would write.
+    const message = kafka.toMessage(egress.codec.decode(record.payload));
+    const key = message.key === null || message.key === undefined ? undefined : message.key.toString();
+    const value = message.value === null ? new Uint8Array(0) : new Uint8Array(Buffer.from(message.value));
+    const bytes = encodeKafkaProducerRecord({ ...(key === undefined ? {} : { key }), valueBytes: value, topic: kafka.topic });
+    return { egressNamespace: namespace, egressType: name, argument: typedValue(KAFKA_PRODUCER_RECORD_TYPENAME, bytes) };
+  }
+  /**
+   * @internal A dead letter as a record for the job's dead-letter egress, when that is a Kafka egress
+   * (kafkaDeadLetterEgress): StateFun's Kafka egress then writes it as `eddy run` would. Undefined
+   * when the job's dead letters go to memory, which StateFun has no counterpart for.
+   */
+  deadLetterEgress(letter: DeadLetter): EgressMessage | undefined {
+    const index = this.egressIndexes.get(DEAD_LETTERS);
+    if (index === undefined || kafkaEgressOf(this.job.egresses[index]!) === undefined) return undefined;
+    return this.egressMessage({ egress: index, payload: this.job.egresses[index]!.codec.encode(letter), ingressTime: 0 });
   }
 
   /** @internal */
@@ -327,7 +352,7 @@ class BatchHost implements CoreHost {
     // Cancellations first: an invocation that cancels token t and sends again with t means "replace".
     for (const token of effects.cancels ?? []) this.delayed.push({ isCancellationRequest: true, cancellationToken: token });
     for (const timer of effects.timers ?? []) this.delayed.push(this.delayedInvocation(timer));
-    for (const record of effects.egressRecords ?? []) this.egresses.push(this.egressMessage(record));
+    for (const record of effects.egressRecords ?? []) this.egresses.push(this.server.egressMessage(record));
   }
 
   route(envelope: Envelope): void {
@@ -342,6 +367,14 @@ class BatchHost implements CoreHost {
     const letter = { code, reason, target: envelope === undefined ? `${this.fn.type}:${this.batch.target!.id ?? ''}` : `${envelope.targetType}:${envelope.targetId}` };
     this.deadLetters.push(letter);
     this.server.deadLetter(letter);
+    const record: DeadLetter = { code, reason };
+    if (envelope !== undefined) {
+      record.target = { type: envelope.targetType, id: envelope.targetId };
+      if (envelope.sourceType !== '') record.source = { type: envelope.sourceType, id: envelope.sourceId };
+      record.payloadBase64 = Buffer.from(envelope.payload).toString('base64');
+    }
+    const egress = this.server.deadLetterEgress(record);
+    if (egress !== undefined) this.egresses.push(egress);
   }
 
   afterTimer(): void {}
@@ -392,18 +425,6 @@ class BatchHost implements CoreHost {
     };
   }
 
-  private egressMessage(record: EgressRecord): EgressMessage {
-    const { namespace, name } = this.server.egressTarget(record.egress);
-    const egress = this.server.job.egresses[record.egress]!;
-    const kafka = kafkaEgressOf(egress);
-    if (kafka === undefined) return { egressNamespace: namespace, egressType: name, argument: typedValue(typenameOf(egress.codec), record.payload) };
-    // StateFun's Kafka egress takes a KafkaProducerRecord: the key and value eddy's own sink would write.
-    const message = kafka.toMessage(egress.codec.decode(record.payload));
-    const key = message.key === null || message.key === undefined ? undefined : message.key.toString();
-    const value = message.value === null ? new Uint8Array(0) : new Uint8Array(Buffer.from(message.value));
-    const bytes = encodeKafkaProducerRecord({ ...(key === undefined ? {} : { key }), valueBytes: value, topic: kafka.topic });
-    return { egressNamespace: namespace, egressType: name, argument: typedValue(KAFKA_PRODUCER_RECORD_TYPENAME, bytes) };
-  }
 }
 
 function unsupported(what: string): EddyError {

@@ -1,9 +1,9 @@
 import { describeError, EddyError } from '../errors.js';
 import type { Job, Router } from '../job.js';
 import { encodeRoute, routeFailureCode, routesOf } from '../../operators/ingress-router.js';
-import type { ServedBatch, ServedDeadLetter } from './handler.js';
+import type { ServedBatch, ServedDeadLetter, StatefunHandler } from './handler.js';
 import { type KafkaIngressDescription, kafkaIngressOf } from './kafka-descriptions.js';
-import { encodeFromFunction, type FromFunctionInvocation, type InvocationBatchRequest, sfAddress, splitTypename, typedValue, valueBytes } from './protocol.js';
+import { type EgressMessage, encodeFromFunction, type FromFunctionInvocation, type InvocationBatchRequest, sfAddress, splitTypename, type TypedValue, typedValue, valueBytes } from './protocol.js';
 import { messageTypenameOf, typenameOf } from './types.js';
 
 /**
@@ -36,7 +36,7 @@ export class RouterFunctions {
 
   constructor(
     private readonly job: Job,
-    private readonly onDeadLetter: (letter: ServedDeadLetter) => void,
+    private readonly handler: Pick<StatefunHandler, 'deadLetter' | 'deadLetterEgress'>,
   ) {
     for (const ingress of job.ingresses) {
       const kafka = kafkaIngressOf(ingress);
@@ -63,13 +63,21 @@ export class RouterFunctions {
     }
     const key = batch.target?.id ?? '';
     const outgoingMessages: FromFunctionInvocation[] = [];
+    const outgoingEgresses: EgressMessage[] = [];
     const deadLetters: ServedDeadLetter[] = [];
+    let argument: TypedValue | null | undefined;
     const deadLetter = (code: ServedDeadLetter['code'], reason: string): void => {
       const letter = { code, reason, target: `${type}:${key}` };
       deadLetters.push(letter);
-      this.onDeadLetter(letter);
+      this.handler.deadLetter(letter);
+      // The record as it was, as the Kafka ingress of eddy run hands an unroutable one on.
+      const bytes = valueBytes(argument);
+      const record = { topic, partition: -1, offset: -1, timestamp: 0, key, headers: {}, valueBase64: Buffer.from(bytes).toString('base64') };
+      const egress = this.handler.deadLetterEgress({ code, reason, ingress: ingressName, record });
+      if (egress !== undefined) outgoingEgresses.push(egress);
     };
     for (const invocation of batch.invocations ?? []) {
+      argument = invocation.argument;
       const typename = invocation.argument?.typename ?? '';
       if (typename !== ingress.typename) {
         deadLetter('EDDY_UNDECODABLE_PAYLOAD', `a record of topic ${topic} for ingress ${ingressName} has typename ${JSON.stringify(typename)}, but the ingress reads ${ingress.typename}; set valueType: ${ingress.typename} for the topic in module.yaml`);
@@ -102,7 +110,9 @@ export class RouterFunctions {
         }
       }
     }
-    const response = encodeFromFunction({ invocationResult: outgoingMessages.length > 0 ? { outgoingMessages } : {} });
+    const response = encodeFromFunction({
+      invocationResult: { ...(outgoingMessages.length > 0 ? { outgoingMessages } : {}), ...(outgoingEgresses.length > 0 ? { outgoingEgresses } : {}) },
+    });
     return { response, incomplete: false, invocations: batch.invocations?.length ?? 0, deadLetters };
   }
 }

@@ -2,10 +2,10 @@
 // record in, the messages the job's routers route out, and dead letters for what they cannot route.
 import t from 'tap';
 import { StatefunHandler, type ServedDeadLetter } from '../../../engine/statefun/handler.js';
-import { decodeFromFunction, encodeToFunction, sfAddress, typedValue, valueBytes } from '../../../engine/statefun/protocol.js';
+import { decodeFromFunction, decodeKafkaProducerRecord, encodeToFunction, KAFKA_PRODUCER_RECORD_TYPENAME, sfAddress, typedValue, valueBytes } from '../../../engine/statefun/protocol.js';
 import { isRouterFunctionType, routerFunctionType } from '../../../engine/statefun/router-functions.js';
 import { intType, jsonType, stringType } from '../../../engine/statefun/types.js';
-import { kafkaIngress, type KafkaRecord } from '../../../connectors/kafka.js';
+import { kafkaDeadLetterEgress, kafkaIngress, type KafkaRecord } from '../../../connectors/kafka.js';
 import { defineFunction, defineJob, defineRouter, memoryIngress, valueState } from '../../../index.js';
 
 interface Order {
@@ -138,4 +138,28 @@ void t.test('a router sending to a function type the job does not have is a dead
 
 void t.test('sfAddress of a router type parses as StateFun does (namespace up to the last slash)', async (t) => {
   t.same(sfAddress(routerFunctionType('orders', 'orders-eu'), 'k'), { namespace: 'eddy.router.orders', type: 'orders-eu', id: 'k' });
+});
+
+void t.test('with a Kafka dead-letter egress, dead letters go out through StateFun\'s Kafka egress as eddy run writes them', async (t) => {
+  const withTopic = defineJob({
+    name: 'shop-dl',
+    module: import.meta.url,
+    functions: [customer, audit],
+    ingresses: [orders],
+    routers: [defineRouter(orders, (record: KafkaRecord<Order>) => ({ to: customer.address(record.value.customer), message: record.value.amount }))],
+    egresses: [kafkaDeadLetterEgress({ brokers: '127.0.0.1:9092', topic: 'shop-dead-letters' })],
+  });
+  const bad = new TextEncoder().encode('{not json');
+  const served = await new StatefunHandler(withTopic).serve(recordRequest(routerFunctionType('orders', 'orders-eu'), 'k9', [{ typename: 'shop/Order', bytes: bad }]));
+  const egresses = decodeFromFunction(served.response).invocationResult!.outgoingEgresses ?? [];
+  t.equal(egresses.length, 1, 'one dead letter, one egress record');
+  t.same([egresses[0]!.egressNamespace, egresses[0]!.egressType], ['eddy', 'dead-letters']);
+  t.equal(egresses[0]!.argument!.typename, KAFKA_PRODUCER_RECORD_TYPENAME);
+  const record = decodeKafkaProducerRecord(valueBytes(egresses[0]!.argument));
+  t.equal(record.topic, 'shop-dead-letters');
+  t.equal(record.key, 'k9', 'the record republished with its key');
+  t.same(Buffer.from(record.valueBytes!), Buffer.from(bad), 'and its value bytes as they were');
+
+  const plain = await new StatefunHandler(job).serve(recordRequest(routerFunctionType('orders', 'orders-eu'), 'k9', [{ typename: 'shop/Order', bytes: bad }]));
+  t.same(decodeFromFunction(plain.response).invocationResult!.outgoingEgresses ?? [], [], 'a job whose dead letters go to memory sends none (StateFun has no memory egress)');
 });
