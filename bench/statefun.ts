@@ -57,6 +57,8 @@ interface Topics {
 interface Started {
   /** Processes by role, e.g. { function: pid, statefun: pid }. */
   pids: Record<string, number>;
+  /** HTTP calls from StateFun to the function process per request (absent when embedded). */
+  callsPerRequest?: number;
   stop(): Promise<void>;
 }
 
@@ -149,6 +151,8 @@ async function measureSystem(kafka: Kafka, brokers: string, system: System, flag
       [`p50Ms@${LATENCY_RATE}/s`]: latency.getValueAtPercentile(50),
       [`p99Ms@${LATENCY_RATE}/s`]: latency.getValueAtPercentile(99),
       functionCpuUsPerRequest: cpuPerRequest('function'),
+      callsPerRequest: started.callsPerRequest ?? '-',
+      functionCpuUsPerCall: started.callsPerRequest === undefined ? '-' : round(cpuPerRequest('function') / started.callsPerRequest, 0),
       statefunCpuUsPerRequest: started.pids.statefun === undefined ? '-' : cpuPerRequest('statefun'),
     };
     return row;
@@ -223,6 +227,8 @@ const served = (workers?: number): System => ({
       const statefun = await startStatefun(module, dir);
       return {
         pids: { function: child.pid!, statefun: statefun.pid },
+        // StateFun's Kafka ingress calls the served router function, which sends to the record function.
+        callsPerRequest: 2,
         stop: async () => {
           await statefun.stop();
           await stopChild(child);
@@ -266,6 +272,7 @@ const python: System = {
       const statefun = await startStatefun(module, dir);
       return {
         pids: { function: Number(pid), statefun: statefun.pid },
+        callsPerRequest: 1,
         stop: async () => {
           await statefun.stop();
           await stopPython();
