@@ -70,11 +70,14 @@ if (haveBroker(t)) {
     await startStatefun(t, module, dir);
 
     const bank = bankRequests(20, 4000, 11);
-    await kafka.produce(env.BANK_REQUESTS_TOPIC!, asMessages(bank.requests));
+    const firstPart = Math.floor(bank.requests.length / 2);
+    await kafka.produce(env.BANK_REQUESTS_TOPIC!, asMessages(bank.requests.slice(0, firstPart)));
     const before = await responses(kafka, env.BANK_RESPONSES_TOPIC!, 1, 120_000);
     first.child.kill('SIGKILL');
     await first.exited;
-    t.ok(before.length > 0 && before.length < bank.requests.length, `the endpoint died mid-way (${before.length} of ${bank.requests.length} answered before)`);
+    t.ok(before.length > 0, `the endpoint died with responses flowing (${before.length} of the first ${firstPart} visible)`);
+    // Records that arrive while the endpoint is down: StateFun's calls for them fail.
+    await kafka.produce(env.BANK_REQUESTS_TOPIC!, asMessages(bank.requests.slice(firstPart)));
     // Down for longer than the call deadline: the job fails over at least once.
     await sleep(6_000);
     const second = await startServe(t, [JOB, '--port', port], env);
