@@ -29,7 +29,7 @@ import {
   typedValue,
   valueBytes,
 } from './protocol.js';
-import { hasOwnTypename, messageTypenameOf, typenameOf } from './types.js';
+import { egressTypename, hasOwnTypename, messageTypenameOf, typenameOf } from './types.js';
 
 /** A message the served job could not take (the embedded engine writes these to `dead-letters`). */
 export interface ServedDeadLetter {
@@ -50,10 +50,7 @@ export interface ServedBatch {
   deadLetters: ServedDeadLetter[];
 }
 
-/** The StateFun egress typename of an egress of the job: its name if that is `namespace/name`, else `eddy/<name>`. */
-export function egressTypename(name: string): string {
-  return name.lastIndexOf('/') > 0 && !name.endsWith('/') ? name : `eddy/${name}`;
-}
+export { egressTypename } from './types.js';
 
 /**
  * Stored state values carry a header (operators/invocation.ts: [flags:u8][expiresAt:f64 if flags & 1]);

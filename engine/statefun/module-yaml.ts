@@ -1,10 +1,9 @@
 import { stringify } from 'yaml';
 import { invalidOption } from '../errors.js';
 import type { Job } from '../job.js';
-import { egressTypename } from './handler.js';
 import { kafkaEgressOf, kafkaIngressOf } from './kafka-descriptions.js';
 import { ROUTER_NAMESPACE_PREFIX, routerFunctionType } from './router-functions.js';
-import { typenameOf } from './types.js';
+import { egressTypename, typenameOf } from './types.js';
 
 export interface StatefunModuleOptions {
   /** The URL StateFun calls, where `eddy serve` listens (e.g. `http://eddy-host:8000/statefun`). Required. */

@@ -179,3 +179,8 @@ export function hasOwnTypename(codec: Codec<unknown>): boolean {
 export function messageTypenameOf(fn: AnyFunctionType | undefined): string {
   return fn?.kind === 'regular' ? typenameOf(fn.codec) : EDDY_JSON_TYPENAME;
 }
+
+/** The StateFun egress typename of an egress of the job: its name if that is `namespace/name`, else `eddy/<name>`. */
+export function egressTypename(name: string): string {
+  return name.lastIndexOf('/') > 0 && !name.endsWith('/') ? name : `eddy/${name}`;
+}
