@@ -6,7 +6,7 @@ import { serveStatefun, type StatefunServer } from '../../../engine/statefun/ser
 import served from '../../fixtures/statefun-job.js';
 import type { Job } from '../../../index.js';
 import { run, type Teardowns, waitFor, within } from '../../fixtures/harness.js';
-import { remoteFunction } from '../../../index.js';
+import { intType, remoteFunction } from '../../../index.js';
 
 async function serve(t: Teardowns): Promise<StatefunServer> {
   const server = await serveStatefun(served, { port: 0, workers: 0, onDeadLetter: () => {} });
@@ -68,4 +68,30 @@ void t.test('bad options are refused with the fix named', async (t) => {
   t.throws(() => remoteFunction({ type: 'a/b', url: 'ftp://x/' }), { code: 'EDDY_INVALID_OPTION', message: /http:\/\/ or https/ });
   t.throws(() => remoteFunction({ type: 'a/b', url: 'http://x/', timeoutMs: 5 }), { code: 'EDDY_INVALID_OPTION', message: /timeoutMs.*>= 100/ });
   t.throws(() => remoteFunction({ type: 'a/b', url: 'http://x/', states: [''] }), { code: 'EDDY_INVALID_OPTION', message: /states/ });
+});
+
+void t.test('a remote function as a 2PC participant: its answer is staged, applied on COMMIT, discarded on ABORT', async (t) => {
+  const server = await serve(t);
+  const job = await counterJob(server.url);
+  const handle = run(t, job, {
+    workers: 2,
+    inputs: {
+      ops: [],
+      pairs: [
+        { id: 'p1', counter: 'x', amount: 3 },
+        { id: 'p2', counter: 'y', amount: 4, refuse: true },
+      ],
+    },
+  });
+  await waitFor(() => handle.output('outcomes').length === 2, 'both transactions', 20_000);
+  t.same([...handle.output<string>('outcomes')].sort(), ['p1:committed', 'p2:aborted']);
+  t.same(handle.output('totals'), [3], 'only the committed transaction\'s remote egress');
+  const count = async (id: string): Promise<number | undefined> => {
+    const { state } = await handle.state('test/counter', id);
+    const stored = (state as { values?: Record<string, { value: string }> }).values?.count;
+    return stored === undefined ? undefined : intType.decode(Buffer.from(stored.value, 'base64'));
+  };
+  t.equal(await count('x'), 3, 'the committed transaction\'s remote state change applied');
+  t.equal(await count('y'), undefined, 'the aborted one\'s was staged and dropped');
+  await handle.stop();
 });
