@@ -69,7 +69,7 @@ export { type ChannelDelay, type FaultInjection, type SubmitOptions, defaultOpti
 export type { RestartStrategyOptions } from './engine/runtime/restart-strategy.js';
 export type { CheckpointInfo, CheckpointRecord, CheckpointTrigger } from './engine/checkpoint/coordinator.js';
 export type { JobHandle, JobMetrics, JobStatus, JobSummary, LatencySummary, RecoveryEvent } from './engine/runtime/job-handle.js';
-export type { InstanceState } from './engine/runtime/worker-protocol.js';
+export type { InstanceList, InstanceState } from './engine/runtime/worker-protocol.js';
 export type { CheckpointAbortCause } from './engine/checkpoint/coordinator.js';
 export type { FunctionTypeMetrics } from './engine/runtime/worker-stats.js';
 export type { TransactionMetrics, WorkerMetrics } from './engine/runtime/worker-protocol.js';

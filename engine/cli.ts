@@ -371,11 +371,22 @@ export async function main(argv: string[]): Promise<void> {
     .action(async (flags: TargetFlags) => {
       process.stdout.write(await (await callAdmin(flags, 'GET', '/metrics')).text());
     });
-  targeted(program.command('state').description("one function instance of a running job: its declared state (decoded), mailbox depth and transaction hold, as JSON"))
+  targeted(
+    program
+      .command('state')
+      .description('one function instance of a running job: its declared state (decoded), mailbox depth and transaction hold, as JSON; without an id, the instances whose ids start with --prefix')
+      .option('--prefix <p>', 'list the instances whose ids start with this (without an id)')
+      .option('--limit <n>', 'list at most this many, in id order (1-10000, default 100)', positiveInteger('--limit')),
+  )
     .argument('<type>', 'function type, namespace/name')
-    .argument('<id>', 'instance id')
-    .action(async (type: string, id: string, flags: TargetFlags) => {
-      const path = `/state/${type.split('/').map(encodeURIComponent).join('/')}/${encodeURIComponent(id)}`;
+    .argument('[id]', 'instance id (omit to list instances)')
+    .action(async (type: string, id: string | undefined, flags: TargetFlags & { prefix?: string; limit?: number }) => {
+      const base = `/state/${type.split('/').map(encodeURIComponent).join('/')}`;
+      if (id !== undefined && (flags.prefix !== undefined || flags.limit !== undefined)) {
+        throw new EddyError('EDDY_INVALID_OPTION', '--prefix and --limit list instances: give them without an id, or give only the id');
+      }
+      const query = new URLSearchParams({ ...(flags.prefix === undefined ? {} : { prefix: flags.prefix }), ...(flags.limit === undefined ? {} : { limit: String(flags.limit) }) });
+      const path = id === undefined ? `${base}?${query.toString()}` : `${base}/${encodeURIComponent(id)}`;
       process.stdout.write(`${JSON.stringify(await (await callAdmin(flags, 'GET', path)).json(), null, 2)}\n`);
     });
   await program.parseAsync(argv);

@@ -133,10 +133,22 @@ export interface InstanceState {
   heldByTransaction: string | undefined;
 }
 
+/** Instances of a function type whose ids start with a prefix (`eddy state <type> --prefix`). */
+export interface InstanceList {
+  type: string;
+  prefix: string;
+  /** In id order, at most `limit`, each as a single lookup returns it. */
+  instances: InstanceState[];
+  /** More instances matched than `limit`. */
+  truncated: boolean;
+}
+
 export type ToWorker =
   | { type: 'start' }
   /** Read one instance's state and activity between invocations (the admin endpoint's state lookup). */
   | { type: 'state-query'; id: number; address: { type: string; id: string } }
+  /** List the instances of `type` with ids starting with `prefix` in this worker's key groups (at most `limit`). */
+  | { type: 'state-list'; id: number; list: { type: string; prefix: string; limit: number } }
   | { type: 'status'; wave: number }
   | { type: 'metrics'; id: number }
   | { type: 'stop-sources' }
@@ -157,7 +169,7 @@ export type FromWorker =
   | { type: 'egress'; buffer: ArrayBuffer }
   | { type: 'status'; wave: number; status: WorkerStatus }
   | { type: 'metrics'; id: number; metrics: WorkerMetrics }
-  | { type: 'state-answer'; id: number; answer: InstanceState | { error: string } }
+  | { type: 'state-answer'; id: number; answer: InstanceState | InstanceList | { error: string } }
   | { type: 'log'; line: string }
   | { type: 'closed' }
   /** The worker's routers and timers started after `start` (parked and restored in-flight work is queued first). */

@@ -12,6 +12,7 @@ import { describeError } from '../errors.js';
 import type { ChannelDelay } from '../options.js';
 import { DEAD_LETTERS, jobFromModule } from '../job.js';
 import { keyGroupOf, keyGroupRangeOf } from '../key-groups.js';
+import { addressOfKey, typeStatePrefix } from '../state/state-keys.js';
 import { LevelDbBackend } from '../state/leveldb-backend.js';
 import { MemoryBackend } from '../state/memory-backend.js';
 import { StateStore } from '../state/state-store.js';
@@ -20,7 +21,7 @@ import { restoreKeyGroups, WorkerCheckpoints } from './worker-checkpoints.js';
 import { ThreadStats } from './worker-stats.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
-import type { FromWorker, InstanceState, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
+import type { FromWorker, InstanceList, InstanceState, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
 import { Invocation } from '../../operators/invocation.js';
 import type { Envelope } from '../wire/envelope.js';
 
@@ -185,6 +186,32 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     }
   };
 
+  /**
+   * The instances of `type` in this worker's key groups whose ids start with `prefix`: the first
+   * `limit` in id order, each read as `inspectInstance` reads one. Ids come from a scan of the
+   * type's state in each key group (an instance with no state value is not listed).
+   */
+  const listInstances = async ({ type, prefix, limit }: { type: string; prefix: string; limit: number }): Promise<InstanceList | { error: string }> => {
+    if (job.functions.get(type)?.kind !== 'regular') return { error: `no function type ${type} with state in job ${job.name}` };
+    const ids = new Set<string>();
+    for (let kg = keyGroups.start; kg <= keyGroups.end; kg++) {
+      let last = '';
+      for await (const [key] of store.scanLive(typeStatePrefix(kg, type))) {
+        const { id } = addressOfKey(key);
+        if (id !== last && id.startsWith(prefix)) ids.add(id);
+        last = id;
+      }
+    }
+    const sorted = [...ids].sort();
+    const instances: InstanceState[] = [];
+    for (const id of sorted.slice(0, limit)) {
+      const answer = await inspectInstance({ type, id });
+      if ('error' in answer) return answer;
+      instances.push(answer);
+    }
+    return { type, prefix, instances, truncated: sorted.length > limit };
+  };
+
   // Engine state to load at start: unknown (look) unless a restore just wrote the state and counted
   // it (a scan per key group and space costs a restore tens of milliseconds even when empty).
   let parkedToReplay = true;
@@ -326,6 +353,12 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
           break;
         case 'state-query':
           void inspectInstance(message.address).then((answer) => post({ type: 'state-answer', id: message.id, answer }));
+          break;
+        case 'state-list':
+          void listInstances(message.list).then(
+            (answer) => post({ type: 'state-answer', id: message.id, answer }),
+            (error: unknown) => post({ type: 'state-answer', id: message.id, answer: { error: describeError(error) } }),
+          );
           break;
         case 'checkpoint-abort':
           dispatcher.abortAlignment(message.id);

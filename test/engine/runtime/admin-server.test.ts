@@ -261,3 +261,63 @@ void t.test('state lookups of map and list state while a worker is killed: each 
   t.same((await handle.state('e2e-collections/basket', 'b1')).state, want, 'after the restore the lookup shows the restored state');
   await handle.stop();
 });
+
+void t.test('listing instances by id prefix: from every worker\'s key groups, in id order, cut at the limit, each as a lookup shows it', async (t) => {
+  const handle = run(t, counterJob, { workers: 2, adminPort: 0, inputs: { events: { records: events(100_000), ratePerSec: 4000 } } });
+  const url = (await handle.adminUrl())!;
+  await waitFor(() => new Set(handle.output<{ key: string }>('counts').map((c) => c.key)).size === 100, 'every key counted once');
+  const all = await handle.states('e2e-counter/count', { limit: 10_000 });
+  t.same(all.instances.map((i) => i.id), Array.from({ length: 100 }, (_, i) => `k${i}`).sort(), 'every instance with state, in id order');
+  t.equal(all.truncated, false);
+  t.same(new Set(all.instances.map((i) => i.worker)), new Set([0, 1]), 'from both workers');
+  t.ok(all.instances.every((i) => typeof (i.state as { count?: number }).count === 'number' && (i.state as { count: number }).count > 0), 'each with its decoded state');
+
+  const response = await fetch(`${url}/state/e2e-counter/count?prefix=k4&limit=5`);
+  t.equal(response.status, 200);
+  const listed = (await response.json()) as { instances: Array<{ id: string }>; truncated: boolean; prefix: string };
+  t.same(listed.instances.map((i) => i.id), ['k4', 'k40', 'k41', 'k42', 'k43'], 'the first 5 ids starting with k4');
+  t.equal(listed.truncated, true, 'and there were more');
+  t.equal(listed.prefix, 'k4');
+  const none = await handle.states('e2e-counter/count', { prefix: 'zz' });
+  t.same([none.instances, none.truncated], [[], false], 'a prefix nothing matches: none');
+
+  const bad = await fetch(`${url}/state/e2e-counter/count?limit=0`);
+  t.equal(bad.status, 400, 'a limit out of range: 400');
+  t.equal(((await bad.json()) as { code: string }).code, 'EDDY_INVALID_OPTION');
+  t.equal((await fetch(`${url}/state/no/such-type`)).status, 404, 'an unknown type: 404');
+
+  const cli = await exec(process.execPath, [join(root, 'bin', 'eddy.js'), 'state', 'e2e-counter/count', '--prefix', 'k9', '--limit', '3', '--admin', url]);
+  t.same((JSON.parse(cli.stdout) as { instances: Array<{ id: string }> }).instances.map((i) => i.id), ['k9', 'k90', 'k91'], 'eddy state <type> --prefix --limit prints the same listing');
+  await handle.stop();
+  await t.rejects(handle.states('e2e-counter/count'), { code: 'EDDY_JOB_STOPPED' }, 'no listings once the job has ended');
+});
+
+void t.test('a listing while a worker is killed settles: the instances, or EDDY_JOB_STOPPED to retry, and lists them all again after the restore', async (t) => {
+  const handle = run(t, counterJob, { workers: 2, checkpointDir: tempDir(t, 'state-list-kill'), checkpointIntervalMs: 100, inputs: { events: { records: events(60_000), ratePerSec: 3000 } } });
+  await waitFor(() => new Set(handle.output<{ key: string }>('counts').map((c) => c.key)).size === 100, 'every key counted once');
+  let settled = 0;
+  let stopped = 0;
+  const listings = Array.from({ length: 6 }, async (_, i) => {
+    await new Promise((resolve) => setTimeout(resolve, i * 40));
+    try {
+      const list = await handle.states('e2e-counter/count', { limit: 200 });
+      t.equal(list.instances.length, 100, `listing ${i}: all 100 instances, never the part one worker had`);
+      settled++;
+    } catch (error) {
+      t.equal((error as { code: string }).code, 'EDDY_JOB_STOPPED', `listing ${i}: retryable`);
+      stopped++;
+    }
+  });
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  await handle.killWorker(1);
+  await Promise.all(listings);
+  t.equal(settled + stopped, 6, `every listing settled (${settled} answered, ${stopped} to retry)`);
+  await waitFor(() => handle.status().state === 'running', 'the restore', 30_000);
+  let after: Awaited<ReturnType<typeof handle.states>> | undefined;
+  for (let i = 0; i < 50 && after === undefined; i++) {
+    after = await handle.states('e2e-counter/count', { limit: 200 }).catch(() => undefined);
+    if (after === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  t.equal(after?.instances.length, 100, 'after the restore every instance is listed again');
+  await handle.stop();
+});
