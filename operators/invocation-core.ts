@@ -178,6 +178,18 @@ export class InvocationCore {
     );
   }
 
+  /**
+   * The transactions that hold `address` now, for a state lookup: as a participant (the exclusive
+   * lock's transaction with its staged writes, or the read-only holders'), or as a coordinator (the
+   * one it runs).
+   */
+  transactionOf(address: Address): { transactions: string[]; since: number; staged?: ReadonlyMap<string, Uint8Array | null> } | undefined {
+    const held = this.participants.holdOf(address);
+    if (held !== undefined) return { transactions: held.transactions, since: held.lockedAt, ...(held.staged === undefined ? {} : { staged: held.staged }) };
+    const running = this.coordinators.runningOf(address);
+    return running === undefined ? undefined : { transactions: [running.id], since: running.startedAt };
+  }
+
   /** The protocol of the coordinator an envelope is for; undefined for a regular function. */
   coordinatorKind(envelope: Envelope): CoordinatorKind | undefined {
     const kind = this.host.functionType(envelope.targetType)?.kind;

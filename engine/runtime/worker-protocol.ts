@@ -131,6 +131,15 @@ export interface InstanceState {
   running: boolean;
   /** How a transaction holds it, if one does: `locked` (a participant's exclusive lock), `shared` (read-only participants), `busy` (a coordinator runs one). */
   heldByTransaction: string | undefined;
+  /**
+   * The transactions that hold it (absent when none): their ids, since when (ms since the epoch),
+   * and for a participant's exclusive lock the values the transaction staged, decoded, as they will
+   * be after its COMMIT (value and list state; a staged map shows the names of its changed entries'
+   * map only, as `{ changed: true }`).
+   */
+  transaction?: { ids: string[]; since: number; staged?: Record<string, unknown> };
+  /** Delayed messages it sent that are still pending, in fire order. */
+  pendingDelayed: Array<{ token: string; fireAt: number; to: { type: string; id: string }; message?: unknown }>;
 }
 
 /** Instances of a function type whose ids start with a prefix (`eddy state <type> --prefix`). */

@@ -24,6 +24,9 @@ import { threadId } from 'node:worker_threads';
 import type { FromWorker, InstanceList, InstanceState, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
 import { Invocation } from '../../operators/invocation.js';
 import type { Envelope } from '../wire/envelope.js';
+import type { CoreReads } from '../../operators/core-host.js';
+import type { Address, FunctionType } from '../function-types.js';
+import type { StateSpecs } from '../state/state-types.js';
 
 /** The attempt was given up (abandon, crash drill) while this worker was still starting. */
 class StartGivenUp extends Error {}
@@ -176,14 +179,51 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
         }
       }
       const { mailboxDepth, running, held } = dispatcher.activityOf(address);
+      const transaction = stagedView(fn, address, kg, reader);
+      const delayed = dispatcher.delayed.pendingOf(address, kg);
       for (const [name, entries] of maps) {
         const read = await entries;
         if (read.length > 0) state[name] = read;
       }
-      return { ...address, worker, keyGroup: kg, state, mailboxDepth, running, heldByTransaction: held };
+      const pendingDelayed = (await delayed).map(({ token, fireAt, envelope }) => {
+        const to = { type: envelope.targetType, id: envelope.targetId };
+        let message: unknown;
+        try {
+          message = job.functions.get(to.type)?.codec.decode(envelope.payload);
+        } catch {
+          message = undefined; // shown without it: the lookup is for people, the message may be any bytes
+        }
+        return { token, fireAt, to, ...(message === undefined ? {} : { message }) };
+      });
+      return { ...address, worker, keyGroup: kg, state, mailboxDepth, running, heldByTransaction: held, ...(transaction === undefined ? {} : { transaction }), pendingDelayed };
     } catch (error) {
       return { error: describeError(error) };
     }
+  };
+
+  /**
+   * How transactions hold an instance, with what an exclusive lock staged decoded through the same
+   * state handles as the committed state, read over the staged writes.
+   */
+  const stagedView = (fn: FunctionType<unknown, StateSpecs>, address: Address, kg: number, committed: Invocation): InstanceState['transaction'] => {
+    const held = dispatcher.core.transactionOf(address);
+    if (held === undefined) return undefined;
+    const base = { ids: held.transactions, since: held.since };
+    if (held.staged === undefined) return base;
+    const writes = held.staged;
+    const overlay = Object.create(dispatcher) as CoreReads;
+    overlay.readState = (key: string) => (writes.has(key) ? (writes.get(key) ?? undefined) : dispatcher.readState(key));
+    const reader = new Invocation(overlay, fn, { targetType: address.type, targetId: address.id } as Envelope, kg);
+    const handles = reader.state as Record<string, { get?: () => unknown; values?: () => unknown[] }>;
+    const staged: Record<string, unknown> = {};
+    for (const [name, spec] of Object.entries(fn.state)) {
+      const key = committed.stateKey(name);
+      if (![...writes.keys()].some((written) => written.startsWith(key))) continue;
+      if (spec.kind === 'map') staged[name] = { changed: true };
+      else if (spec.kind === 'list') staged[name] = handles[name]!.values!();
+      else staged[name] = handles[name]!.get!() ?? null;
+    }
+    return { ...base, staged };
   };
 
   /**

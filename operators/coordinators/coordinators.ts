@@ -101,6 +101,12 @@ export class Coordinators {
     private readonly injectStaleProbes = false,
   ) {}
 
+  /** The transaction or saga coordinator instance `address` runs now, if any (a state lookup). */
+  runningOf(address: Address): { id: string; startedAt: number } | undefined {
+    const running = this.running.get(keyOfAddress(address));
+    return running === undefined ? undefined : { id: running.record.txn.id, startedAt: running.record.txn.startedAt };
+  }
+
   /** Transactions (`tpc`) or sagas running here, with requests whose (async) declaration is still running. */
   inProgress(kind: CoordinatorType['kind']): number {
     return this.slotsTaken[kind];

@@ -321,3 +321,42 @@ void t.test('a listing while a worker is killed settles: the instances, or EDDY_
   t.equal(after?.instances.length, 100, 'after the restore every instance is listed again');
   await handle.stop();
 });
+
+void t.test('a lookup shows the delayed messages an instance has pending, and a participant held by a transaction with its staged writes apart from the committed state', async (t) => {
+  const { default: heldJob } = await import('../../fixtures/held-lock-job.js');
+  const records = [
+    { box: 'a', op: { add: 10 } },
+    { box: 'a', op: { remind: 60_000 } },
+    { move: 'm1', from: 'a', to: 'b', amount: 3, slowMs: 2_500 },
+    ...Array.from({ length: 60 }, () => ({ box: 'filler', op: { add: 1 } })),
+  ];
+  const handle = run(t, heldJob, { workers: 2, inputs: { events: { records, ratePerSec: 10 } } });
+  const before = Date.now();
+  let pending: Awaited<ReturnType<typeof handle.state>> | undefined;
+  for (let i = 0; i < 100 && pending === undefined; i++) {
+    const seen = await handle.state('e2e-held/box', 'a').catch(() => undefined);
+    if (seen !== undefined && seen.pendingDelayed.length > 0) pending = seen;
+    else await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.ok(pending !== undefined, 'the reminder shows as pending');
+  const [reminder] = pending!.pendingDelayed;
+  t.same({ token: reminder!.token, to: reminder!.to, message: reminder!.message }, { token: 'later', to: { type: 'e2e-held/box', id: 'a' }, message: { add: 1 } }, 'with its token, target and decoded message');
+  t.ok(reminder!.fireAt >= before + 55_000 && reminder!.fireAt <= Date.now() + 60_000, 'and when it fires');
+
+  let held: Awaited<ReturnType<typeof handle.state>> | undefined;
+  for (let i = 0; i < 100 && held === undefined; i++) {
+    const seen = await handle.state('e2e-held/box', 'a');
+    if (seen.transaction !== undefined) held = seen;
+    else await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.ok(held !== undefined, 'the debited box is seen held by the move');
+  t.equal(held!.heldByTransaction, 'locked');
+  t.equal(held!.transaction!.ids.length, 1, 'by one transaction, named');
+  t.match(held!.transaction!.ids[0], /\S/);
+  t.same(held!.state, { n: 10 }, 'the committed state, without the transaction\'s write');
+  t.same(held!.transaction!.staged, { n: 7 }, 'the staged write shown apart, as it will be after COMMIT');
+  await waitFor(() => handle.output('moves').length === 1, 'the move to commit', 10_000);
+  const after = await handle.state('e2e-held/box', 'a');
+  t.same([after.state, after.transaction], [{ n: 7 }, undefined], 'after COMMIT: the write committed, no transaction');
+  await handle.stop();
+});
