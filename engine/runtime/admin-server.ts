@@ -33,6 +33,7 @@ export interface AdminConfig {
  *   GET  /            the web console (engine/console/)
  *   GET  /console     what the console shows, once, as JSON; GET /events streams it (Server-Sent Events)
  *   GET  /status      the job's state, restarts and checkpoints, as JSON
+ *   GET  /locks       the longest current lock waits of 2PC transactions (the wait-for graph's edges), as JSON
  *   GET  /state/<namespace>/<name>/<id>  one function instance's state, mailbox and transaction hold
  *   GET  /state/<namespace>/<name>?prefix=<p>&limit=<n>  the instances whose ids start with p, each as above
  *   GET  /metrics     Prometheus text format
@@ -176,6 +177,10 @@ async function route(handle: JobHandle, metrics: JobMetricsRegistry, feed: Conso
       return;
     case 'GET /console':
       return reply(response, 200, await feed.snapshot());
+    case 'GET /locks': {
+      const { totals, lockWaits } = await handle.metrics();
+      return reply(response, 200, { waits: lockWaits, locksHeld: totals.locksHeld, transactionsRunning: totals.transactionsRunning, deadlocksFound: totals.deadlocksFound });
+    }
     case 'GET /events':
       return feed.subscribe(response);
     case 'POST /checkpoint':

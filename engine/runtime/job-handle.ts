@@ -4,7 +4,7 @@
  */
 import type { CheckpointAbortCause, CheckpointInfo, CheckpointRecord } from '../checkpoint/coordinator.js';
 import type { ConnectorMetric } from '../job.js';
-import type { InstanceList, InstanceState, WorkerMetrics } from './worker-protocol.js';
+import type { InstanceList, InstanceState, LockWait, WorkerMetrics } from './worker-protocol.js';
 
 /** A restore or restart of the job, or its failure, as the console's timeline marks it. */
 export interface RecoveryEvent {
@@ -40,7 +40,9 @@ export interface JobMetrics {
   /** Per worker. */
   perWorker: WorkerMetrics[];
   /** Sums over workers (gauges summed too). */
-  totals: Omit<WorkerMetrics, 'worker' | 'routerThrottled' | 'connectors' | 'functions' | 'eventLoopUtilization' | 'sentTo'>;
+  totals: Omit<WorkerMetrics, 'worker' | 'routerThrottled' | 'connectors' | 'functions' | 'eventLoopUtilization' | 'sentTo' | 'lockWaits'>;
+  /** The longest current lock waits of 2PC transactions over all workers (at most 10), longest first: the wait-for graph's edges. */
+  lockWaits: LockWait[];
   /** Records received per egress name. */
   egress: Record<string, number>;
   /** From the moment a record entered an ingress to the moment its egress records reached the sink. */

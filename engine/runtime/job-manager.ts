@@ -12,7 +12,7 @@ import { RestartStrategy } from './restart-strategy.js';
 import { openStateDir, type StateDir } from './state-dir.js';
 import type { JobHandle, JobMetrics, JobStatus, JobSummary, RecoveryEvent } from './job-handle.js';
 import { WorkerPool, WorkerSet } from './worker-set.js';
-import { type InstanceList, type InstanceState, OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
+import { type InstanceList, type InstanceState, LOCK_WAITS_SHOWN, OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
 
 export type { CheckpointAbortCause, CheckpointInfo, CheckpointRecord } from '../checkpoint/coordinator.js';
 
@@ -531,6 +531,10 @@ class JobRun implements JobHandle {
       egress: Object.fromEntries(this.spec.egresses.map((e, i) => [e.name, this.sinks.counts[i]!])),
       latency: this.sinks.latencySummary(),
       connectors: [...perWorker.flatMap((m) => m.connectors ?? []), ...this.sinks.connectorMetrics()],
+      lockWaits: perWorker
+        .flatMap((m) => m.lockWaits ?? [])
+        .sort((a, b) => b.waitedMs - a.waitedMs)
+        .slice(0, LOCK_WAITS_SHOWN),
     };
   }
 

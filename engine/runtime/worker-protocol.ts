@@ -50,6 +50,20 @@ export interface WorkerStatus {
 }
 
 /** Transaction figures of one worker (part of its metrics). */
+/** Lock waits a worker reports, and the job shows: the longest this many. */
+export const LOCK_WAITS_SHOWN = 10;
+
+/** A 2PC transaction waiting for a lock another one holds (an edge of the wait-for graph). */
+export interface LockWait {
+  /** The waiting transaction and its coordinator instance (`type:id`). */
+  waiting: { transaction: string; coordinator: string };
+  /** The transaction it waits behind, and that one's coordinator instance. */
+  holding: { transaction: string; coordinator: string };
+  /** The participant instance (`type:id`) whose lock it waits for. */
+  instance: string;
+  waitedMs: number;
+}
+
 export interface TransactionMetrics {
   /** 2PC transactions coordinated here that committed, aborted (a participant failed), or ended as retryable (deadlock victims). */
   transactionsCommitted: number;
@@ -106,6 +120,8 @@ export interface WorkerMetrics extends TransactionMetrics {
   routerBlockedOnFeedbackMs: number;
   /** Per function type (regular functions; coordinators and participants count in the transaction figures). */
   functions: Record<string, FunctionTypeMetrics>;
+  /** The longest current lock waits of the transactions this worker coordinates (at most 10), longest first. */
+  lockWaits: LockWait[];
   /** The worker thread's event-loop utilisation over the last second (0..1), its V8 heap in use, and its LevelDB folder's size. */
   eventLoopUtilization: number;
   /** Envelopes this worker sent to each worker, itself included (router and feedback channels): the console's edge rates. */

@@ -21,7 +21,7 @@ import { restoreKeyGroups, WorkerCheckpoints } from './worker-checkpoints.js';
 import { ThreadStats } from './worker-stats.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
-import type { FromWorker, InstanceList, InstanceState, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
+import { type FromWorker, type InstanceList, type InstanceState, LOCK_WAITS_SHOWN, type ToWorker, type WorkerInit, type WorkerMetrics, type WorkerResult } from './worker-protocol.js';
 import { Invocation } from '../../operators/invocation.js';
 import type { Envelope } from '../wire/envelope.js';
 import type { CoreReads } from '../../operators/core-host.js';
@@ -146,6 +146,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     routerBlockedOnCreditsMs: router.blockedClock.ms('credits'),
     routerBlockedOnFeedbackMs: router.blockedClock.ms('feedback'),
     functions: dispatcher.functionStats.snapshot(),
+    lockWaits: dispatcher.core.lockWaits(LOCK_WAITS_SHOWN),
     sentTo: [...mesh.sent],
     ...threadStats.read(),
   });

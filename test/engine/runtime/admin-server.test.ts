@@ -360,3 +360,37 @@ void t.test('a lookup shows the delayed messages an instance has pending, and a 
   t.same([after.state, after.transaction], [{ n: 7 }, undefined], 'after COMMIT: the write committed, no transaction');
   await handle.stop();
 });
+
+void t.test('GET /locks shows the longest current lock waits: waiting transaction -> holding transaction, at which instance, for how long', async (t) => {
+  const { default: heldJob } = await import('../../fixtures/held-lock-job.js');
+  // m1 locks box a and then waits 2.5 s for its slow leg on b; m2 and m3 queue behind m1 at a.
+  const records = [
+    { move: 'm1', from: 'a', to: 'b', amount: 1, slowMs: 2_500 },
+    { move: 'm2', from: 'a', to: 'c', amount: 1, slowMs: 0 },
+    { move: 'm3', from: 'a', to: 'd', amount: 1, slowMs: 0 },
+    ...Array.from({ length: 60 }, () => ({ box: 'filler', op: { add: 1 } })),
+  ];
+  const handle = run(t, heldJob, { workers: 2, adminPort: 0, inputs: { events: { records, ratePerSec: 10 } } });
+  const url = (await handle.adminUrl())!;
+  type Locks = { waits: Array<{ waiting: { transaction: string; coordinator: string }; holding: { transaction: string; coordinator: string }; instance: string; waitedMs: number }>; locksHeld: number };
+  let locks: Locks | undefined;
+  for (let i = 0; i < 100; i++) {
+    const seen = (await (await fetch(`${url}/locks`)).json()) as Locks;
+    if (seen.waits.length >= 2 && seen.waits.every((w) => w.waitedMs >= 300)) {
+      locks = seen;
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.ok(locks !== undefined, 'two transactions seen waiting for the lock on box a');
+  const edges = locks!.waits.map((w) => `${w.waiting.coordinator} -> ${w.holding.coordinator} at ${w.instance}`);
+  t.ok(edges.includes('e2e-held/move:m2 -> e2e-held/move:m1 at e2e-held/box:a'), `m2 waits behind m1 at a (${edges.join('; ')})`);
+  t.ok(edges.some((edge) => edge.startsWith('e2e-held/move:m3 -> ') && edge.endsWith(' at e2e-held/box:a')), 'm3 waits at a too (behind m1, or behind m2 queued ahead of it)');
+  t.ok(locks!.waits.every((w, i, all) => i === 0 || all[i - 1]!.waitedMs >= w.waitedMs), 'longest first');
+  t.ok(locks!.locksHeld >= 1, 'with the lock held');
+  t.same((await handle.metrics()).lockWaits.length >= 2, true, 'handle.metrics().lockWaits has them too');
+  await waitFor(() => handle.output('moves').length === 3, 'the three moves', 20_000);
+  const after = (await (await fetch(`${url}/locks`)).json()) as Locks;
+  t.same(after.waits, [], 'once they committed, no waits are left');
+  await handle.stop();
+});
