@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { engine, type JobHandle } from '../index.js';
+import { writeCharts } from './plot.js';
 import { type BenchFlags, printTable, round, type Row, writeResults } from './harness.js';
 import { kafkaYcsbJob } from './kafka-job.js';
 
@@ -195,6 +196,31 @@ export async function runKafkaBench(flags: BenchFlags, command: string): Promise
   }
   const table = printTable(rows);
   if (!flags.json) console.log(table);
+  const charts = !flags.plot
+    ? ''
+    : await writeCharts([
+        {
+          name: 'kafka-latency',
+          title: 'YCSB over Kafka: latency percentiles against input rate',
+          rows: rows.flatMap((r) =>
+            (['visibleP50Ms', 'visibleP99Ms'] as const).map((p) => ({
+              rate: r.rate,
+              run: `${String(r.mode)}${r.checkpointMs === '-' ? '' : `, checkpoint ${String(r.checkpointMs)} ms`}, ${String(r.answered)} answered`.replace(/, \d+% answered$/, ''),
+              percentile: p === 'visibleP50Ms' ? 'p50' : 'p99',
+              ms: Math.max(1, Number(r[p])),
+            })),
+          ),
+          spec: {
+            mark: { type: 'line', point: true },
+            encoding: {
+              x: { field: 'rate', type: 'quantitative', title: 'input rate (requests/s)' },
+              y: { field: 'ms', type: 'quantitative', title: 'request to read_committed response (ms, log)', scale: { type: 'log' } },
+              color: { field: 'run', type: 'nominal', title: 'run' },
+              strokeDash: { field: 'percentile', type: 'nominal' },
+            },
+          },
+        },
+      ]);
   if (flags.write) {
     writeResults(
       'YCSB over Kafka',
@@ -209,6 +235,7 @@ export async function runKafkaBench(flags: BenchFlags, command: string): Promise
         'publishes: with exactly-once, after the checkpoint ends the epoch), as the seed thesis measured; `visible` is to the moment the ' +
         'read_committed consumer received the response, which with exactly-once includes the wait for the checkpoint and its ' +
         'transaction. Latency figures of a step that was not sustained include the growing backlog.',
+      charts,
     );
   }
 }

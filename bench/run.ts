@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- <benchmark> [--duration s] [--workers 1,2] [--keys 100,5000] [--seed n] [--json] [--no-write]`
+ * `npm run bench -- <benchmark> [--duration s] [--workers 1,2] [--keys 100,5000] [--seed n] [--json] [--no-write] [--plot]`
  * `npm run bench -- --help` lists the benchmarks and their flags.
  */
 import { FlagError, parseFlags } from './harness.js';
@@ -27,6 +27,7 @@ flags of every benchmark:
   --seed <n>            workload seed (default 42)
   --json                one JSON object per run on stdout
   --no-write            do not update bench/RESULTS.md
+  --plot                also draw SVG charts into bench/plots/ (ycsb, checkpoint, kafka, statefun)
 
 flags of ycsb-t:
   --transfer-ratios <%,...>  share of transfers (default 100)
@@ -46,7 +47,11 @@ const YCSB_T_FLAGS = new Map([
   ['--latency-load', true],
 ]);
 
+/** The benchmarks that draw charts with --plot. */
+const PLOTTED = new Set(['ycsb', 'checkpoint', 'kafka', 'statefun']);
+
 async function run(name: string | undefined, rest: string[], command: string): Promise<void> {
+  if (rest.includes('--plot') && name !== undefined && !PLOTTED.has(name)) throw new FlagError(`--plot: ${name} has no charts yet; ${[...PLOTTED].join(', ')} have`);
   switch (name) {
     case 'ycsb':
       return runYcsb(parseFlags(rest, { workers: [1, 2], keys: [100, 5000, 10000] }), command);

@@ -23,6 +23,7 @@ import * as hdr from 'hdr-histogram-js';
 import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import { stringify } from 'yaml';
 import { engine } from '../index.js';
+import { writeCharts } from './plot.js';
 import { type BenchFlags, printTable, round, type Row, writeResults } from './harness.js';
 import { kafkaYcsbJob } from './kafka-job.js';
 
@@ -309,6 +310,38 @@ export async function runStatefunBench(flags: BenchFlags, command: string): Prom
   }
   const table = printTable(rows);
   if (!flags.json) console.log(table);
+  const charts = !flags.plot
+    ? ''
+    : await writeCharts([
+        {
+          name: 'statefun-throughput',
+          title: 'The same Kafka job on Eddy and on Flink StateFun: throughput',
+          rows,
+          spec: {
+            mark: 'bar',
+            encoding: {
+              y: { field: 'system', type: 'nominal', title: '', sort: null },
+              x: { field: 'requestsPerSec', type: 'quantitative', title: 'throughput (requests/s, exactly-once)' },
+            },
+          },
+        },
+        {
+          name: 'statefun-cpu',
+          title: 'The same Kafka job on Eddy and on Flink StateFun: CPU per request',
+          rows: rows.flatMap((r) => [
+            { system: r.system, process: 'function (Eddy, eddy serve, Python)', us: Number(r.functionCpuUsPerRequest) },
+            ...(r.statefunCpuUsPerRequest === '-' ? [] : [{ system: r.system, process: 'StateFun (Flink JVM)', us: Number(r.statefunCpuUsPerRequest) }]),
+          ]),
+          spec: {
+            mark: 'bar',
+            encoding: {
+              y: { field: 'system', type: 'nominal', title: '', sort: null },
+              x: { field: 'us', type: 'quantitative', title: 'CPU time per request (µs)', stack: 'zero' },
+              color: { field: 'process', type: 'nominal', title: 'process' },
+            },
+          },
+        },
+      ]);
   if (flags.write) {
     writeResults(
       'The same job on Eddy and on Flink StateFun',
@@ -325,6 +358,7 @@ export async function runStatefunBench(flags: BenchFlags, command: string): Prom
         'system time of that process during the burst, divided by the requests (the embedded row is the whole benchmark process: the ' +
         'engine with its Kafka clients, plus the generator and consumer). Behind StateFun each request is two calls to `eddy serve`: ' +
         'StateFun\'s Kafka ingress hands the record to the served router function, which sends the message to the record function.',
+      charts,
     );
   }
 }
