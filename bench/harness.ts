@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
 import type { JobHandle, JobSummary } from '../index.js';
 
 export interface BenchFlags {
@@ -154,4 +155,18 @@ export function writeResults(title: string, command: string, table: string, note
 export function round(n: number, digits = 0): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
+}
+
+/**
+ * The broker of a Kafka benchmark ($EDDY_KAFKA_BROKERS) and a client for it; undefined, with the
+ * way to get one printed, when none is set.
+ */
+export function benchKafka(benchmark: string): { brokers: string; kafka: Kafka } | undefined {
+  const brokers = process.env.EDDY_KAFKA_BROKERS;
+  if (brokers === undefined || brokers === '') {
+    console.error(`the ${benchmark} benchmark needs a broker: \`scripts/with-kafka npm run bench -- ${benchmark}\`, or \`scripts/kafka start\` and EDDY_KAFKA_BROKERS=127.0.0.1:PORT`);
+    process.exitCode = 2;
+    return undefined;
+  }
+  return { brokers, kafka: new Kafka({ clientId: 'eddy-bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { initialRetryTime: 50, retries: 8 } }) };
 }

@@ -20,12 +20,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
-import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
+import { type Kafka, Partitioners, type Producer } from 'kafkajs';
 import { stringify } from 'yaml';
 import { engine } from '../index.js';
 import { writeCharts } from './plot.js';
-import { type BenchFlags, printTable, round, type Row, writeResults } from './harness.js';
+import { benchKafka, type BenchFlags, printTable, round, type Row, writeResults } from './harness.js';
 import { kafkaYcsbJob } from './kafka-job.js';
+import { kafkaRequestKey, kafkaRequestValue } from './ycsb-records.js';
 
 const run = promisify(execFile);
 const repo = new URL('..', import.meta.url).pathname;
@@ -38,14 +39,6 @@ function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name; in clock ticks (100 a second on Linux).
   return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** A 32-bit hash of (seed, i, salt), as the other YCSB benchmarks derive their choices. */
-function mix(seed: number, i: number, salt: number): number {
-  let h = (seed ^ Math.imul(i + 1, 0x9e3779b9) ^ Math.imul(salt, 0x85ebca6b)) >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
-  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
-  return (h ^ (h >>> 16)) >>> 0;
 }
 
 interface Topics {
@@ -100,12 +93,7 @@ async function measureSystem(kafka: Kafka, brokers: string, system: System, flag
   const request = (op: 'insert' | 'write', key: string): { key: string; value: string } => {
     const requestId = next++;
     sentAt.set(requestId, Date.now());
-    const field = (salt: number): string => mix(flags.seed, requestId, salt).toString(16).padStart(8, '0').repeat(4);
-    const value =
-      op === 'insert'
-        ? { target: 'record', key, op, requestId, fields: Array.from({ length: 10 }, (_, n) => field(n + 10)) }
-        : { target: 'record', key, op, requestId, field: mix(flags.seed, requestId, 2) % 10, value: field(3) };
-    return { key, value: JSON.stringify(value) };
+    return { key, value: kafkaRequestValue(flags.seed, requestId, op, key) };
   };
   const send = async (p: Producer, messages: Array<{ key: string; value: string }>): Promise<void> => {
     for (let i = 0; i < messages.length; i += 2000) await p.send({ topic: topics.requests, acks: -1, messages: messages.slice(i, i + 2000) });
@@ -128,7 +116,7 @@ async function measureSystem(kafka: Kafka, brokers: string, system: System, flag
     const cpu0 = Object.fromEntries(Object.entries(started.pids).map(([role, pid]) => [role, cpuSeconds(pid)]));
     const t0 = performance.now();
     const base = answered;
-    await send(producer, Array.from({ length: burst }, (_, i) => request('write', `user${mix(flags.seed, i, 1) % keys}`)));
+    await send(producer, Array.from({ length: burst }, (_, i) => request('write', kafkaRequestKey(flags.seed, i, keys))));
     await waitAnswered(base + burst, 'the full-speed burst', 300_000);
     const seconds = (performance.now() - t0) / 1000;
     const cpuPerRequest = (role: string): number => round(((cpuSeconds(started.pids[role]!) - cpu0[role]!) * 1e6) / burst, 0);
@@ -141,7 +129,7 @@ async function measureSystem(kafka: Kafka, brokers: string, system: System, flag
     for (let tick = 0; tick < ticks; tick++) {
       const due = start + (tick * 1000) / TICKS_PER_SEC;
       if (due > Date.now()) await sleep(due - Date.now());
-      await send(producer, Array.from({ length: LATENCY_RATE / TICKS_PER_SEC }, () => request('write', `user${mix(flags.seed, next, 1) % keys}`)));
+      await send(producer, Array.from({ length: LATENCY_RATE / TICKS_PER_SEC }, () => request('write', kafkaRequestKey(flags.seed, next, keys))));
     }
     await waitAnswered(before + (ticks * LATENCY_RATE) / TICKS_PER_SEC, 'the fixed-rate run', 120_000);
 
@@ -287,14 +275,10 @@ const python: System = {
 };
 
 export async function runStatefunBench(flags: BenchFlags, command: string): Promise<void> {
-  const brokers = process.env.EDDY_KAFKA_BROKERS;
-  if (brokers === undefined || brokers === '') {
-    console.error('the StateFun benchmark needs a broker: `scripts/with-kafka npm run bench -- statefun`, or `scripts/kafka start` and EDDY_KAFKA_BROKERS=127.0.0.1:PORT');
-    process.exitCode = 2;
-    return;
-  }
+  const bench = benchKafka('statefun');
+  if (bench === undefined) return;
+  const { brokers, kafka } = bench;
   const dir = mkdtempSync(join(tmpdir(), 'eddy-bench-statefun-'));
-  const kafka = new Kafka({ clientId: 'eddy-bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { initialRetryTime: 50, retries: 8 } });
   const rows: Row[] = [];
   try {
     for (const keys of flags.keys) {

@@ -3,10 +3,10 @@
 // from a Kafka topic through StateFun's Kafka ingress and the served routers, one response per
 // request through StateFun's exactly-once Kafka egress, checked against the model (read_committed).
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { sleep, tempDir } from '../fixtures/harness.js';
-import { asMessages, bankRequests, judge } from '../fixtures/kafka-bank-model.js';
-import { haveBroker, kafkaFor } from '../fixtures/kafka-harness.js';
+import { asMessages, type BankRun, bankRequests, judge } from '../fixtures/kafka-bank-model.js';
+import { haveBroker, kafkaFor, type ReadBack } from '../fixtures/kafka-harness.js';
 import { startServe, startStatefun, stopServe, writeModule } from '../fixtures/statefun-harness.js';
 
 type Kafka = ReturnType<typeof kafkaFor>;
@@ -30,6 +30,16 @@ async function responses(kafka: Kafka, topic: string, count: number, timeoutMs: 
   }
 }
 
+/** Against the model: every request answered once, as the model says (no state change lost or applied twice), balances adding up. */
+function checkResponses(t: Test, bank: BankRun, records: ReadBack[]): void {
+  const verdict = judge(bank, records);
+  t.equal(verdict.responses, bank.requests.length, 'one response per request');
+  t.same(verdict.duplicates, [], 'none twice');
+  t.same(verdict.missing, [], 'none missing');
+  t.same(verdict.wrong, [], 'each the model\'s answer');
+  t.equal(verdict.totalBalance, verdict.expectedTotalBalance, 'the balances add up');
+}
+
 const JOB = 'examples/bank/kafka-job.ts';
 
 if (haveBroker(t)) {
@@ -44,12 +54,7 @@ if (haveBroker(t)) {
 
     const bank = bankRequests(20, 600, 7);
     await kafka.produce(env.BANK_REQUESTS_TOPIC!, asMessages(bank.requests));
-    const verdict = judge(bank, await responses(kafka, env.BANK_RESPONSES_TOPIC!, bank.requests.length, 120_000));
-    t.equal(verdict.responses, bank.requests.length, 'one response per request');
-    t.same(verdict.duplicates, [], 'none twice');
-    t.same(verdict.missing, [], 'none missing');
-    t.same(verdict.wrong, [], 'each the model\'s answer');
-    t.equal(verdict.totalBalance, verdict.expectedTotalBalance, 'the balances add up');
+    checkResponses(t, bank, await responses(kafka, env.BANK_RESPONSES_TOPIC!, bank.requests.length, 120_000));
     const served = await stopServe(serve);
     t.ok(served.handshakes >= 1, 'StateFun learned the state specs through the missing-state handshake');
     t.ok(served.invocations >= bank.requests.length * 2, 'each request ran its router function and its account function');
@@ -82,12 +87,7 @@ if (haveBroker(t)) {
     await sleep(6_000);
     const second = await startServe(t, [JOB, '--port', port], env);
 
-    const verdict = judge(bank, await responses(kafka, env.BANK_RESPONSES_TOPIC!, bank.requests.length, 180_000));
-    t.equal(verdict.responses, bank.requests.length, 'one response per request');
-    t.same(verdict.duplicates, [], 'none twice');
-    t.same(verdict.missing, [], 'none missing');
-    t.same(verdict.wrong, [], 'each the model\'s answer: no state change applied twice or lost');
-    t.equal(verdict.totalBalance, verdict.expectedTotalBalance, 'the balances add up');
+    checkResponses(t, bank, await responses(kafka, env.BANK_RESPONSES_TOPIC!, bank.requests.length, 180_000));
     const served = await stopServe(second);
     // StateFun keeps the state specs it learned in memory: only a restarted job asks again.
     t.ok(served.handshakes >= 1, `the job was restored (StateFun asked the new endpoint for the state specs again: ${served.handshakes} handshakes)`);
