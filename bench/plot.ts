@@ -30,6 +30,8 @@ export async function renderChart(chart: Chart): Promise<string> {
     height: 280,
     ...chart.spec,
     title: { text: chart.title, subtitle: `${machine()}, ${new Date().toISOString().slice(0, 10)}` },
+    // Whole labels (series names, system names), and category labels level.
+    config: { legend: { labelLimit: 0, titleLimit: 0 }, axis: { labelLimit: 0 }, axisX: { labelAngle: 0 } },
     data: { values: chart.rows.map((row) => ({ ...row })) },
   } as TopLevelSpec;
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
