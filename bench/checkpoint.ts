@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { engine, type JobHandle } from '../index.js';
+import { writeCharts } from './plot.js';
 import { type BenchFlags, measure, printTable, round, type Row, writeResults } from './harness.js';
 import job, { type YcsbParams } from './ycsb-job.js';
 
@@ -26,6 +27,8 @@ async function timeRecovery(handle: JobHandle, worker: number): Promise<number> 
 
 export async function runCheckpointBench(flags: BenchFlags, command: string): Promise<void> {
   const rows: Row[] = [];
+  /** Every checkpoint of the checkpointed runs, for the timeline chart. */
+  const timeline: Array<{ keys: string; checkpoint: number; durationMs: number; sizeMB: number }> = [];
   for (const keys of flags.keys) {
     for (const workers of flags.workers) {
       const params: YcsbParams = { target: 'record', workload: 'write-only', keys, seed: flags.seed };
@@ -37,6 +40,7 @@ export async function runCheckpointBench(flags: BenchFlags, command: string): Pr
       try {
         const checkpointed = await measure(start(checkpointDir), 'responses', flags.durationS, 3000, ready);
         const taken = checkpointed.summary.checkpoints;
+        taken.forEach((c, i) => timeline.push({ keys: `${keys} keys, ${workers} workers`, checkpoint: i + 1, durationMs: c.durationMs, sizeMB: round(c.bytes / 1e6, 2) }));
         const durations = taken.map((c) => c.durationMs).sort((a, b) => a - b);
         const last = taken.at(-1);
         // Restore the last checkpoint and time until output flows again.
@@ -85,6 +89,40 @@ export async function runCheckpointBench(flags: BenchFlags, command: string): Pr
   }
   const table = printTable(rows);
   if (!flags.json) console.log(table);
+  const charts = !flags.plot
+    ? ''
+    : await writeCharts([
+        {
+          name: 'checkpoint-throughput',
+          title: 'Checkpoints: throughput against keys, with a checkpoint every second and without',
+          rows: rows.flatMap((r) => [
+            { keys: r.keys, run: 'checkpoint every 1 s', opsPerSec: r.opsPerSec },
+            { keys: r.keys, run: 'no checkpoints', opsPerSec: r.limitOpsPerSec },
+          ]),
+          spec: {
+            mark: { type: 'line', point: true },
+            encoding: {
+              x: { field: 'keys', type: 'ordinal', title: 'keys (records of LevelDB state)' },
+              y: { field: 'opsPerSec', type: 'quantitative', title: 'throughput (writes/s)' },
+              color: { field: 'run', type: 'nominal', title: '' },
+            },
+          },
+        },
+        {
+          name: 'checkpoint-timeline',
+          title: 'Checkpoints: the cost of each one over a run',
+          rows: timeline,
+          spec: {
+            mark: { type: 'line', point: true },
+            encoding: {
+              x: { field: 'checkpoint', type: 'quantitative', title: 'checkpoint (one a second)' },
+              y: { field: 'durationMs', type: 'quantitative', title: 'duration (ms)' },
+              color: { field: 'keys', type: 'nominal', title: 'run' },
+              tooltip: [{ field: 'sizeMB', title: 'size (MB)' }],
+            },
+          },
+        },
+      ]);
   if (flags.write) {
     writeResults(
       'Checkpoints: cost and restore',
@@ -100,6 +138,7 @@ export async function runCheckpointBench(flags: BenchFlags, command: string): Pr
         '(the third restart: its backoff is 400 ms). Measured after a 3 s warm-up, for the given duration. ' +
         'Checkpoints are incremental: most write only the keys changed since the previous one (`sizeMB` of the last one), a full file at least ' +
         'every 10; the slowest (`maxDurationMs`) are the full ones, and at 1M keys (about 400 MB of state) they dominate the dip.',
+      charts,
     );
   }
 }

@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
 import type { JobHandle, JobSummary } from '../index.js';
 
 export interface BenchFlags {
@@ -15,6 +16,8 @@ export interface BenchFlags {
   seed: number;
   json: boolean;
   write: boolean;
+  /** Also write SVG charts of the results to bench/plots/ (see plot.ts). */
+  plot: boolean;
 }
 
 /** A mistake in a benchmark's flags: reported as one line with a pointer to --help. */
@@ -37,6 +40,7 @@ export function parseFlags(argv: string[], defaults: { workers: number[]; keys: 
       seed: { type: 'string', default: '42' },
       json: { type: 'boolean', default: false },
       'no-write': { type: 'boolean', default: false },
+      plot: { type: 'boolean', default: false },
     },
   });
   const durationS = Number(values.duration);
@@ -48,6 +52,7 @@ export function parseFlags(argv: string[], defaults: { workers: number[]; keys: 
     seed: Number(values.seed),
     json: values.json,
     write: !values['no-write'],
+    plot: values.plot,
   };
 }
 
@@ -128,8 +133,8 @@ export function printTable(rows: Row[]): string {
   return [line(columns), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
 }
 
-/** Replaces (or appends) the section `## <title>` of bench/RESULTS.md. */
-export function writeResults(title: string, command: string, table: string, notes: string): void {
+/** Replaces (or appends) the section `## <title>` of bench/RESULTS.md; `charts` (Markdown images) go after the table. */
+export function writeResults(title: string, command: string, table: string, notes: string, charts = ''): void {
   const file = new URL('./RESULTS.md', import.meta.url);
   let text: string;
   try {
@@ -137,7 +142,7 @@ export function writeResults(title: string, command: string, table: string, note
   } catch {
     text = '# Benchmark results\n\nEvery figure is from this repository\'s `bench/`, on the machine named with it.\n';
   }
-  const section = `## ${title}\n\nMachine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}.\n\nCommand: \`${command}\`\n\n${table}\n\n${notes}\n`;
+  const section = `## ${title}\n\nMachine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}.\n\nCommand: \`${command}\`\n\n${table}\n\n${charts === '' ? '' : `${charts}\n\n`}${notes}\n`;
   const start = text.indexOf(`## ${title}\n`);
   if (start < 0) text = `${text.trimEnd()}\n\n${section}`;
   else {
@@ -150,4 +155,18 @@ export function writeResults(title: string, command: string, table: string, note
 export function round(n: number, digits = 0): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
+}
+
+/**
+ * The broker of a Kafka benchmark ($EDDY_KAFKA_BROKERS) and a client for it; undefined, with the
+ * way to get one printed, when none is set.
+ */
+export function benchKafka(benchmark: string): { brokers: string; kafka: Kafka } | undefined {
+  const brokers = process.env.EDDY_KAFKA_BROKERS;
+  if (brokers === undefined || brokers === '') {
+    console.error(`the ${benchmark} benchmark needs a broker: \`scripts/with-kafka npm run bench -- ${benchmark}\`, or \`scripts/kafka start\` and EDDY_KAFKA_BROKERS=127.0.0.1:PORT`);
+    process.exitCode = 2;
+    return undefined;
+  }
+  return { brokers, kafka: new Kafka({ clientId: 'eddy-bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { initialRetryTime: 50, retries: 8 } }) };
 }

@@ -23,4 +23,10 @@ export function kafkaYcsbJob(topics: KafkaYcsbTopics): Job {
   });
 }
 
-export default kafkaYcsbJob({ brokers: process.env.EDDY_KAFKA_BROKERS ?? '127.0.0.1:9092', requests: 'planned-on-the-main-thread', responses: 'published-on-the-main-thread' });
+// Workers of `eddy run` get the topics from the main thread's plan; `eddy serve` and `eddy
+// statefun-module` (the statefun benchmark) read them from the environment.
+export default kafkaYcsbJob({
+  brokers: process.env.EDDY_KAFKA_BROKERS ?? '127.0.0.1:9092',
+  requests: process.env.EDDY_BENCH_REQUESTS_TOPIC ?? 'planned-on-the-main-thread',
+  responses: process.env.EDDY_BENCH_RESPONSES_TOPIC ?? 'published-on-the-main-thread',
+});

@@ -18,10 +18,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { type Kafka, Partitioners } from 'kafkajs';
 import { engine, type JobHandle } from '../index.js';
-import { type BenchFlags, printTable, round, type Row, writeResults } from './harness.js';
+import { writeCharts } from './plot.js';
+import { benchKafka, type BenchFlags, printTable, round, type Row, writeResults } from './harness.js';
 import { kafkaYcsbJob } from './kafka-job.js';
+import { kafkaRequestKey, kafkaRequestValue } from './ycsb-records.js';
 
 const RATES = [1000, 2000, 3000, 4500, 6000, 8000, 10_000, 13_000, 16_000, 20_000, 25_000];
 const TICKS_PER_SEC = 5;
@@ -33,14 +35,6 @@ const MODES = [
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const histogram = (): hdr.Histogram => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
-
-/** A 32-bit hash of (seed, i, salt): every random choice derives from the seed. */
-function mix(seed: number, i: number, salt: number): number {
-  let h = (seed ^ Math.imul(i + 1, 0x9e3779b9) ^ Math.imul(salt, 0x85ebca6b)) >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
-  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
-  return (h ^ (h >>> 16)) >>> 0;
-}
 
 interface Step {
   rate: number;
@@ -107,12 +101,7 @@ async function runMode(kafka: Kafka, brokers: string, flags: BenchFlags, keys: n
     const started = handle;
     void started.done.catch((error: unknown) => console.error(`bench job failed: ${String(error)}`));
     let next = 0;
-    const value = (requestId: number, op: 'insert' | 'read' | 'write', key: string): string => {
-      const field = (salt: number): string => mix(flags.seed, requestId, salt).toString(16).padStart(8, '0').repeat(4);
-      if (op === 'insert') return JSON.stringify({ target: 'record', key, op, requestId, fields: Array.from({ length: 10 }, (_, n) => field(n + 10)) });
-      if (op === 'read') return JSON.stringify({ target: 'record', key, op, requestId });
-      return JSON.stringify({ target: 'record', key, op, requestId, field: mix(flags.seed, requestId, 2) % 10, value: field(3) });
-    };
+    const value = (requestId: number, op: 'insert' | 'read' | 'write', key: string): string => kafkaRequestValue(flags.seed, requestId, op, key);
     // Load: one insert per key, answered before the timed steps.
     const inserts = Array.from({ length: keys }, (_, k) => {
       const requestId = next++;
@@ -140,7 +129,7 @@ async function runMode(kafka: Kafka, brokers: string, flags: BenchFlags, keys: n
         const count = Math.floor(rate / TICKS_PER_SEC);
         const messages = Array.from({ length: count }, () => {
           const requestId = next++;
-          const key = `user${mix(flags.seed, requestId, 1) % keys}`;
+          const key = kafkaRequestKey(flags.seed, requestId, keys);
           tracker.request(requestId, at, step);
           return { key, value: value(requestId, requestId % 2 === 0 ? 'read' : 'write', key), timestamp: String(at) };
         });
@@ -179,14 +168,10 @@ async function runMode(kafka: Kafka, brokers: string, flags: BenchFlags, keys: n
 }
 
 export async function runKafkaBench(flags: BenchFlags, command: string): Promise<void> {
-  const brokers = process.env.EDDY_KAFKA_BROKERS;
-  if (brokers === undefined || brokers === '') {
-    console.error('the Kafka benchmark needs a broker: `scripts/with-kafka npm run bench -- kafka`, or `scripts/kafka start` and EDDY_KAFKA_BROKERS=127.0.0.1:PORT');
-    process.exitCode = 2;
-    return;
-  }
+  const bench = benchKafka('kafka');
+  if (bench === undefined) return;
+  const { brokers, kafka } = bench;
   const dir = mkdtempSync(join(tmpdir(), 'eddy-bench-kafka-'));
-  const kafka = new Kafka({ clientId: 'eddy-bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { initialRetryTime: 50, retries: 8 } });
   const rows: Row[] = [];
   try {
     for (const keys of flags.keys) for (const mode of MODES) rows.push(...(await runMode(kafka, brokers, flags, keys, mode, dir)));
@@ -195,6 +180,31 @@ export async function runKafkaBench(flags: BenchFlags, command: string): Promise
   }
   const table = printTable(rows);
   if (!flags.json) console.log(table);
+  const charts = !flags.plot
+    ? ''
+    : await writeCharts([
+        {
+          name: 'kafka-latency',
+          title: 'YCSB over Kafka: latency percentiles against input rate',
+          rows: rows.flatMap((r) =>
+            (['visibleP50Ms', 'visibleP99Ms'] as const).map((p) => ({
+              rate: r.rate,
+              run: `${String(r.mode)}${r.checkpointMs === '-' ? '' : `, checkpoint ${String(r.checkpointMs)} ms`}, ${String(r.answered)} answered`.replace(/, \d+% answered$/, ''),
+              percentile: p === 'visibleP50Ms' ? 'p50' : 'p99',
+              ms: Math.max(1, Number(r[p])),
+            })),
+          ),
+          spec: {
+            mark: { type: 'line', point: true },
+            encoding: {
+              x: { field: 'rate', type: 'quantitative', title: 'input rate (requests/s)' },
+              y: { field: 'ms', type: 'quantitative', title: 'request to read_committed response (ms, log)', scale: { type: 'log' } },
+              color: { field: 'run', type: 'nominal', title: 'run' },
+              strokeDash: { field: 'percentile', type: 'nominal' },
+            },
+          },
+        },
+      ]);
   if (flags.write) {
     writeResults(
       'YCSB over Kafka',
@@ -209,6 +219,7 @@ export async function runKafkaBench(flags: BenchFlags, command: string): Promise
         'publishes: with exactly-once, after the checkpoint ends the epoch), as the seed thesis measured; `visible` is to the moment the ' +
         'read_committed consumer received the response, which with exactly-once includes the wait for the checkpoint and its ' +
         'transaction. Latency figures of a step that was not sustained include the growing backlog.',
+      charts,
     );
   }
 }

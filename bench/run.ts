@@ -1,11 +1,12 @@
 /**
- * `npm run bench -- <benchmark> [--duration s] [--workers 1,2] [--keys 100,5000] [--seed n] [--json] [--no-write]`
+ * `npm run bench -- <benchmark> [--duration s] [--workers 1,2] [--keys 100,5000] [--seed n] [--json] [--no-write] [--plot]`
  * `npm run bench -- --help` lists the benchmarks and their flags.
  */
 import { FlagError, parseFlags } from './harness.js';
 import { runCheckpointBench } from './checkpoint.js';
 import { runKafkaBench } from './kafka.js';
 import { runMapStateBench } from './map-state.js';
+import { runStatefunBench } from './statefun.js';
 import { runYcsb } from './ycsb.js';
 import { runYcsbT } from './ycsb-t.js';
 
@@ -16,6 +17,7 @@ benchmarks:
   ycsb-t      transfers as two-phase commit and sagas, with reads and writes
   checkpoint  what a checkpoint every second costs, and how long a restore takes
   kafka       YCSB over Kafka (needs a broker: scripts/with-kafka npm run bench -- kafka)
+  statefun    the same Kafka job embedded, served by eddy serve behind Flink StateFun, and as a Python SDK function behind StateFun
   map-state   single-entry reads and writes of maps with --keys entries per instance (default 10000), mapState against one valueState object
 
 flags of every benchmark:
@@ -25,6 +27,7 @@ flags of every benchmark:
   --seed <n>            workload seed (default 42)
   --json                one JSON object per run on stdout
   --no-write            do not update bench/RESULTS.md
+  --plot                also draw SVG charts into bench/plots/ (ycsb, checkpoint, kafka, statefun)
 
 flags of ycsb-t:
   --transfer-ratios <%,...>  share of transfers (default 100)
@@ -44,7 +47,11 @@ const YCSB_T_FLAGS = new Map([
   ['--latency-load', true],
 ]);
 
+/** The benchmarks that draw charts with --plot. */
+const PLOTTED = new Set(['ycsb', 'checkpoint', 'kafka', 'statefun']);
+
 async function run(name: string | undefined, rest: string[], command: string): Promise<void> {
+  if (rest.includes('--plot') && name !== undefined && !PLOTTED.has(name)) throw new FlagError(`--plot: ${name} has no charts yet; ${[...PLOTTED].join(', ')} have`);
   switch (name) {
     case 'ycsb':
       return runYcsb(parseFlags(rest, { workers: [1, 2], keys: [100, 5000, 10000] }), command);
@@ -64,6 +71,8 @@ async function run(name: string | undefined, rest: string[], command: string): P
       return runMapStateBench(parseFlags(rest, { workers: [2], keys: [10000] }), command);
     case 'kafka':
       return runKafkaBench(parseFlags(rest, { workers: [2], keys: [1000] }), command);
+    case 'statefun':
+      return runStatefunBench(parseFlags(rest, { workers: [2], keys: [1000] }), command);
     default:
       throw new FlagError(`unknown benchmark ${JSON.stringify(name)}`);
   }

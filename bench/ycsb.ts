@@ -7,6 +7,7 @@
  * generated inside the workers, outside the timed part's accounting only by the CPU they use).
  */
 import { engine, type JobHandle } from '../index.js';
+import { writeCharts } from './plot.js';
 import { type BenchFlags, measure, printTable, round, type Row, writeResults } from './harness.js';
 import job, { type YcsbParams } from './ycsb-job.js';
 
@@ -49,6 +50,42 @@ export async function runYcsb(flags: BenchFlags, command: string): Promise<void>
   }
   const table = printTable(rows.map((r) => ({ ...r, 'of limit': `${Math.round((Number(r.opsPerSec) / Number(r.limitOpsPerSec)) * 100)}%` })));
   if (!flags.json) console.log(table);
+  const series = (r: Row): string => `${String(r.workload)}, ${String(r.workers)} workers`;
+  const charts = !flags.plot
+    ? ''
+    : await writeCharts([
+        {
+          name: 'ycsb-throughput',
+          title: 'YCSB: throughput against keys (at max), beside the no-op limit',
+          rows: rows.filter((r) => r.load === 'max').flatMap((r) => [
+            { keys: r.keys, series: series(r), handlers: 'record (LevelDB state)', opsPerSec: r.opsPerSec },
+            { keys: r.keys, series: series(r), handlers: 'limit (no-op)', opsPerSec: r.limitOpsPerSec },
+          ]),
+          spec: {
+            mark: { type: 'line', point: true },
+            encoding: {
+              x: { field: 'keys', type: 'ordinal', title: 'keys (records)' },
+              y: { field: 'opsPerSec', type: 'quantitative', title: 'throughput (ops/s)' },
+              color: { field: 'series', type: 'nominal', title: 'workload' },
+              strokeDash: { field: 'handlers', type: 'nominal', title: 'handlers' },
+            },
+          },
+        },
+        {
+          name: 'ycsb-latency',
+          title: 'YCSB: latency percentiles against load',
+          rows: rows.flatMap((r) => (['p50Ms', 'p95Ms', 'p99Ms'] as const).map((p) => ({ load: r.load, run: `${series(r)}, ${String(r.keys)} keys`, percentile: p.slice(0, 3), ms: Math.max(0.01, Number(r[p])) }))),
+          spec: {
+            mark: { type: 'line', point: true },
+            encoding: {
+              x: { field: 'load', type: 'ordinal', title: 'load (80% of max, then max)', sort: ['80%', 'max'] },
+              y: { field: 'ms', type: 'quantitative', title: 'ingress-to-egress latency (ms, log)', scale: { type: 'log' } },
+              color: { field: 'percentile', type: 'nominal' },
+              detail: { field: 'run', type: 'nominal' },
+            },
+          },
+        },
+      ]);
   if (flags.write) {
     writeResults(
       'YCSB on the memory connector',
@@ -59,6 +96,7 @@ export async function runYcsb(flags: BenchFlags, command: string): Promise<void>
         'latency is from the moment a record is read by its router to the moment its response reaches the sink on the main thread, for the ' +
         'records of that window. `limitOpsPerSec` is the same envelopes through the same channels with no-op handlers (no state access), ' +
         'measured in the same run. Three threads (job manager and 2 workers) share the 2 cores.',
+      charts,
     );
   }
 }

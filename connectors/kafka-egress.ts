@@ -23,6 +23,7 @@ import {
   withDeadline,
   withinConnectTimeout,
 } from './kafka-client.js';
+import type { KafkaEgressDescription } from '../engine/statefun/kafka-descriptions.js';
 
 export interface KafkaEgressOptions<R> extends KafkaClientOptions {
   /** The topic records are published to (it must exist). Required. */
@@ -193,12 +194,13 @@ function kafkaSinkEgress<R>(name: string, where: string, options: KafkaClientOpt
   if (options.transactionalId !== undefined && (typeof options.transactionalId !== 'string' || options.transactionalId.length === 0)) {
     throw invalidOption(`${where}.transactionalId`, `is ${JSON.stringify(options.transactionalId)}`, 'must be a non-empty string');
   }
-  // `kafka` lets eddy serve hand StateFun's Kafka egress the same topic, key and value (engine/statefun/handler.ts).
-  const egress: Egress<R> & { readonly kafka: { topic: string; transactionTimeoutMs: number; toMessage: (record: R) => Message } } = {
+  // `kafka` lets eddy serve hand StateFun's Kafka egress the same topic, key and value (engine/statefun/kafka-descriptions.ts).
+  const kafka: KafkaEgressDescription = { topic, brokers: client.brokers, transactionTimeoutMs, toMessage: toMessage };
+  const egress: Egress<R> & { readonly kafka: KafkaEgressDescription } = {
     name,
     kind: 'kafka',
     codec,
-    kafka: { topic, transactionTimeoutMs, toMessage },
+    kafka,
     async openSink(context: SinkContext): Promise<KafkaSink<R>> {
       const sink = new KafkaSinkImpl<R>(context, client, kafkaClient(client, options, `egress-${name}`, 'transactions'), topic, toMessage, {
         transactionalId: options.transactionalId ?? `eddy-${context.job}-${context.egress}`,

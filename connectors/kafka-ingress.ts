@@ -23,6 +23,7 @@ import {
   retryTransient,
   withinConnectTimeout,
 } from './kafka-client.js';
+import type { KafkaIngressDescription } from '../engine/statefun/kafka-descriptions.js';
 
 /** One record of a Kafka ingress, as its router sees it. */
 export interface KafkaRecord<V = unknown> {
@@ -154,10 +155,20 @@ export function kafkaIngress<V = unknown>(name: string, options: KafkaIngressOpt
   // Brokers may come from inputs instead: check the rest of the client options now, brokers at plan time.
   resolveClientOptions(where, { ...options, brokers: 'placeholder:1' });
 
-  return {
+  const startFrom = options.startFrom ?? kafkaIngressDefaults.startFrom;
+  // `kafka` lets eddy serve and eddy statefun-module hand StateFun's Kafka ingress the same topics (engine/statefun/kafka-descriptions.ts).
+  const kafka: KafkaIngressDescription = {
+    topics: options.topics === undefined ? undefined : resolveTopics(`${where}.topics`, options.topics),
+    brokers: options.brokers === undefined ? undefined : resolveBrokers(`${where}.brokers`, options.brokers),
+    codec: codec,
+    startFrom,
+    groupIdPrefix,
+  };
+  const ingress: Ingress<KafkaRecord<V>> & { readonly kafka: KafkaIngressDescription } = {
     name,
     kind: 'kafka',
     resumable: true,
+    kafka,
     async planSplits(input: unknown, context?: SourceContext): Promise<KafkaSplit[]> {
       const retryDeadlineMs = context?.retryDeadlineMs ?? defaultOptions.connectorRetryDeadlineMs;
       const given = checkInput(name, input);
@@ -193,6 +204,7 @@ export function kafkaIngress<V = unknown>(name: string, options: KafkaIngressOpt
       return reader;
     },
   };
+  return ingress;
 }
 
 function checkInput(name: string, input: unknown): KafkaIngressInput {

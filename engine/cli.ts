@@ -3,7 +3,7 @@
  * with the engine's options, shows progress, stops cleanly on Ctrl-C, and prints a summary.
  * `eddy serve <job-module>` serves its functions to an Apache Flink StateFun cluster instead.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
@@ -14,6 +14,7 @@ import { DEFAULT_ADMIN_PORT, readableDeadLetter } from './runtime/admin-server.j
 import { type CheckpointInfo, type JobStatus, submit, type JobSummary } from './runtime/job-manager.js';
 import { findJob, listJobs, runtimeDir } from './runtime/job-registry.js';
 import { showProgress } from './runtime/progress.js';
+import { statefunModuleYaml } from './statefun/module-yaml.js';
 import { serveStatefun } from './statefun/server.js';
 import { engineVersion } from './version.js';
 
@@ -91,6 +92,14 @@ function port(name: string) {
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${name} must be a port number from 0 to 65535`);
     return n;
   };
+}
+
+/** `--topics in=a,b` (repeatable) into { in: ['a', 'b'] }. */
+function collectTopics(value: string, previous: Record<string, string[]>): Record<string, string[]> {
+  const at = value.indexOf('=');
+  const topics = value.slice(at + 1).split(',').map((topic) => topic.trim()).filter((topic) => topic.length > 0);
+  if (at <= 0 || topics.length === 0) throw new InvalidArgumentError(`--topics takes <ingress>=<topic>[,<topic>...], e.g. --topics requests=bank-requests; got ${JSON.stringify(value)}`);
+  return { ...previous, [value.slice(0, at)]: topics };
 }
 
 /** How the commands that talk to a running job choose it. */
@@ -255,9 +264,10 @@ export async function main(argv: string[]): Promise<void> {
     .requiredOption('--port <port>', 'port to listen on (0: a free one, printed at start)', port('--port'))
     .option('--host <host>', 'interface to listen on; 0.0.0.0 to be reachable from other machines', '127.0.0.1')
     .option('--path <path>', 'the path StateFun posts to (module.yaml urlPathTemplate)', '/statefun')
-    .action(async (moduleArg: string, flags: { port: number; host: string; path: string }) => {
+    .option('--workers <n>', 'worker threads running the handlers (0: on the HTTP thread; default: one per core)', nonNegativeInteger('--workers'))
+    .action(async (moduleArg: string, flags: { port: number; host: string; path: string; workers?: number }) => {
       const job = await loadJobModule(moduleArg);
-      const server = await serveStatefun(job, { port: flags.port, host: flags.host, path: flags.path });
+      const server = await serveStatefun(job, { port: flags.port, host: flags.host, path: flags.path, ...(flags.workers === undefined ? {} : { workers: flags.workers }) });
       process.stderr.write(`eddy serve: job ${job.name} (${[...job.functions.keys()].join(', ')}) at ${server.url}\n`);
       const stop = (signal: NodeJS.Signals): void => {
         process.stderr.write(`eddy serve: ${signal}: answering requests in flight, then exiting\n`);
@@ -269,6 +279,29 @@ export async function main(argv: string[]): Promise<void> {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+    });
+  program
+    .command('statefun-module')
+    .description('write the StateFun module.yaml that runs a job module behind eddy serve: endpoints, Kafka ingresses and egresses (see docs/statefun.md)')
+    .argument('<job-module>', 'file that exports a job made with defineJob()')
+    .requiredOption('--endpoint <url>', 'the URL StateFun calls, where eddy serve listens (e.g. http://eddy-host:8000/statefun)')
+    .option('--brokers <host:port,...>', 'Kafka brokers as the StateFun cluster reaches them (default: the ones in the job)')
+    .option('--topics <ingress=topic,...>', 'topics of an ingress that leaves them to submit-time inputs (repeat per ingress)', collectTopics, {} as Record<string, string[]>)
+    .option('--call-timeout <duration>', 'StateFun\'s deadline for one call, retries included, before it fails the job', '2min')
+    .option('-o, --out <file>', 'write to this file (default: standard output)')
+    .action(async (moduleArg: string, flags: { endpoint: string; brokers?: string; topics: Record<string, string[]>; callTimeout: string; out?: string }) => {
+      const job = await loadJobModule(moduleArg);
+      const yaml = statefunModuleYaml(job, {
+        endpoint: flags.endpoint,
+        ...(flags.brokers === undefined ? {} : { brokers: flags.brokers.split(',').map((broker) => broker.trim()) }),
+        topics: flags.topics,
+        callTimeout: flags.callTimeout,
+      });
+      if (flags.out === undefined) process.stdout.write(yaml);
+      else {
+        writeFileSync(flags.out, yaml);
+        process.stderr.write(`eddy statefun-module: wrote ${flags.out}\n`);
+      }
     });
   program
     .command('checkpoints')
@@ -338,11 +371,22 @@ export async function main(argv: string[]): Promise<void> {
     .action(async (flags: TargetFlags) => {
       process.stdout.write(await (await callAdmin(flags, 'GET', '/metrics')).text());
     });
-  targeted(program.command('state').description("one function instance of a running job: its declared state (decoded), mailbox depth and transaction hold, as JSON"))
+  targeted(
+    program
+      .command('state')
+      .description('one function instance of a running job: its declared state (decoded), mailbox depth and transaction hold, as JSON; without an id, the instances whose ids start with --prefix')
+      .option('--prefix <p>', 'list the instances whose ids start with this (without an id)')
+      .option('--limit <n>', 'list at most this many, in id order (1-10000, default 100)', positiveInteger('--limit')),
+  )
     .argument('<type>', 'function type, namespace/name')
-    .argument('<id>', 'instance id')
-    .action(async (type: string, id: string, flags: TargetFlags) => {
-      const path = `/state/${type.split('/').map(encodeURIComponent).join('/')}/${encodeURIComponent(id)}`;
+    .argument('[id]', 'instance id (omit to list instances)')
+    .action(async (type: string, id: string | undefined, flags: TargetFlags & { prefix?: string; limit?: number }) => {
+      const base = `/state/${type.split('/').map(encodeURIComponent).join('/')}`;
+      if (id !== undefined && (flags.prefix !== undefined || flags.limit !== undefined)) {
+        throw new EddyError('EDDY_INVALID_OPTION', '--prefix and --limit list instances: give them without an id, or give only the id');
+      }
+      const query = new URLSearchParams({ ...(flags.prefix === undefined ? {} : { prefix: flags.prefix }), ...(flags.limit === undefined ? {} : { limit: String(flags.limit) }) });
+      const path = id === undefined ? `${base}?${query.toString()}` : `${base}/${encodeURIComponent(id)}`;
       process.stdout.write(`${JSON.stringify(await (await callAdmin(flags, 'GET', path)).json(), null, 2)}\n`);
     });
   await program.parseAsync(argv);

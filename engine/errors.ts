@@ -32,6 +32,8 @@ export const ErrorCodes = [
   'EDDY_ADMIN_UNAUTHORIZED',
   /** `--job <name>`: no running job (or more than one) of that name is registered. */
   'EDDY_JOB_NOT_FOUND',
+  /** A remote function (remoteFunction) did not answer with a 2xx within its timeoutMs, retries included. */
+  'EDDY_REMOTE_FUNCTION_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

@@ -2,7 +2,7 @@ import type { Address } from '../engine/function-type.js';
 import type { KeyGroupRange } from '../engine/key-groups.js';
 import type { StateStore } from '../engine/state/state-store.js';
 import { decodeF64, encodeF64, keyGroupOfKey, keyGroupPrefix, Space, timerKey, tokenKey } from '../engine/state/state-keys.js';
-import { decodeTimer, encodeTimer, type Envelope } from '../engine/wire/envelope.js';
+import { decodeTimer, encodeTimer, type Envelope, type TimerEntry } from '../engine/wire/envelope.js';
 
 interface Pending {
   fireAt: number;
@@ -44,6 +44,21 @@ export class DelayedMessages {
         this.push({ fireAt, key });
       }
     }
+  }
+
+  /**
+   * The delayed messages `owner` sent that are still pending, in fire order (a state lookup). The
+   * token index is scanned as of this turn; one that fires meanwhile is left out.
+   */
+  async pendingOf(owner: Address, kg: number): Promise<TimerEntry[]> {
+    const prefix = tokenKey(kg, owner.type, owner.id, '');
+    const pending: TimerEntry[] = [];
+    for await (const [key, fireAt] of this.store.scanLive(prefix)) {
+      const token = Buffer.from(key.slice(prefix.length), 'latin1').toString('utf8');
+      const timer = this.store.get(timerKey(kg, decodeF64(fireAt), owner.type, owner.id, token));
+      if (timer !== undefined) pending.push(decodeTimer(timer));
+    }
+    return pending.sort((a, b) => a.fireAt - b.fireAt);
   }
 
   isPending(owner: Address, kg: number, token: string): boolean {

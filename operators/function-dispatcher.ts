@@ -5,7 +5,7 @@ import type { AnyFunctionType } from '../engine/coordinator-type.js';
 import type { Address } from '../engine/function-type.js';
 import type { Job } from '../engine/job.js';
 import { type KeyGroupRange, keyGroupOf, ownerOfKeyGroup } from '../engine/key-groups.js';
-import { addressOfTxnKey, keyGroupPrefix, parkedKey, parkedSeqOf, Space, toBytes } from '../engine/state/state-keys.js';
+import { addressOfKey, keyGroupPrefix, parkedKey, parkedSeqOf, Space, toBytes } from '../engine/state/state-keys.js';
 import type { StateCut } from '../engine/state/state-store.js';
 import type { StateStore } from '../engine/state/state-store.js';
 import { barrier, Channel, decodeEnvelope, encodeEnvelope, type Envelope, Kind } from '../engine/wire/envelope.js';
@@ -604,7 +604,7 @@ export class FunctionDispatcher implements CoreHost {
     const { start, end } = this.config.keyGroups;
     for (let kg = start; kg <= end; kg++) {
       for await (const [key, value] of this.config.store.scanPrefix(keyGroupPrefix(kg, Space.TXN))) {
-        if (this.core.restore(addressOfTxnKey(key), kg, value)) taken.push(key);
+        if (this.core.restore(addressOfKey(key), kg, value)) taken.push(key);
       }
     }
     for (const key of taken) this.config.store.put(key, null);

@@ -225,20 +225,11 @@ export class IngressRouter {
     for (const record of result.records) {
       this.recordsRead++;
       for (const router of split.routers) {
-        let routes: Route | readonly Route[] | undefined;
+        let routes: Route | readonly Route[];
         try {
-          routes = router.route(record);
+          routes = routesOf(router, record, split.ingressName);
         } catch (error) {
-          this.deadLetter(split, 'EDDY_ROUTER_FAILED', `router of ingress ${split.ingressName} threw: ${describeError(error)}`, record);
-          continue;
-        }
-        if (routes === undefined || routes === null || (Array.isArray(routes) && routes.length === 0)) {
-          this.deadLetter(
-            split,
-            'EDDY_ROUTER_NO_ADDRESS',
-            `router of ingress ${split.ingressName} returned no address for a record; return { to: address, message }`,
-            record,
-          );
+          this.deadLetter(split, (error as EddyError).code, (error as EddyError).message, record);
           continue;
         }
         if (Array.isArray(routes)) for (const route of routes as readonly Route[]) this.send(split, route, record, ingressTime);
@@ -251,17 +242,9 @@ export class IngressRouter {
     const { job, maxParallelism, workers, worker, dispatcher, mesh } = this.config;
     let payload: Uint8Array;
     try {
-      validateAddress(route?.to, `router of ingress ${split.ingressName}`);
-      const fn = job.functions.get(route.to.type);
-      if (fn === undefined) {
-        throw new EddyError(
-          'EDDY_UNKNOWN_FUNCTION_TYPE',
-          `router of ingress ${split.ingressName} addressed unknown function type ${JSON.stringify(route.to.type)}; add it to the job's functions`,
-        );
-      }
-      payload = fn.codec.encode(route.message);
+      payload = encodeRoute(job, split.ingressName, route);
     } catch (error) {
-      this.deadLetter(split, error instanceof EddyError ? error.code : 'EDDY_ROUTER_FAILED', describeError(error), record);
+      this.deadLetter(split, routeFailureCode(error), describeError(error), record);
       return;
     }
     const owner = ownerOfKeyGroup(keyGroupOf(route.to.id, maxParallelism), workers, maxParallelism);
@@ -293,3 +276,35 @@ function jsonSafe(value: unknown): unknown {
   }
 }
 
+/**
+ * The routes `router` gives `record`. Throws an EddyError (EDDY_ROUTER_FAILED, EDDY_ROUTER_NO_ADDRESS)
+ * when there are none: the record is then a dead letter. Shared with the routers `eddy serve` runs
+ * as functions (engine/statefun/router-functions.ts).
+ */
+export function routesOf(router: Router, record: unknown, ingressName: string): Route | readonly Route[] {
+  let routes: Route | readonly Route[] | undefined;
+  try {
+    routes = router.route(record);
+  } catch (error) {
+    throw new EddyError('EDDY_ROUTER_FAILED', `router of ingress ${ingressName} threw: ${describeError(error)}`);
+  }
+  if (routes === undefined || routes === null || (Array.isArray(routes) && routes.length === 0)) {
+    throw new EddyError('EDDY_ROUTER_NO_ADDRESS', `router of ingress ${ingressName} returned no address for a record; return { to: address, message }`);
+  }
+  return routes;
+}
+
+/** The payload of `route`, checked: a valid address of a function type of the job, and a message its codec encodes. */
+export function encodeRoute(job: Job, ingressName: string, route: Route): Uint8Array {
+  validateAddress(route?.to, `router of ingress ${ingressName}`);
+  const fn = job.functions.get(route.to.type);
+  if (fn === undefined) {
+    throw new EddyError('EDDY_UNKNOWN_FUNCTION_TYPE', `router of ingress ${ingressName} addressed unknown function type ${JSON.stringify(route.to.type)}; add it to the job's functions`);
+  }
+  return fn.codec.encode(route.message);
+}
+
+/** The dead-letter code of a route `encodeRoute` refused. */
+export function routeFailureCode(error: unknown): ErrorCode {
+  return error instanceof EddyError ? error.code : 'EDDY_ROUTER_FAILED';
+}

@@ -3,7 +3,7 @@ import type { CoordinatorType } from '../engine/coordinator-type.js';
 import { describeError, EddyError, isInvocationFailed } from '../engine/errors.js';
 import type { Address, FunctionType, StateSpecs } from '../engine/function-type.js';
 import { isPromise } from '../engine/promises.js';
-import type { TransactionMetrics } from '../engine/runtime/worker-protocol.js';
+import type { LockWait, TransactionMetrics } from '../engine/runtime/worker-protocol.js';
 import { type Envelope, Kind } from '../engine/wire/envelope.js';
 import { decodeCoordinatorRecord, decodeParticipantRecord } from '../engine/wire/transactions.js';
 import { AdmissionLimit } from './coordinators/admission.js';
@@ -176,6 +176,23 @@ export class InvocationCore {
       () => this.host.apply(recovery),
       (secondError: unknown) => this.failed(recovery, message, wrapFailureHandler(fn, secondError)),
     );
+  }
+
+  /**
+   * The transactions that hold `address` now, for a state lookup: as a participant (the exclusive
+   * lock's transaction with its staged writes, or the read-only holders'), or as a coordinator (the
+   * one it runs).
+   */
+  transactionOf(address: Address): { transactions: string[]; since: number; staged?: ReadonlyMap<string, Uint8Array | null> } | undefined {
+    const held = this.participants.holdOf(address);
+    if (held !== undefined) return { transactions: held.transactions, since: held.lockedAt, ...(held.staged === undefined ? {} : { staged: held.staged }) };
+    const running = this.coordinators.runningOf(address);
+    return running === undefined ? undefined : { transactions: [running.id], since: running.startedAt };
+  }
+
+  /** The `limit` longest current lock waits of the transactions coordinated here (see Coordinators.lockWaits). */
+  lockWaits(limit: number): LockWait[] {
+    return this.coordinators.lockWaits(limit);
   }
 
   /** The protocol of the coordinator an envelope is for; undefined for a regular function. */

@@ -7,7 +7,9 @@ import {
   type StateSpecs,
   validateAddress,
 } from '../engine/function-type.js';
+import type { EncodedEffects } from '../engine/remote/encoded-effects.js';
 import { instancePrefix, userStateKey } from '../engine/state/state-keys.js';
+import { egressTypename, hasOwnTypename, typenameOf } from '../engine/statefun/types.js';
 import { bindState, type StateAccess } from '../engine/state/state-kinds.js';
 import { type EgressRecord, type Envelope, Kind } from '../engine/wire/envelope.js';
 
@@ -61,7 +63,7 @@ export function freshTimerToken(host: CoreReads): string {
  * The context of one invocation. Every effect is staged here and applied by the dispatcher only if
  * the handler succeeds, so a failed invocation leaves no trace.
  */
-export class Invocation implements Context, Effects, StateAccess {
+export class Invocation implements Context, Effects, StateAccess, EncodedEffects {
   readonly kg: number;
   writes: Map<string, Uint8Array | null> | undefined;
   sends: Envelope[] | undefined;
@@ -152,6 +154,51 @@ export class Invocation implements Context, Effects, StateAccess {
 
   private envelopeTo(to: Address, message: unknown, what: string): Envelope {
     return envelopeTo(this.host, this.self, this.envelope.ingressTime, to, message, what);
+  }
+
+  // ---- EncodedEffects: a remote function's answer, already encoded ----
+
+  sendEncoded(to: Address, typename: string, payload: Uint8Array): void {
+    (this.sends ??= []).push(this.encodedEnvelopeTo(to, typename, payload, 'a message'));
+  }
+
+  sendAfterEncoded(delayMs: number, to: Address, typename: string, payload: Uint8Array, token: string | undefined): void {
+    const envelope = this.encodedEnvelopeTo(to, typename, payload, 'a delayed message');
+    const staged = token ?? freshTimerToken(this.host);
+    // StateFun replaces a pending delayed message of the same token: cancel it first.
+    if (token !== undefined && this.host.timerPending(this.self, this.kg, token)) this.cancelDelayed(token);
+    (this.timers ??= []).push({ fireAt: Date.now() + delayMs, delayMs, token: staged, envelope });
+  }
+
+  egressEncoded(egress: string, typename: string, payload: Uint8Array): void {
+    const names = this.host.egressNames();
+    const index = names.findIndex((name) => egressTypename(name) === egress);
+    if (index < 0) {
+      throw new EddyError('EDDY_UNKNOWN_EGRESS', `remote function ${this.fn.type} wrote to egress ${egress}, which the job does not have; its egresses are ${names.map(egressTypename).join(', ')}`);
+    }
+    (this.egressRecords ??= []).push({ egress: index, payload, ingressTime: this.envelope.ingressTime });
+  }
+
+  private encodedEnvelopeTo(to: Address, typename: string, payload: Uint8Array, what: string): Envelope {
+    validateAddress(to, `${what} from remote function ${this.fn.type}`);
+    const target = this.host.functionType(to.type);
+    if (target === undefined) {
+      throw new EddyError('EDDY_UNKNOWN_FUNCTION_TYPE', `remote function ${this.fn.type} sent ${what} to function type ${to.type}, which the job does not have`);
+    }
+    if (target.kind === 'regular' && hasOwnTypename(target.codec) && typename !== typenameOf(target.codec)) {
+      throw new EddyError('EDDY_UNDECODABLE_PAYLOAD', `remote function ${this.fn.type} sent ${what} of type ${typename} to ${to.type}, which takes ${typenameOf(target.codec)}`);
+    }
+    return {
+      kind: Kind.INVOKE,
+      targetType: to.type,
+      targetId: to.id,
+      sourceType: this.self.type,
+      sourceId: this.self.id,
+      payload,
+      ingressTime: this.envelope.ingressTime,
+      origin: this.host.worker,
+      seq: this.host.nextSeq(),
+    };
   }
 }
 

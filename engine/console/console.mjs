@@ -238,6 +238,14 @@ function drawTransactions(data, seconds) {
   ]);
 }
 
+function drawLockWaits(data) {
+  // The wait-for graph's edges: each waiting transaction (by its coordinator), the one it waits behind, and where.
+  const rows = (data.metrics.lockWaits ?? []).map((wait) =>
+    row([`${wait.waiting.coordinator} (${wait.waiting.transaction})`, `${wait.holding.coordinator} (${wait.holding.transaction})`, wait.instance, wait.waitedMs]),
+  );
+  fill($('lock-waits').tBodies[0], rows, 'no transaction waits for a lock');
+}
+
 function drawDeadLetters(data) {
   $('dead-letter-count').textContent = `(${fmt(data.deadLetters.total)})`;
   const rows = data.deadLetters.latest.map((letter) => {
@@ -270,6 +278,7 @@ function render(data) {
   drawCheckpoints(data);
   drawFunctions(data, seconds);
   drawTransactions(data, seconds);
+  drawLockWaits(data);
   drawDeadLetters(data);
   drawConnectors(data);
   fillStateTypes(data);

@@ -33,7 +33,9 @@ export interface AdminConfig {
  *   GET  /            the web console (engine/console/)
  *   GET  /console     what the console shows, once, as JSON; GET /events streams it (Server-Sent Events)
  *   GET  /status      the job's state, restarts and checkpoints, as JSON
+ *   GET  /locks       the longest current lock waits of 2PC transactions (the wait-for graph's edges), as JSON
  *   GET  /state/<namespace>/<name>/<id>  one function instance's state, mailbox and transaction hold
+ *   GET  /state/<namespace>/<name>?prefix=<p>&limit=<n>  the instances whose ids start with p, each as above
  *   GET  /metrics     Prometheus text format
  *   POST /checkpoint  takes a checkpoint; answers with its id, duration and size when it is complete
  *   POST /stop        stops the job; answers with its summary when it has ended
@@ -139,7 +141,9 @@ function consoleFile(path: string): { type: string; body: Buffer } | undefined {
 }
 
 async function route(handle: JobHandle, metrics: JobMetricsRegistry, feed: ConsoleFeed, request: IncomingMessage, response: ServerResponse): Promise<void> {
-  const path = new URL(request.url ?? '/', 'http://127.0.0.1').pathname;
+  const requestUrl = new URL(request.url ?? '/', 'http://127.0.0.1');
+  const path = requestUrl.pathname;
+  const query = requestUrl.searchParams;
   const endpoint = `${request.method ?? 'GET'} ${path}`;
   const file = request.method === 'GET' ? consoleFile(path) : undefined;
   if (file !== undefined) {
@@ -148,15 +152,20 @@ async function route(handle: JobHandle, metrics: JobMetricsRegistry, feed: Conso
     return;
   }
   if (request.method === 'GET' && path.startsWith('/state/')) {
-    // /state/<type>/<id>: the type has slashes of its own (namespace/name); the id is the last segment.
-    const rest = path.slice('/state/'.length);
-    const slash = rest.lastIndexOf('/');
-    if (slash <= 0 || slash === rest.length - 1) return reply(response, 404, { error: `GET ${path}: ask for GET /state/<namespace>/<name>/<id>` });
+    // /state/<namespace>/<name>/<id>: one instance; /state/<namespace>/<name>?prefix=&limit=: a listing.
+    // Function types are namespace/name without further slashes, so the segment count tells which.
+    const segments = path.slice('/state/'.length).split('/').map(decodeURIComponent);
+    if (segments.length < 2 || segments.length > 3 || segments.some((segment) => segment === '')) {
+      return reply(response, 404, { error: `GET ${path}: ask for GET /state/<namespace>/<name>/<id>, or GET /state/<namespace>/<name>?prefix=<p>&limit=<n> to list instances` });
+    }
+    const type = `${segments[0]}/${segments[1]}`;
     try {
-      return reply(response, 200, await handle.state(decodeURIComponent(rest.slice(0, slash)), decodeURIComponent(rest.slice(slash + 1))));
+      if (segments.length === 3) return reply(response, 200, await handle.state(type, segments[2]!));
+      const limit = query.get('limit');
+      return reply(response, 200, await handle.states(type, { prefix: query.get('prefix') ?? '', ...(limit === null ? {} : { limit: Number(limit) }) }));
     } catch (error) {
       const code = (error as EddyError).code;
-      return reply(response, code === 'EDDY_UNKNOWN_FUNCTION_TYPE' ? 404 : 409, { error: describeError(error), code });
+      return reply(response, code === 'EDDY_UNKNOWN_FUNCTION_TYPE' ? 404 : code === 'EDDY_INVALID_OPTION' ? 400 : 409, { error: describeError(error), code });
     }
   }
   switch (endpoint) {
@@ -168,6 +177,10 @@ async function route(handle: JobHandle, metrics: JobMetricsRegistry, feed: Conso
       return;
     case 'GET /console':
       return reply(response, 200, await feed.snapshot());
+    case 'GET /locks': {
+      const { totals, lockWaits } = await handle.metrics();
+      return reply(response, 200, { waits: lockWaits, locksHeld: totals.locksHeld, transactionsRunning: totals.transactionsRunning, deadlocksFound: totals.deadlocksFound });
+    }
     case 'GET /events':
       return feed.subscribe(response);
     case 'POST /checkpoint':

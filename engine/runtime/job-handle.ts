@@ -4,7 +4,7 @@
  */
 import type { CheckpointAbortCause, CheckpointInfo, CheckpointRecord } from '../checkpoint/coordinator.js';
 import type { ConnectorMetric } from '../job.js';
-import type { InstanceState, WorkerMetrics } from './worker-protocol.js';
+import type { InstanceList, InstanceState, LockWait, WorkerMetrics } from './worker-protocol.js';
 
 /** A restore or restart of the job, or its failure, as the console's timeline marks it. */
 export interface RecoveryEvent {
@@ -40,7 +40,9 @@ export interface JobMetrics {
   /** Per worker. */
   perWorker: WorkerMetrics[];
   /** Sums over workers (gauges summed too). */
-  totals: Omit<WorkerMetrics, 'worker' | 'routerThrottled' | 'connectors' | 'functions' | 'eventLoopUtilization' | 'sentTo'>;
+  totals: Omit<WorkerMetrics, 'worker' | 'routerThrottled' | 'connectors' | 'functions' | 'eventLoopUtilization' | 'sentTo' | 'lockWaits'>;
+  /** The longest current lock waits of 2PC transactions over all workers (at most 10), longest first: the wait-for graph's edges. */
+  lockWaits: LockWait[];
   /** Records received per egress name. */
   egress: Record<string, number>;
   /** From the moment a record entered an ingress to the moment its egress records reached the sink. */
@@ -122,4 +124,11 @@ export interface JobHandle {
    * the job lacks, EDDY_JOB_STOPPED when no workers run (ended, or restoring).
    */
   state(type: string, id: string): Promise<InstanceState>;
+  /**
+   * The instances of function type `type` whose ids start with `prefix` (default: all), in id order,
+   * at most `limit` (default 100, at most 10000; `truncated` says whether there were more), each as
+   * `state` returns one. Each worker lists its own key groups; an instance with no state value is not
+   * listed. Rejects as `state` does.
+   */
+  states(type: string, options?: { prefix?: string; limit?: number }): Promise<InstanceList>;
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CheckpointCoordinator, type CheckpointInfo, type CheckpointTrigger } from '../checkpoint/coordinator.js';
 import { checkpointLineage, type CheckpointMetadata, jobCheckpointDir, listCheckpoints, resolveCheckpoint } from '../checkpoint/metadata.js';
-import { describeError, EddyError } from '../errors.js';
+import { describeError, EddyError, invalidOption } from '../errors.js';
 import type { Job } from '../job.js';
 import { keyGroupOf, ownerOfKeyGroup } from '../key-groups.js';
 import { resolveOptions, type ResolvedOptions, type SubmitOptions } from '../options.js';
@@ -12,7 +12,7 @@ import { RestartStrategy } from './restart-strategy.js';
 import { openStateDir, type StateDir } from './state-dir.js';
 import type { JobHandle, JobMetrics, JobStatus, JobSummary, RecoveryEvent } from './job-handle.js';
 import { WorkerPool, WorkerSet } from './worker-set.js';
-import { type InstanceState, OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
+import { type InstanceList, type InstanceState, LOCK_WAITS_SHOWN, OperatorIds, type SplitAssignment, type WorkerMetrics, type WorkerResult, type WorkerStatus } from './worker-protocol.js';
 
 export type { CheckpointAbortCause, CheckpointInfo, CheckpointRecord } from '../checkpoint/coordinator.js';
 
@@ -456,6 +456,34 @@ class JobRun implements JobHandle {
     return answer;
   }
 
+  async states(type: string, options: { prefix?: string; limit?: number } = {}): Promise<InstanceList> {
+    const prefix = options.prefix ?? '';
+    const limit = options.limit ?? 100;
+    const where = `states(${type}, { prefix: ${JSON.stringify(prefix)}, limit: ${limit} })`;
+    if (typeof prefix !== 'string') throw invalidOption(`${where}: prefix`, `is ${JSON.stringify(prefix)}`, 'give the start of the ids to list, or none for all');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw invalidOption(`${where}: limit`, `is ${String(limit)}`, 'give a whole number from 1 to 10000 (default 100)');
+    const fn = this.spec.functions.get(type);
+    if (fn?.kind !== 'regular') {
+      const types = [...this.spec.functions].filter(([, f]) => f.kind === 'regular').map(([name]) => name);
+      throw new EddyError('EDDY_UNKNOWN_FUNCTION_TYPE', `${where}: job ${this.job} has no function type ${type} with state; its function types: ${types.join(', ') || '(none)'}`);
+    }
+    const set = this.set;
+    if (set === undefined || this.ended || this.failed || this.ending !== undefined) {
+      throw new EddyError('EDDY_JOB_STOPPED', `${where}: job ${this.job} has no running workers now (${this.status().state}); try again while it runs`, { retryable: true });
+    }
+    // Each worker lists its own key groups (each instance read between its invocations); merged in id order.
+    const answers = await Promise.all(Array.from({ length: this.options.workers }, (_, worker) => set.listStates(worker, { type, prefix, limit })));
+    const instances: InstanceState[] = [];
+    let truncated = false;
+    for (const answer of answers) {
+      if ('error' in answer) throw new EddyError('EDDY_JOB_STOPPED', `${where}: ${answer.error}`, { retryable: true });
+      instances.push(...answer.instances);
+      truncated ||= answer.truncated;
+    }
+    instances.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return { type, prefix, instances: instances.slice(0, limit), truncated: truncated || instances.length > limit };
+  }
+
   checkpoints(): number[] {
     return this.options.checkpointDir === undefined ? [] : listCheckpoints(this.options.checkpointDir);
   }
@@ -503,6 +531,10 @@ class JobRun implements JobHandle {
       egress: Object.fromEntries(this.spec.egresses.map((e, i) => [e.name, this.sinks.counts[i]!])),
       latency: this.sinks.latencySummary(),
       connectors: [...perWorker.flatMap((m) => m.connectors ?? []), ...this.sinks.connectorMetrics()],
+      lockWaits: perWorker
+        .flatMap((m) => m.lockWaits ?? [])
+        .sort((a, b) => b.waitedMs - a.waitedMs)
+        .slice(0, LOCK_WAITS_SHOWN),
     };
   }
 

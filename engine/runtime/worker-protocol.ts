@@ -50,6 +50,20 @@ export interface WorkerStatus {
 }
 
 /** Transaction figures of one worker (part of its metrics). */
+/** Lock waits a worker reports, and the job shows: the longest this many. */
+export const LOCK_WAITS_SHOWN = 10;
+
+/** A 2PC transaction waiting for a lock another one holds (an edge of the wait-for graph). */
+export interface LockWait {
+  /** The waiting transaction and its coordinator instance (`type:id`). */
+  waiting: { transaction: string; coordinator: string };
+  /** The transaction it waits behind, and that one's coordinator instance. */
+  holding: { transaction: string; coordinator: string };
+  /** The participant instance (`type:id`) whose lock it waits for. */
+  instance: string;
+  waitedMs: number;
+}
+
 export interface TransactionMetrics {
   /** 2PC transactions coordinated here that committed, aborted (a participant failed), or ended as retryable (deadlock victims). */
   transactionsCommitted: number;
@@ -106,6 +120,8 @@ export interface WorkerMetrics extends TransactionMetrics {
   routerBlockedOnFeedbackMs: number;
   /** Per function type (regular functions; coordinators and participants count in the transaction figures). */
   functions: Record<string, FunctionTypeMetrics>;
+  /** The longest current lock waits of the transactions this worker coordinates (at most 10), longest first. */
+  lockWaits: LockWait[];
   /** The worker thread's event-loop utilisation over the last second (0..1), its V8 heap in use, and its LevelDB folder's size. */
   eventLoopUtilization: number;
   /** Envelopes this worker sent to each worker, itself included (router and feedback channels): the console's edge rates. */
@@ -131,12 +147,33 @@ export interface InstanceState {
   running: boolean;
   /** How a transaction holds it, if one does: `locked` (a participant's exclusive lock), `shared` (read-only participants), `busy` (a coordinator runs one). */
   heldByTransaction: string | undefined;
+  /**
+   * The transactions that hold it (absent when none): their ids, since when (ms since the epoch),
+   * and for a participant's exclusive lock the values the transaction staged, decoded, as they will
+   * be after its COMMIT (value and list state; a staged map shows the names of its changed entries'
+   * map only, as `{ changed: true }`).
+   */
+  transaction?: { ids: string[]; since: number; staged?: Record<string, unknown> };
+  /** Delayed messages it sent that are still pending, in fire order. */
+  pendingDelayed: Array<{ token: string; fireAt: number; to: { type: string; id: string }; message?: unknown }>;
+}
+
+/** Instances of a function type whose ids start with a prefix (`eddy state <type> --prefix`). */
+export interface InstanceList {
+  type: string;
+  prefix: string;
+  /** In id order, at most `limit`, each as a single lookup returns it. */
+  instances: InstanceState[];
+  /** More instances matched than `limit`. */
+  truncated: boolean;
 }
 
 export type ToWorker =
   | { type: 'start' }
   /** Read one instance's state and activity between invocations (the admin endpoint's state lookup). */
   | { type: 'state-query'; id: number; address: { type: string; id: string } }
+  /** List the instances of `type` with ids starting with `prefix` in this worker's key groups (at most `limit`). */
+  | { type: 'state-list'; id: number; list: { type: string; prefix: string; limit: number } }
   | { type: 'status'; wave: number }
   | { type: 'metrics'; id: number }
   | { type: 'stop-sources' }
@@ -157,7 +194,7 @@ export type FromWorker =
   | { type: 'egress'; buffer: ArrayBuffer }
   | { type: 'status'; wave: number; status: WorkerStatus }
   | { type: 'metrics'; id: number; metrics: WorkerMetrics }
-  | { type: 'state-answer'; id: number; answer: InstanceState | { error: string } }
+  | { type: 'state-answer'; id: number; answer: InstanceState | InstanceList | { error: string } }
   | { type: 'log'; line: string }
   | { type: 'closed' }
   /** The worker's routers and timers started after `start` (parked and restored in-flight work is queued first). */

@@ -7,7 +7,7 @@ import type { WorkerCheckpoint } from '../checkpoint/metadata.js';
 import { describeError, EddyError } from '../errors.js';
 import type { Job } from '../job.js';
 import type { ResolvedOptions } from '../options.js';
-import type { FromWorker, InstanceState, SplitAssignment, SplitPosition, ToWorker, WorkerInit, WorkerMetrics, WorkerResult, WorkerStatus } from './worker-protocol.js';
+import type { FromWorker, InstanceList, InstanceState, SplitAssignment, SplitPosition, ToWorker, WorkerInit, WorkerMetrics, WorkerResult, WorkerStatus } from './worker-protocol.js';
 
 /** Whether the process was started with its own starting size of V8's semi-spaces: then it is left alone. */
 const SEMI_SPACE_SET_BY_USER = process.execArgv.some((arg) => /^--min[-_]semi[-_]space[-_]size\b/.test(arg));
@@ -138,7 +138,7 @@ export class WorkerSet {
   private waveDone: ((statuses: WorkerStatus[]) => void) | undefined;
   private nextMetricsId = 0;
   private readonly metricsRequests = new Map<number, { results: WorkerMetrics[]; pending: number; resolve: (m: WorkerMetrics[]) => void }>();
-  private readonly stateRequests = new Map<number, (answer: InstanceState | { error: string }) => void>();
+  private readonly stateRequests = new Map<number, (answer: InstanceState | InstanceList | { error: string }) => void>();
   failed = false;
   private readonly threadIds: number[] = [];
   /** Workers whose routers and timers have started (after `start`). */
@@ -284,11 +284,20 @@ export class WorkerSet {
 
   /** Asks `worker` for one instance's state (see InstanceState). */
   queryState(worker: number, address: { type: string; id: string }): Promise<InstanceState | { error: string }> {
+    return this.askState(worker, (id) => ({ type: 'state-query', id, address })) as Promise<InstanceState | { error: string }>;
+  }
+
+  /** Asks `worker` for the instances of a type in its key groups whose ids start with a prefix (see InstanceList). */
+  listStates(worker: number, list: { type: string; prefix: string; limit: number }): Promise<InstanceList | { error: string }> {
+    return this.askState(worker, (id) => ({ type: 'state-list', id, list })) as Promise<InstanceList | { error: string }>;
+  }
+
+  private askState(worker: number, message: (id: number) => ToWorker): Promise<InstanceState | InstanceList | { error: string }> {
     if (this.failed) return Promise.resolve({ error: 'the workers failed; the job is restoring its last checkpoint: try again' });
     const id = this.nextMetricsId++;
     return new Promise((resolve) => {
       this.stateRequests.set(id, resolve);
-      this.controls[worker]!.postMessage({ type: 'state-query', id, address } satisfies ToWorker);
+      this.controls[worker]!.postMessage(message(id));
     });
   }
 

@@ -12,6 +12,7 @@ import { describeError } from '../errors.js';
 import type { ChannelDelay } from '../options.js';
 import { DEAD_LETTERS, jobFromModule } from '../job.js';
 import { keyGroupOf, keyGroupRangeOf } from '../key-groups.js';
+import { addressOfKey, typeStatePrefix } from '../state/state-keys.js';
 import { LevelDbBackend } from '../state/leveldb-backend.js';
 import { MemoryBackend } from '../state/memory-backend.js';
 import { StateStore } from '../state/state-store.js';
@@ -20,9 +21,12 @@ import { restoreKeyGroups, WorkerCheckpoints } from './worker-checkpoints.js';
 import { ThreadStats } from './worker-stats.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
-import type { FromWorker, InstanceState, ToWorker, WorkerInit, WorkerMetrics, WorkerResult } from './worker-protocol.js';
+import { type FromWorker, type InstanceList, type InstanceState, LOCK_WAITS_SHOWN, type ToWorker, type WorkerInit, type WorkerMetrics, type WorkerResult } from './worker-protocol.js';
 import { Invocation } from '../../operators/invocation.js';
 import type { Envelope } from '../wire/envelope.js';
+import type { CoreReads } from '../../operators/core-host.js';
+import type { Address, FunctionType } from '../function-types.js';
+import type { StateSpecs } from '../state/state-types.js';
 
 /** The attempt was given up (abandon, crash drill) while this worker was still starting. */
 class StartGivenUp extends Error {}
@@ -142,6 +146,7 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
     routerBlockedOnCreditsMs: router.blockedClock.ms('credits'),
     routerBlockedOnFeedbackMs: router.blockedClock.ms('feedback'),
     functions: dispatcher.functionStats.snapshot(),
+    lockWaits: dispatcher.core.lockWaits(LOCK_WAITS_SHOWN),
     sentTo: [...mesh.sent],
     ...threadStats.read(),
   });
@@ -175,14 +180,77 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
         }
       }
       const { mailboxDepth, running, held } = dispatcher.activityOf(address);
+      const transaction = stagedView(fn, address, kg, reader);
+      const delayed = dispatcher.delayed.pendingOf(address, kg);
       for (const [name, entries] of maps) {
         const read = await entries;
         if (read.length > 0) state[name] = read;
       }
-      return { ...address, worker, keyGroup: kg, state, mailboxDepth, running, heldByTransaction: held };
+      const pendingDelayed = (await delayed).map(({ token, fireAt, envelope }) => {
+        const to = { type: envelope.targetType, id: envelope.targetId };
+        let message: unknown;
+        try {
+          message = job.functions.get(to.type)?.codec.decode(envelope.payload);
+        } catch {
+          message = undefined; // shown without it: the lookup is for people, the message may be any bytes
+        }
+        return { token, fireAt, to, ...(message === undefined ? {} : { message }) };
+      });
+      return { ...address, worker, keyGroup: kg, state, mailboxDepth, running, heldByTransaction: held, ...(transaction === undefined ? {} : { transaction }), pendingDelayed };
     } catch (error) {
       return { error: describeError(error) };
     }
+  };
+
+  /**
+   * How transactions hold an instance, with what an exclusive lock staged decoded through the same
+   * state handles as the committed state, read over the staged writes.
+   */
+  const stagedView = (fn: FunctionType<unknown, StateSpecs>, address: Address, kg: number, committed: Invocation): InstanceState['transaction'] => {
+    const held = dispatcher.core.transactionOf(address);
+    if (held === undefined) return undefined;
+    const base = { ids: held.transactions, since: held.since };
+    if (held.staged === undefined) return base;
+    const writes = held.staged;
+    const overlay = Object.create(dispatcher) as CoreReads;
+    overlay.readState = (key: string) => (writes.has(key) ? (writes.get(key) ?? undefined) : dispatcher.readState(key));
+    const reader = new Invocation(overlay, fn, { targetType: address.type, targetId: address.id } as Envelope, kg);
+    const handles = reader.state as Record<string, { get?: () => unknown; values?: () => unknown[] }>;
+    const staged: Record<string, unknown> = {};
+    for (const [name, spec] of Object.entries(fn.state)) {
+      const key = committed.stateKey(name);
+      if (![...writes.keys()].some((written) => written.startsWith(key))) continue;
+      if (spec.kind === 'map') staged[name] = { changed: true };
+      else if (spec.kind === 'list') staged[name] = handles[name]!.values!();
+      else staged[name] = handles[name]!.get!() ?? null;
+    }
+    return { ...base, staged };
+  };
+
+  /**
+   * The instances of `type` in this worker's key groups whose ids start with `prefix`: the first
+   * `limit` in id order, each read as `inspectInstance` reads one. Ids come from a scan of the
+   * type's state in each key group (an instance with no state value is not listed).
+   */
+  const listInstances = async ({ type, prefix, limit }: { type: string; prefix: string; limit: number }): Promise<InstanceList | { error: string }> => {
+    if (job.functions.get(type)?.kind !== 'regular') return { error: `no function type ${type} with state in job ${job.name}` };
+    const ids = new Set<string>();
+    for (let kg = keyGroups.start; kg <= keyGroups.end; kg++) {
+      let last = '';
+      for await (const [key] of store.scanLive(typeStatePrefix(kg, type))) {
+        const { id } = addressOfKey(key);
+        if (id !== last && id.startsWith(prefix)) ids.add(id);
+        last = id;
+      }
+    }
+    const sorted = [...ids].sort();
+    const instances: InstanceState[] = [];
+    for (const id of sorted.slice(0, limit)) {
+      const answer = await inspectInstance({ type, id });
+      if ('error' in answer) return answer;
+      instances.push(answer);
+    }
+    return { type, prefix, instances, truncated: sorted.length > limit };
   };
 
   // Engine state to load at start: unknown (look) unless a restore just wrote the state and counted
@@ -326,6 +394,12 @@ export async function runWorker(init: WorkerInit): Promise<WorkerResult> {
           break;
         case 'state-query':
           void inspectInstance(message.address).then((answer) => post({ type: 'state-answer', id: message.id, answer }));
+          break;
+        case 'state-list':
+          void listInstances(message.list).then(
+            (answer) => post({ type: 'state-answer', id: message.id, answer }),
+            (error: unknown) => post({ type: 'state-answer', id: message.id, answer: { error: describeError(error) } }),
+          );
           break;
         case 'checkpoint-abort':
           dispatcher.abortAlignment(message.id);

@@ -43,6 +43,11 @@ export function keyGroupPrefix(kg: number, space: number): string {
   return u16(kg) + String.fromCharCode(space);
 }
 
+/** Prefix of every state value of every instance of `type` in key group `kg`. */
+export function typeStatePrefix(kg: number, type: string): string {
+  return keyGroupPrefix(kg, Space.USER) + lengthPrefixed(type);
+}
+
 /** Prefix of every state value of one function instance. */
 export function instancePrefix(kg: number, type: string, id: string): string {
   return keyGroupPrefix(kg, Space.USER) + lengthPrefixed(type) + lengthPrefixed(id);
@@ -112,8 +117,8 @@ export function typeLengthOfKey(key: string): number {
   return (key.charCodeAt(3) << 8) | key.charCodeAt(4);
 }
 
-/** The instance a `txnKey` belongs to. */
-export function addressOfTxnKey(key: string): { type: string; id: string } {
+/** The instance a USER, TOKEN or TXN key belongs to (a `txnKey`, a state value's key). */
+export function addressOfKey(key: string): { type: string; id: string } {
   const typeLength = typeLengthOfKey(key);
   const type = key.slice(KEY_TYPE_START, KEY_TYPE_START + typeLength);
   const idStart = KEY_TYPE_START + typeLength + 2;

@@ -2,11 +2,14 @@ import { createHash } from 'node:crypto';
 import type { AnyFunctionType } from '../coordinator-type.js';
 import { EddyError, type ErrorCode } from '../errors.js';
 import type { Address } from '../function-type.js';
-import type { Egress, Job } from '../job.js';
+import type { DeadLetter } from '../dead-letter.js';
+import { DEAD_LETTERS, type Job } from '../job.js';
 import { instancePrefix, txnKey, userStateKey } from '../state/state-keys.js';
 import { type EgressRecord, type Envelope, Kind } from '../wire/envelope.js';
 import type { CoreHost, Effects, StagedTimer } from '../../operators/core-host.js';
 import { InvocationCore } from '../../operators/invocation-core.js';
+import { kafkaEgressOf } from './kafka-descriptions.js';
+import { isRouterFunctionType, RouterFunctions } from './router-functions.js';
 import {
   type DelayedInvocation,
   decodeToFunction,
@@ -26,7 +29,7 @@ import {
   typedValue,
   valueBytes,
 } from './protocol.js';
-import { EDDY_JSON_TYPENAME, hasOwnTypename, typenameOf } from './types.js';
+import { egressTypename, hasOwnTypename, messageTypenameOf, typenameOf } from './types.js';
 import {
   decodeOrder,
   decodeProtocolMessage,
@@ -63,10 +66,7 @@ export interface ServedBatch {
   deadLetters: ServedDeadLetter[];
 }
 
-/** The StateFun egress typename of an egress of the job: its name if that is `namespace/name`, else `eddy/<name>`. */
-export function egressTypename(name: string): string {
-  return name.lastIndexOf('/') > 0 && !name.endsWith('/') ? name : `eddy/${name}`;
-}
+export { egressTypename } from './types.js';
 
 /**
  * Stored state values carry a header (operators/invocation.ts: [flags:u8][expiresAt:f64 if flags & 1]);
@@ -96,6 +96,7 @@ export class StatefunHandler {
   private readonly egressTypenames: ReadonlyArray<{ namespace: string; name: string }>;
   /** @internal The job's egresses by name (the core refers to them by index). */
   readonly egressIndexes: ReadonlyMap<string, number>;
+  private readonly routers: RouterFunctions;
 
   constructor(
     readonly job: Job,
@@ -119,6 +120,7 @@ export class StatefunHandler {
     }
     this.egressTypenames = job.egresses.map((egress) => splitTypename(egressTypename(egress.name)));
     this.egressIndexes = new Map(job.egresses.map((egress, index) => [egress.name, index]));
+    this.routers = new RouterFunctions(job, this);
   }
 
   /** The FromFunction bytes that answer the ToFunction `request`. */
@@ -137,6 +139,7 @@ export class StatefunHandler {
       throw new EddyError('EDDY_INVALID_ARGUMENT', 'the ToFunction has no invocation batch with a target; only StateFun 3.x InvocationBatchRequest is served');
     }
     const type = functionTypeOf(batch.target);
+    if (isRouterFunctionType(type)) return this.routers.serve(type, batch);
     const fn = this.job.functions.get(type);
     if (fn === undefined) {
       throw new EddyError(
@@ -163,6 +166,30 @@ export class StatefunHandler {
   /** @internal */
   egressTarget(index: number): { namespace: string; name: string } {
     return this.egressTypenames[index]!;
+  }
+
+  /** @internal A record for one of the job's egresses as StateFun takes it (a KafkaProducerRecord for a Kafka egress). */
+  egressMessage(record: EgressRecord): EgressMessage {
+    const { namespace, name } = this.egressTarget(record.egress);
+    const egress = this.job.egresses[record.egress]!;
+    const kafka = kafkaEgressOf(egress);
+    if (kafka === undefined) return { egressNamespace: namespace, egressType: name, argument: typedValue(typenameOf(egress.codec), record.payload) };
+    // StateFun's Kafka egress takes a KafkaProducerRecord: the key and value eddy's own sink would write.
+    const message = kafka.toMessage(egress.codec.decode(record.payload));
+    const key = message.key === null || message.key === undefined ? undefined : message.key.toString();
+    const value = message.value === null ? new Uint8Array(0) : new Uint8Array(Buffer.from(message.value));
+    const bytes = encodeKafkaProducerRecord({ ...(key === undefined ? {} : { key }), valueBytes: value, topic: kafka.topic });
+    return { egressNamespace: namespace, egressType: name, argument: typedValue(KAFKA_PRODUCER_RECORD_TYPENAME, bytes) };
+  }
+  /**
+   * @internal A dead letter as a record for the job's dead-letter egress, when that is a Kafka egress
+   * (kafkaDeadLetterEgress): StateFun's Kafka egress then writes it as `eddy run` would. Undefined
+   * when the job's dead letters go to memory, which StateFun has no counterpart for.
+   */
+  deadLetterEgress(letter: DeadLetter): EgressMessage | undefined {
+    const index = this.egressIndexes.get(DEAD_LETTERS);
+    if (index === undefined || kafkaEgressOf(this.job.egresses[index]!) === undefined) return undefined;
+    return this.egressMessage({ egress: index, payload: this.job.egresses[index]!.codec.encode(letter), ingressTime: 0 });
   }
 
   /** @internal */
@@ -437,7 +464,7 @@ class BatchHost implements CoreHost {
     // Cancellations first: an invocation that cancels token t and sends again with t means "replace".
     for (const token of effects.cancels ?? []) this.delayed.push({ isCancellationRequest: true, cancellationToken: token });
     for (const timer of effects.timers ?? []) this.delayed.push(this.delayedInvocation(timer));
-    for (const record of effects.egressRecords ?? []) this.egresses.push(this.egressMessage(record));
+    for (const record of effects.egressRecords ?? []) this.egresses.push(this.server.egressMessage(record));
   }
 
   /** Protocol envelopes are StateFun messages of `io.eddy.types/<kind>`. */
@@ -463,6 +490,14 @@ class BatchHost implements CoreHost {
     const letter = { code, reason, target: envelope === undefined ? `${this.fn.type}:${this.batch.target!.id ?? ''}` : `${envelope.targetType}:${envelope.targetId}` };
     this.deadLetters.push(letter);
     this.server.deadLetter(letter);
+    const record: DeadLetter = { code, reason };
+    if (envelope !== undefined) {
+      record.target = { type: envelope.targetType, id: envelope.targetId };
+      if (envelope.sourceType !== '') record.source = { type: envelope.sourceType, id: envelope.sourceId };
+      record.payloadBase64 = Buffer.from(envelope.payload).toString('base64');
+    }
+    const egress = this.server.deadLetterEgress(record);
+    if (egress !== undefined) this.egresses.push(egress);
   }
 
   afterTimer(): void {}
@@ -510,9 +545,8 @@ class BatchHost implements CoreHost {
   private argument(envelope: Envelope): ReturnType<typeof typedValue> {
     // A protocol envelope (a PREPARE, a saga step, ...) goes whole, as an io.eddy.types message.
     if (envelope.kind !== Kind.INVOKE) return typedValue(protocolTypename(envelope.kind), encodeProtocolMessage(envelope));
-    const target = this.server.job.functions.get(envelope.targetType);
-    // envelopeTo checked that the target exists; a coordinator's requests are JSON.
-    return typedValue(target?.kind === 'regular' ? typenameOf(target.codec) : EDDY_JSON_TYPENAME, envelope.payload);
+    // envelopeTo checked that the target exists.
+    return typedValue(messageTypenameOf(this.server.job.functions.get(envelope.targetType)), envelope.payload);
   }
 
   private delayedInvocation(timer: StagedTimer): DelayedInvocation {
@@ -527,31 +561,6 @@ class BatchHost implements CoreHost {
     };
   }
 
-  private egressMessage(record: EgressRecord): EgressMessage {
-    const { namespace, name } = this.server.egressTarget(record.egress);
-    const egress = this.server.job.egresses[record.egress]!;
-    const kafka = kafkaOf(egress);
-    if (kafka === undefined) return { egressNamespace: namespace, egressType: name, argument: typedValue(typenameOf(egress.codec), record.payload) };
-    // StateFun's Kafka egress takes a KafkaProducerRecord: the key and value eddy's own sink would write.
-    const message = kafka.toMessage(egress.codec.decode(record.payload));
-    const key = message.key === null || message.key === undefined ? undefined : message.key.toString();
-    const value = message.value === null ? new Uint8Array(0) : new Uint8Array(Buffer.from(message.value));
-    const bytes = encodeKafkaProducerRecord({ ...(key === undefined ? {} : { key }), valueBytes: value, topic: kafka.topic });
-    return { egressNamespace: namespace, egressType: name, argument: typedValue(KAFKA_PRODUCER_RECORD_TYPENAME, bytes) };
-  }
-}
-
-/** What a Kafka egress (connectors/kafka-egress.ts) exposes for StateFun: its topic and how it makes a record's Kafka message. */
-export interface KafkaEgressShape {
-  topic: string;
-  transactionTimeoutMs: number;
-  toMessage(record: unknown): { key?: string | Buffer | null; value: Buffer | string | null };
-}
-
-/** The Kafka side of an egress, if it is a Kafka egress. */
-export function kafkaOf(egress: Egress): KafkaEgressShape | undefined {
-  const kafka = (egress as Egress & { kafka?: KafkaEgressShape }).kafka;
-  return egress.kind === 'kafka' && kafka !== undefined && typeof kafka.topic === 'string' ? kafka : undefined;
 }
 
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {

@@ -1,8 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
 import { describeError, EddyError, invalidOption } from '../errors.js';
 import type { Job } from '../job.js';
-import { type ServedDeadLetter, StatefunHandler } from './handler.js';
+import { type ServedBatch, type ServedDeadLetter, StatefunHandler } from './handler.js';
+import type { ServeOutcome, ServeTask } from './serve-worker.js';
 
 export interface StatefunServerOptions {
   /** TCP port; 0 picks a free one (see `url`). Required. */
@@ -17,6 +21,11 @@ export interface StatefunServerOptions {
   onDeadLetter?: (letter: ServedDeadLetter) => void;
   /** Called for each request that failed as a whole (answered 500, which StateFun retries). Default: a line on stderr. */
   onError?: (error: unknown) => void;
+  /**
+   * Worker threads that run the handlers, each with the job module loaded; 0 runs them on the thread
+   * that serves HTTP. Default: one per core (`os.availableParallelism()`).
+   */
+  workers?: number;
 }
 
 /** What a running server has done, for logs and tests. */
@@ -53,12 +62,34 @@ export async function serveStatefun(job: Job, options: StatefunServerOptions): P
   const metrics: StatefunServerMetrics = { requests: 0, handshakes: 0, invocations: 0, deadLetters: 0, failedRequests: 0 };
   const onDeadLetter = options.onDeadLetter ?? ((letter) => process.stderr.write(`dead letter: ${JSON.stringify(letter)}\n`));
   const onError = options.onError ?? ((error) => process.stderr.write(`eddy serve: request failed: ${describeError(error)}\n`));
-  const handler = new StatefunHandler(job, {
-    onDeadLetter: (letter) => {
-      metrics.deadLetters++;
-      onDeadLetter(letter);
-    },
-  });
+  const deadLetter = (letter: ServedDeadLetter): void => {
+    metrics.deadLetters++;
+    onDeadLetter(letter);
+  };
+  const workers = options.workers ?? availableParallelism();
+  const pool =
+    workers === 0
+      ? undefined
+      : new Piscina<ServeTask, ServeOutcome>({
+          filename: fileURLToPath(new URL('../runtime/worker-bootstrap.mjs', import.meta.url)),
+          minThreads: workers,
+          maxThreads: workers,
+          // A handler that awaits (an async handler) lets its thread take the next request meanwhile.
+          concurrentTasksPerWorker: 16,
+          idleTimeout: Infinity,
+          workerData: { entry: '../statefun/serve-worker', jobModule: job.module },
+        });
+  const handler = pool === undefined ? new StatefunHandler(job, { onDeadLetter: deadLetter }) : undefined;
+  /** Serves one request on a worker thread, or here. */
+  const answer = async (request: Uint8Array): Promise<ServedBatch> => {
+    if (handler !== undefined) return handler.serve(request);
+    // Copied into a buffer of its own, which moves to the worker thread without another copy.
+    const owned = new Uint8Array(request);
+    const outcome = await pool!.run({ jobModule: job.module, request: owned }, { transferList: [owned.buffer] });
+    if ('error' in outcome) throw new EddyError(outcome.error.code ?? 'EDDY_WORKER_FAILED', outcome.error.message);
+    for (const letter of outcome.deadLetters) deadLetter(letter);
+    return outcome;
+  };
 
   const fail = (response: ServerResponse, status: number, message: string): void => {
     metrics.failedRequests++;
@@ -82,7 +113,7 @@ export async function serveStatefun(job: Job, options: StatefunServerOptions): P
     metrics.requests++;
     let body: Uint8Array;
     try {
-      const served = await handler.serve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+      const served = await answer(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
       if (served.incomplete) metrics.handshakes++;
       metrics.invocations += served.invocations;
       body = served.response;
@@ -120,7 +151,7 @@ export async function serveStatefun(job: Job, options: StatefunServerOptions): P
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
-      }),
+      }).then(() => pool?.destroy()),
   };
 }
 
@@ -130,6 +161,9 @@ function validateServerOptions(options: StatefunServerOptions): void {
   }
   if (options.path !== undefined && (typeof options.path !== 'string' || !options.path.startsWith('/'))) {
     throw invalidOption('path', `is ${JSON.stringify(options.path)}`, 'give a path that starts with /, e.g. /statefun');
+  }
+  if (options.workers !== undefined && !(Number.isInteger(options.workers) && options.workers >= 0 && options.workers <= 256)) {
+    throw invalidOption('workers', `is ${String(options.workers)}`, 'give a number of worker threads from 0 (handlers on the HTTP thread) to 256');
   }
   if (options.maxRequestBytes !== undefined && !(Number.isInteger(options.maxRequestBytes) && options.maxRequestBytes > 0)) {
     throw invalidOption('maxRequestBytes', `is ${String(options.maxRequestBytes)}`, 'give a positive number of bytes (default 32 MiB)');

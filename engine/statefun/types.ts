@@ -1,3 +1,4 @@
+import type { AnyFunctionType } from '../coordinator-type.js';
 import protobuf from 'protobufjs';
 import { type Codec, jsonCodec } from '../codec.js';
 import { EddyError } from '../errors.js';
@@ -172,4 +173,14 @@ export function typenameOf(codec: Codec<unknown>): string {
 /** Whether a codec names its typename itself (then a value with another typename is refused). */
 export function hasOwnTypename(codec: Codec<unknown>): boolean {
   return typeof (codec as Partial<TypedCodec<unknown>>).typename === 'string' || codec.name.startsWith('protobuf:');
+}
+
+/** The typename of the messages function type `fn` takes: its codec's; a coordinator's requests are JSON. */
+export function messageTypenameOf(fn: AnyFunctionType | undefined): string {
+  return fn?.kind === 'regular' ? typenameOf(fn.codec) : EDDY_JSON_TYPENAME;
+}
+
+/** The StateFun egress typename of an egress of the job: its name if that is `namespace/name`, else `eddy/<name>`. */
+export function egressTypename(name: string): string {
+  return name.lastIndexOf('/') > 0 && !name.endsWith('/') ? name : `eddy/${name}`;
 }

@@ -13,6 +13,7 @@ import { addBlockers, type Probe, receiveProbe } from './deadlock.js';
 import { keyOfAddress } from '../address-key.js';
 import type { CoreHost } from '../core-host.js';
 import type { InvocationStats } from '../invocation-stats.js';
+import type { LockWait } from '../../engine/runtime/worker-protocol.js';
 import { coordinatorOf, effectsOfOutcome, newTransactionId, protocolEnvelope } from './records.js';
 
 export interface CoordinatorCounters {
@@ -40,6 +41,15 @@ interface Running {
 }
 
 type Ending = 'success' | 'failure' | 'retryable';
+
+interface LockWaitEdge {
+  readonly blocker: TxnRef;
+  /** The participant instance the PREPARE waits at, `type:id`. */
+  readonly instance: string;
+  readonly since: number;
+  /** The waiting transaction's coordinator instance, `type:id`. */
+  readonly coordinator: string;
+}
 
 /**
  * Empties a finished transaction's steps and outcome effects in place (its declaration shares the
@@ -87,6 +97,12 @@ export class Coordinators {
    * yet: each holds one of its protocol's slots.
    */
   private readonly slotsTaken: Record<CoordinatorType['kind'], number> = { tpc: 0, saga: 0 };
+  /**
+   * The current lock waits of running 2PC transactions, by transaction id: which transaction each
+   * waits behind, at which participant, since when (WAITS_FOR reports them; the participant's vote
+   * ends them). Observation only (state lookups and the console), never part of a record.
+   */
+  private readonly waits = new TransientMap<string, LockWaitEdge[]>();
   /** Per coordinator instance with a lockWaitTimeoutMs, the timer of its running transaction's vote phase. */
   private readonly lockWaitTimers = new TransientMap<string, NodeJS.Timeout>();
 
@@ -100,6 +116,51 @@ export class Coordinators {
      */
     private readonly injectStaleProbes = false,
   ) {}
+
+  /** A participant of `running` reports that its PREPARE waits behind the blockers the envelope names. */
+  private recordWait(running: Running, envelope: Envelope): void {
+    const instance = `${envelope.sourceType}:${envelope.sourceId}`;
+    const id = running.record.txn.id;
+    const edges = this.waits.get(id)?.filter((edge) => edge.instance !== instance) ?? [];
+    const since = Date.now();
+    const coordinator = `${running.address.type}:${running.address.id}`;
+    for (const blocker of envelope.txn?.blockers ?? []) edges.push({ blocker, instance, since, coordinator });
+    this.waits.set(id, edges);
+  }
+
+  private waitEnded(id: string, instance: string): void {
+    const edges = this.waits.get(id);
+    if (edges === undefined) return;
+    const left = edges.filter((edge) => edge.instance !== instance);
+    if (left.length === 0) this.waits.delete(id);
+    else this.waits.set(id, left);
+  }
+
+  /**
+   * The `limit` longest current lock waits of the transactions coordinated here, longest first:
+   * waiting transaction -> holding transaction, at which instance, for how long.
+   */
+  lockWaits(limit: number): LockWait[] {
+    const now = Date.now();
+    const waits: LockWait[] = [];
+    for (const [id, edges] of this.waits) {
+      for (const edge of edges) {
+        waits.push({
+          waiting: { transaction: id, coordinator: edge.coordinator },
+          holding: { transaction: edge.blocker.id, coordinator: `${edge.blocker.coordinatorType}:${edge.blocker.coordinatorId}` },
+          instance: edge.instance,
+          waitedMs: now - edge.since,
+        });
+      }
+    }
+    return waits.sort((a, b) => b.waitedMs - a.waitedMs).slice(0, limit);
+  }
+
+  /** The transaction or saga coordinator instance `address` runs now, if any (a state lookup). */
+  runningOf(address: Address): { id: string; startedAt: number } | undefined {
+    const running = this.running.get(keyOfAddress(address));
+    return running === undefined ? undefined : { id: running.record.txn.id, startedAt: running.record.txn.startedAt };
+  }
 
   /** Transactions (`tpc`) or sagas running here, with requests whose (async) declaration is still running. */
   inProgress(kind: CoordinatorType['kind']): number {
@@ -241,6 +302,7 @@ export class Coordinators {
       return;
     }
     step.status = StepStatus.DONE;
+    if (this.waits.size > 0) this.waitEnded(running.record.txn.id, `${envelope.sourceType}:${envelope.sourceId}`);
     if (running.record.steps.every((s) => s.status === StepStatus.DONE)) this.end(running, 'success');
   }
 
@@ -258,6 +320,7 @@ export class Coordinators {
       this.counters.staleMessages++;
       return;
     }
+    this.recordWait(running, envelope);
     const probes = addBlockers(running.record, envelope.txn?.blockers ?? []);
     if (probes.length === 0) return;
     for (const probe of probes) this.sendProbe(running, probe);
@@ -422,6 +485,7 @@ export class Coordinators {
   /** Ends the transaction: participants learn the decision, the outcome's effects apply, the next request may start. */
   private end(running: Running, ending: Ending): void {
     const { record, address, kg } = running;
+    if (this.waits.size > 0) this.waits.delete(record.txn.id);
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) {
       const decision = ending === 'success' ? Kind.COMMIT : Kind.ABORT;
       // A participant that voted NO took no lock: it has nothing to abort.

@@ -68,6 +68,20 @@ export class Participants {
     return this.locks.size + this.sharedLocks.size;
   }
 
+  /**
+   * How transactions hold `address` as a participant, for a state lookup: the exclusive lock's
+   * transaction with the writes it staged, or the read-only holders' transactions.
+   */
+  holdOf(address: Address): { transactions: string[]; lockedAt: number; staged?: ReadonlyMap<string, Uint8Array | null> } | undefined {
+    const key = keyOfAddress(address);
+    const lock = this.locks.get(key);
+    if (lock !== undefined) return { transactions: [lock.txn.id], lockedAt: lock.lockedAt, staged: lock.effects.writes ?? new Map() };
+    const shared = this.sharedLocks.get(key);
+    if (shared === undefined) return undefined;
+    const holders = [...shared.holders.values()];
+    return { transactions: holders.map((holder) => holder.txn.id), lockedAt: Math.min(...holders.map((holder) => holder.lockedAt)) };
+  }
+
   /** A lock record found in keyed state at start (restore, restart). */
   restore(address: Address, kg: number, record: ParticipantRecord): void {
     const key = keyOfAddress(address);

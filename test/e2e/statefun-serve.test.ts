@@ -1,34 +1,13 @@
 /** `eddy serve` as a user runs it, in a child process, called over HTTP the way StateFun calls it. */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import t from 'tap';
+import { startServe } from '../fixtures/statefun-harness.js';
 
 const repo = join(import.meta.dirname, '..', '..');
 const wireDir = join(repo, 'test', 'fixtures', 'statefun-wire');
 const sample = (name: string): Buffer => readFileSync(join(wireDir, `${name}.bin`));
-
-/** Starts `eddy serve` on a free port; resolves with the URL it prints. */
-function startServe(t: Test, args: string[]): Promise<{ child: ChildProcess; url: string; stderr: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [join(repo, 'bin', 'eddy.js'), 'serve', ...args], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`eddy serve printed no URL in 60 s; stderr: ${stderr}`)), 60_000);
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      const url = /at (http:\/\/\S+)/.exec(stderr)?.[1];
-      if (url !== undefined) {
-        clearTimeout(timer);
-        resolve({ child, url, stderr: () => stderr, exited });
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`eddy serve exited ${code}: ${stderr}`)));
-  });
-}
 
 void t.test('eddy serve answers the captured StateFun requests byte for byte, and stops cleanly on SIGTERM', async (t) => {
   const serve = await startServe(t, ['test/fixtures/statefun-job.ts', '--port', '0']);

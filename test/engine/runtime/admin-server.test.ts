@@ -261,3 +261,136 @@ void t.test('state lookups of map and list state while a worker is killed: each 
   t.same((await handle.state('e2e-collections/basket', 'b1')).state, want, 'after the restore the lookup shows the restored state');
   await handle.stop();
 });
+
+void t.test('listing instances by id prefix: from every worker\'s key groups, in id order, cut at the limit, each as a lookup shows it', async (t) => {
+  const handle = run(t, counterJob, { workers: 2, adminPort: 0, inputs: { events: { records: events(100_000), ratePerSec: 4000 } } });
+  const url = (await handle.adminUrl())!;
+  await waitFor(() => new Set(handle.output<{ key: string }>('counts').map((c) => c.key)).size === 100, 'every key counted once');
+  const all = await handle.states('e2e-counter/count', { limit: 10_000 });
+  t.same(all.instances.map((i) => i.id), Array.from({ length: 100 }, (_, i) => `k${i}`).sort(), 'every instance with state, in id order');
+  t.equal(all.truncated, false);
+  t.same(new Set(all.instances.map((i) => i.worker)), new Set([0, 1]), 'from both workers');
+  t.ok(all.instances.every((i) => typeof (i.state as { count?: number }).count === 'number' && (i.state as { count: number }).count > 0), 'each with its decoded state');
+
+  const response = await fetch(`${url}/state/e2e-counter/count?prefix=k4&limit=5`);
+  t.equal(response.status, 200);
+  const listed = (await response.json()) as { instances: Array<{ id: string }>; truncated: boolean; prefix: string };
+  t.same(listed.instances.map((i) => i.id), ['k4', 'k40', 'k41', 'k42', 'k43'], 'the first 5 ids starting with k4');
+  t.equal(listed.truncated, true, 'and there were more');
+  t.equal(listed.prefix, 'k4');
+  const none = await handle.states('e2e-counter/count', { prefix: 'zz' });
+  t.same([none.instances, none.truncated], [[], false], 'a prefix nothing matches: none');
+
+  const bad = await fetch(`${url}/state/e2e-counter/count?limit=0`);
+  t.equal(bad.status, 400, 'a limit out of range: 400');
+  t.equal(((await bad.json()) as { code: string }).code, 'EDDY_INVALID_OPTION');
+  t.equal((await fetch(`${url}/state/no/such-type`)).status, 404, 'an unknown type: 404');
+
+  const cli = await exec(process.execPath, [join(root, 'bin', 'eddy.js'), 'state', 'e2e-counter/count', '--prefix', 'k9', '--limit', '3', '--admin', url]);
+  t.same((JSON.parse(cli.stdout) as { instances: Array<{ id: string }> }).instances.map((i) => i.id), ['k9', 'k90', 'k91'], 'eddy state <type> --prefix --limit prints the same listing');
+  await handle.stop();
+  await t.rejects(handle.states('e2e-counter/count'), { code: 'EDDY_JOB_STOPPED' }, 'no listings once the job has ended');
+});
+
+void t.test('a listing while a worker is killed settles: the instances, or EDDY_JOB_STOPPED to retry, and lists them all again after the restore', async (t) => {
+  const handle = run(t, counterJob, { workers: 2, checkpointDir: tempDir(t, 'state-list-kill'), checkpointIntervalMs: 100, inputs: { events: { records: events(60_000), ratePerSec: 3000 } } });
+  await waitFor(() => new Set(handle.output<{ key: string }>('counts').map((c) => c.key)).size === 100, 'every key counted once');
+  let settled = 0;
+  let stopped = 0;
+  const listings = Array.from({ length: 6 }, async (_, i) => {
+    await new Promise((resolve) => setTimeout(resolve, i * 40));
+    try {
+      const list = await handle.states('e2e-counter/count', { limit: 200 });
+      t.equal(list.instances.length, 100, `listing ${i}: all 100 instances, never the part one worker had`);
+      settled++;
+    } catch (error) {
+      t.equal((error as { code: string }).code, 'EDDY_JOB_STOPPED', `listing ${i}: retryable`);
+      stopped++;
+    }
+  });
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  await handle.killWorker(1);
+  await Promise.all(listings);
+  t.equal(settled + stopped, 6, `every listing settled (${settled} answered, ${stopped} to retry)`);
+  await waitFor(() => handle.status().state === 'running', 'the restore', 30_000);
+  let after: Awaited<ReturnType<typeof handle.states>> | undefined;
+  for (let i = 0; i < 50 && after === undefined; i++) {
+    after = await handle.states('e2e-counter/count', { limit: 200 }).catch(() => undefined);
+    if (after === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  t.equal(after?.instances.length, 100, 'after the restore every instance is listed again');
+  await handle.stop();
+});
+
+void t.test('a lookup shows the delayed messages an instance has pending, and a participant held by a transaction with its staged writes apart from the committed state', async (t) => {
+  const { default: heldJob } = await import('../../fixtures/held-lock-job.js');
+  const records = [
+    { box: 'a', op: { add: 10 } },
+    { box: 'a', op: { remind: 60_000 } },
+    { move: 'm1', from: 'a', to: 'b', amount: 3, slowMs: 2_500 },
+    ...Array.from({ length: 60 }, () => ({ box: 'filler', op: { add: 1 } })),
+  ];
+  const handle = run(t, heldJob, { workers: 2, inputs: { events: { records, ratePerSec: 10 } } });
+  const before = Date.now();
+  let pending: Awaited<ReturnType<typeof handle.state>> | undefined;
+  for (let i = 0; i < 100 && pending === undefined; i++) {
+    const seen = await handle.state('e2e-held/box', 'a').catch(() => undefined);
+    if (seen !== undefined && seen.pendingDelayed.length > 0) pending = seen;
+    else await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.ok(pending !== undefined, 'the reminder shows as pending');
+  const [reminder] = pending!.pendingDelayed;
+  t.same({ token: reminder!.token, to: reminder!.to, message: reminder!.message }, { token: 'later', to: { type: 'e2e-held/box', id: 'a' }, message: { add: 1 } }, 'with its token, target and decoded message');
+  t.ok(reminder!.fireAt >= before + 55_000 && reminder!.fireAt <= Date.now() + 60_000, 'and when it fires');
+
+  let held: Awaited<ReturnType<typeof handle.state>> | undefined;
+  for (let i = 0; i < 100 && held === undefined; i++) {
+    const seen = await handle.state('e2e-held/box', 'a');
+    if (seen.transaction !== undefined) held = seen;
+    else await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.ok(held !== undefined, 'the debited box is seen held by the move');
+  t.equal(held!.heldByTransaction, 'locked');
+  t.equal(held!.transaction!.ids.length, 1, 'by one transaction, named');
+  t.match(held!.transaction!.ids[0], /\S/);
+  t.same(held!.state, { n: 10 }, 'the committed state, without the transaction\'s write');
+  t.same(held!.transaction!.staged, { n: 7 }, 'the staged write shown apart, as it will be after COMMIT');
+  await waitFor(() => handle.output('moves').length === 1, 'the move to commit', 10_000);
+  const after = await handle.state('e2e-held/box', 'a');
+  t.same([after.state, after.transaction], [{ n: 7 }, undefined], 'after COMMIT: the write committed, no transaction');
+  await handle.stop();
+});
+
+void t.test('GET /locks shows the longest current lock waits: waiting transaction -> holding transaction, at which instance, for how long', async (t) => {
+  const { default: heldJob } = await import('../../fixtures/held-lock-job.js');
+  // m1 locks box a and then waits 2.5 s for its slow leg on b; m2 and m3 queue behind m1 at a.
+  const records = [
+    { move: 'm1', from: 'a', to: 'b', amount: 1, slowMs: 2_500 },
+    { move: 'm2', from: 'a', to: 'c', amount: 1, slowMs: 0 },
+    { move: 'm3', from: 'a', to: 'd', amount: 1, slowMs: 0 },
+    ...Array.from({ length: 60 }, () => ({ box: 'filler', op: { add: 1 } })),
+  ];
+  const handle = run(t, heldJob, { workers: 2, adminPort: 0, inputs: { events: { records, ratePerSec: 10 } } });
+  const url = (await handle.adminUrl())!;
+  type Locks = { waits: Array<{ waiting: { transaction: string; coordinator: string }; holding: { transaction: string; coordinator: string }; instance: string; waitedMs: number }>; locksHeld: number };
+  let locks: Locks | undefined;
+  for (let i = 0; i < 100; i++) {
+    const seen = (await (await fetch(`${url}/locks`)).json()) as Locks;
+    if (seen.waits.length >= 2 && seen.waits.every((w) => w.waitedMs >= 300)) {
+      locks = seen;
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.ok(locks !== undefined, 'two transactions seen waiting for the lock on box a');
+  const edges = locks!.waits.map((w) => `${w.waiting.coordinator} -> ${w.holding.coordinator} at ${w.instance}`);
+  t.ok(edges.includes('e2e-held/move:m2 -> e2e-held/move:m1 at e2e-held/box:a'), `m2 waits behind m1 at a (${edges.join('; ')})`);
+  t.ok(edges.some((edge) => edge.startsWith('e2e-held/move:m3 -> ') && edge.endsWith(' at e2e-held/box:a')), 'm3 waits at a too (behind m1, or behind m2 queued ahead of it)');
+  t.ok(locks!.waits.every((w, i, all) => i === 0 || all[i - 1]!.waitedMs >= w.waitedMs), 'longest first');
+  t.ok(locks!.locksHeld >= 1, 'with the lock held');
+  t.same((await handle.metrics()).lockWaits.length >= 2, true, 'handle.metrics().lockWaits has them too');
+  await waitFor(() => handle.output('moves').length === 3, 'the three moves', 20_000);
+  const after = (await (await fetch(`${url}/locks`)).json()) as Locks;
+  t.same(after.waits, [], 'once they committed, no waits are left');
+  await handle.stop();
+});

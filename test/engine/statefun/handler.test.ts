@@ -2,7 +2,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { egressTypename, StatefunHandler, type ServedDeadLetter } from '../../../engine/statefun/handler.js';
-import { kafkaEgress } from '../../../connectors/kafka.js';
+import { kafkaDeadLetterEgress, kafkaEgress } from '../../../connectors/kafka.js';
 import { defineFunction, defineJob, mapState, memoryEgress, valueState } from '../../../index.js';
 import {
   decodeFromFunction,
@@ -17,7 +17,7 @@ import {
   valueBytes,
 } from '../../../engine/statefun/protocol.js';
 import { intType, jsonType, stringType } from '../../../engine/statefun/types.js';
-import job, { type CounterOp } from '../../fixtures/statefun-job.js';
+import job, { counter, type CounterOp } from '../../fixtures/statefun-job.js';
 
 const wireDir = fileURLToPath(new URL('../../fixtures/statefun-wire/', import.meta.url));
 const sample = (name: string): Buffer => readFileSync(`${wireDir}${name}.bin`);
@@ -151,6 +151,24 @@ void t.test('a failed invocation leaves no effects but its onInvocationFailed; a
   t.equal(served.deadLetters[0]!.code, 'EDDY_HANDLER_FAILED');
   t.equal(served.deadLetters[0]!.target, 'test/counter:c7');
   t.same(letters, served.deadLetters, 'reported to onDeadLetter too');
+});
+
+void t.test('with a Kafka dead-letter egress, a dead letter also goes out through StateFun\'s Kafka egress', async (t) => {
+  const withTopic = defineJob({
+    name: 'statefun-dl',
+    module: import.meta.url,
+    functions: [counter],
+    egresses: [memoryEgress('totals', { codec: intType }), kafkaDeadLetterEgress({ brokers: '127.0.0.1:9092', topic: 'counter-dead-letters' })],
+  });
+  const served = await new StatefunHandler(withTopic).serve(counterRequest('c7', counterState(10), [{ bug: true }]));
+  const dead = (result(served.response).outgoingEgresses ?? []).filter((e) => e.egressType === 'dead-letters');
+  t.equal(dead.length, 1);
+  const record = decodeKafkaProducerRecord(valueBytes(dead[0]!.argument));
+  t.equal(record.topic, 'counter-dead-letters');
+  const letter = JSON.parse(Buffer.from(record.valueBytes!).toString()) as { code: string; target: unknown; payloadBase64: string };
+  t.equal(letter.code, 'EDDY_HANDLER_FAILED');
+  t.same(letter.target, { type: 'test/counter', id: 'c7' });
+  t.same(JSON.parse(Buffer.from(letter.payloadBase64, 'base64').toString()), { bug: true }, 'with the message that failed');
 });
 
 void t.test('a message of another typename is a dead letter, not a decoding accident', async (t) => {

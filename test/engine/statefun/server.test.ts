@@ -87,3 +87,29 @@ void t.test('options are checked with the fix named', async (t) => {
   const port = Number(new URL(first.url).port);
   await t.rejects(serveStatefun(job, { port }), { code: 'EDDY_INVALID_OPTION', message: /cannot listen/ });
 });
+
+void t.test('handlers run on worker threads, or on the HTTP thread with workers: 0, with the same answers', async (t) => {
+  const threaded = await serveStatefun(job, { port: 0, workers: 2, onDeadLetter: () => {} });
+  const inline = await serveStatefun(job, { port: 0, workers: 0, onDeadLetter: () => {} });
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  t.teardown(async () => {
+    agent.destroy();
+    await Promise.all([threaded.close(), inline.close()]);
+  });
+  // Many addresses at once (StateFun sends one request per address at a time, any number of addresses).
+  const requests = Array.from({ length: 40 }, (_, i) =>
+    encodeToFunction({
+      invocation: {
+        target: sfAddress('test/counter', `c${i}`),
+        state: [{ stateName: 'count' }, { stateName: 'touched' }],
+        invocations: [{ argument: typedValue('test/CounterOp', new TextEncoder().encode(JSON.stringify({ addLater: i }))) }],
+      },
+    }),
+  );
+  const fromThreads = await Promise.all(requests.map((body) => post(threaded.url, body, agent)));
+  const fromInline = await Promise.all(requests.map((body) => post(inline.url, body, agent)));
+  t.ok(fromThreads.every((reply) => reply.status === 200));
+  t.same(fromThreads.map((reply) => reply.body), fromInline.map((reply) => reply.body), 'byte for byte the same answers');
+  t.equal(threaded.metrics.invocations, 40);
+  await t.rejects(serveStatefun(job, { port: 0, workers: -1 }), { code: 'EDDY_INVALID_OPTION', message: /workers.*from 0/ });
+});
