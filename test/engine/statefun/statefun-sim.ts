@@ -74,8 +74,12 @@ export class StatefunSimulator {
   differentAnswers = 0;
   restores = 0;
 
+  /** The endpoint: ToFunction bytes in, FromFunction bytes out. */
+  private readonly call: (request: Uint8Array) => Promise<Uint8Array>;
+
   constructor(
-    readonly handler: StatefunHandler,
+    /** The handler in this process, or a function that calls an endpoint (e.g. `eddy serve` over HTTP). */
+    endpoint: StatefunHandler | ((request: Uint8Array) => Promise<Uint8Array>),
     private readonly options: {
       seed: number;
       maxBatch?: number;
@@ -87,6 +91,7 @@ export class StatefunSimulator {
     },
   ) {
     this.random = rng(options.seed);
+    this.call = typeof endpoint === 'function' ? endpoint : (request) => endpoint.handleToFunction(request);
   }
 
   get egress(): readonly EgressMessage[] {
@@ -186,11 +191,11 @@ export class StatefunSimulator {
         // The reply was lost: StateFun sends the same request again and uses that answer.
         this.retries++;
         this.requests++;
-        const first = await this.handler.handleToFunction(request);
-        const second = await this.handler.handleToFunction(request);
+        const first = await this.call(request);
+        const second = await this.call(request);
         if (!Buffer.from(first).equals(Buffer.from(second))) this.differentAnswers++;
         answer = decodeFromFunction(second);
-      } else answer = decodeFromFunction(await this.handler.handleToFunction(request));
+      } else answer = decodeFromFunction(await this.call(request));
       const missing = answer.incompleteInvocationContext?.missingValues;
       if (missing !== undefined && missing !== null) {
         for (const spec of missing) values.set(spec.stateName!, null);
