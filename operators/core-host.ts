@@ -115,6 +115,8 @@ export interface CoreEmits {
    * of its own). Default: a timer in this process.
    */
   scheduleLockWait?(owner: Address, txnId: string, delayMs: number): void;
+  /** With `scheduleLockWait`: the transaction ended, its lock-wait timeout is not needed any more. */
+  cancelLockWait?(owner: Address, txnId: string): void;
   /** Writes a dead letter for `envelope` (counted by the host). */
   deadLetter(envelope: Envelope | undefined, code: ErrorCode, reason: string): void;
   /** Work done outside an invocation (a core timer fired): flush as after one. */

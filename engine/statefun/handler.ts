@@ -486,6 +486,10 @@ class BatchHost implements CoreHost {
     });
   }
 
+  cancelLockWait(_owner: Address, txnId: string): void {
+    this.delayed.push({ isCancellationRequest: true, cancellationToken: `${txnId}/lock-wait` });
+  }
+
   deadLetter(envelope: Envelope | undefined, code: ErrorCode, reason: string): void {
     const letter = { code, reason, target: envelope === undefined ? `${this.fn.type}:${this.batch.target!.id ?? ''}` : `${envelope.targetType}:${envelope.targetId}` };
     this.deadLetters.push(letter);

@@ -502,6 +502,7 @@ export class Coordinators {
     this.slotsTaken[running.fn.kind]--;
     // Only 2PC waits for locks: sagas would dilute the contention signal.
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) this.limit.transactionEnded(record.blockers.length > 0);
+    if (running.fn.kind === 'tpc' && running.fn.lockWaitTimeoutMs !== undefined) this.host.cancelLockWait?.(address, record.txn.id);
     const timer = this.lockWaitTimers.get(key);
     if (timer !== undefined) {
       clearTimeout(timer);

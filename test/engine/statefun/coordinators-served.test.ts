@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { type ServedDeadLetter, StatefunHandler } from '../../../engine/statefun/handler.js';
-import { decodeOrder, ORDER_STATE, TXN_STATE } from '../../../engine/statefun/coordinators-served.js';
+import { decodeOrder, LOCK_WAIT_TYPENAME, ORDER_STATE, TXN_STATE } from '../../../engine/statefun/coordinators-served.js';
 import { sfAddress, type TypedValue, typedValue, valueBytes } from '../../../engine/statefun/protocol.js';
 import { EDDY_JSON_TYPENAME } from '../../../engine/statefun/types.js';
 import { decodeEnvelope } from '../../../engine/wire/envelope.js';
@@ -214,6 +214,7 @@ void t.test('a lock-wait timeout is a StateFun delayed message: the transaction 
   const balance = (id: string): number => decode<number>(sim.stateOf(sfAddress('tx/account', id), 'balance')!);
   t.same([balance('y'), balance('z')], [INITIAL_BALANCE - 7, INITIAL_BALANCE + 7], 'applied once');
   t.ok(sim.now >= 1000, 'the slow PREPARE arrived after the timeout (and was aborted)');
+  t.equal(sim.delivered(LOCK_WAIT_TYPENAME), last, 'the timeout of each attempt that timed out came back; the committed one cancelled its own');
   t.same(findings(sim).leftovers, [], 'no lock left by the late PREPARE');
 });
 

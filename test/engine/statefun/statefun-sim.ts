@@ -45,6 +45,7 @@ interface World {
   /** Messages on their way (Delayed with no owner or token), and per (sender, receiver) the arrival time of the last one. */
   transit: Delayed[];
   lastArrival: Map<string, number>;
+  delivered: Map<string, number>;
   egress: EgressMessage[];
   now: number;
 }
@@ -64,7 +65,7 @@ export function rng(seed: number): () => number {
 }
 
 export class StatefunSimulator {
-  private world: World = { state: new Map(), pending: new Map(), targets: new Map(), delayed: [], transit: [], lastArrival: new Map(), egress: [], now: 0 };
+  private world: World = { state: new Map(), pending: new Map(), targets: new Map(), delayed: [], transit: [], lastArrival: new Map(), delivered: new Map(), egress: [], now: 0 };
   private saved: World | undefined;
   readonly random: () => number;
   /** Requests sent (handshakes and retries included), and those sent twice. */
@@ -102,6 +103,11 @@ export class StatefunSimulator {
     return this.world.now;
   }
 
+  /** Messages of `typename` delivered to functions so far (in requests that got an answer). */
+  delivered(typename: string): number {
+    return this.world.delivered.get(typename) ?? 0;
+  }
+
   /** A message from outside (an ingress). */
   send(target: SfAddress, argument: TypedValue): void {
     this.enqueue(target, { argument });
@@ -124,7 +130,7 @@ export class StatefunSimulator {
   /** A Flink failover: back to the last checkpoint (or the start); everything after it never happened. */
   restore(): void {
     this.restores++;
-    this.world = this.saved === undefined ? { state: new Map(), pending: new Map(), targets: new Map(), delayed: [], transit: [], lastArrival: new Map(), egress: [], now: 0 } : structuredClone(this.saved);
+    this.world = this.saved === undefined ? { state: new Map(), pending: new Map(), targets: new Map(), delayed: [], transit: [], lastArrival: new Map(), delivered: new Map(), egress: [], now: 0 } : structuredClone(this.saved);
   }
 
   /** Whether anything is left to do. */
@@ -203,6 +209,10 @@ export class StatefunSimulator {
         continue;
       }
       const result = answer.invocationResult!;
+      for (const invocation of invocations) {
+        const typename = invocation.argument?.typename ?? '';
+        this.world.delivered.set(typename, (this.world.delivered.get(typename) ?? 0) + 1);
+      }
       for (const mutation of result.stateMutations ?? []) {
         const name = mutation.stateName!;
         if (!values.has(name)) throw new Error(`${key} mutated undeclared state ${name}`);
