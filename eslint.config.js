@@ -35,7 +35,7 @@ export default tseslint.config(
     [['**/operators/**', '**/connectors/**'], 'engine/ must not depend on operators/ or connectors/ (only engine/runtime/worker-task.ts wires the graph)'],
   ]),
   // The other composition root: `eddy serve`'s request-reply host of the invocation core.
-  { files: ['engine/statefun/handler.ts', 'engine/statefun/router-functions.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/connectors/**'], message: 'connectors come from the job module' }] }] } },
+  { files: ['engine/statefun/handler.ts', 'engine/statefun/router-functions.ts', 'engine/statefun/coordinators-*.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/connectors/**'], message: 'connectors come from the job module' }] }] } },
   { files: ['engine/runtime/worker-task.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/connectors/**'], message: 'connectors come from the job module' }] }] } },
   layer(['operators/**/*.ts'], [[['**/connectors/**', '../index.js', '../../index.js'], 'operators/ use engine/ types only']]),
   layer(['connectors/**/*.ts'], [[['**/operators/**', '../index.js', '../../index.js'], 'connectors/ use engine/ types only']]),

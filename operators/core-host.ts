@@ -78,6 +78,18 @@ export interface CoreReads {
    */
   timerToken?(): string;
   /**
+   * Optional: the id of a transaction that starts now. Default: a random prefix per process run and a
+   * counter. A request-reply host derives it from the request (and a counter kept in the coordinator's
+   * state), so that a request sent twice starts the same transaction.
+   */
+  transactionId?(): string;
+  /**
+   * Optional: the clock of the transaction bookkeeping (a transaction's start, which orders deadlock
+   * victims; a lock's start). Default: `Date.now()`. A request-reply host answers a constant, so that
+   * a request sent twice gets the same answer byte for byte (ids then order the victims).
+   */
+  now?(): number;
+  /**
    * Late completions are discarded (true after the host stopped: their envelopes were kept to run
    * again, so their effects must not apply now).
    */
@@ -97,6 +109,14 @@ export interface CoreEmits {
   route(envelope: Envelope): void;
   /** Keeps a delayed envelope of `owner` until `timer.fireAt` (a saga's retried compensation). */
   schedule(owner: Address, kg: number, timer: StagedTimer): void;
+  /**
+   * Optional: keeps the lock-wait timeout of transaction `txnId` of coordinator `owner` as a delayed
+   * message that comes back through `InvocationCore.lockWaitExpired` (a request-reply host has no timers
+   * of its own). Default: a timer in this process.
+   */
+  scheduleLockWait?(owner: Address, txnId: string, delayMs: number): void;
+  /** With `scheduleLockWait`: the transaction ended, its lock-wait timeout is not needed any more. */
+  cancelLockWait?(owner: Address, txnId: string): void;
   /** Writes a dead letter for `envelope` (counted by the host). */
   deadLetter(envelope: Envelope | undefined, code: ErrorCode, reason: string): void;
   /** Work done outside an invocation (a core timer fired): flush as after one. */

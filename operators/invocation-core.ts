@@ -217,12 +217,25 @@ export class InvocationCore {
    * False if the job has no such function type any more (the host keeps the record, in case a later
    * version brings it back).
    */
-  restore(address: Address, kg: number, record: Uint8Array): boolean {
+  restore(address: Address, kg: number, record: Uint8Array, resume = true): boolean {
     const fn = this.host.functionType(address.type);
     if (fn === undefined) return false;
     if (fn.kind === 'regular') this.participants.restore(address, kg, decodeParticipantRecord(record));
-    else this.coordinators.restore(address, kg, fn, decodeCoordinatorRecord(record));
+    else this.coordinators.restore(address, kg, fn, decodeCoordinatorRecord(record), resume);
     return true;
+  }
+
+  /**
+   * Takes the record of `address` back the way a request-reply host does before every request: the
+   * transaction goes on, nothing is sent again (what was sent is on its way; see `restore`).
+   */
+  load(address: Address, record: Uint8Array): boolean {
+    return this.restore(address, this.host.keyGroup(address.id), record, false);
+  }
+
+  /** A lock-wait timeout kept by the host (`scheduleLockWait`) came back. */
+  lockWaitExpired(address: Address, txnId: string): void {
+    this.coordinators.lockWaitExpired(address, txnId);
   }
 
   /**

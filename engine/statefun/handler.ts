@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { AnyFunctionType } from '../coordinator-type.js';
 import { EddyError, type ErrorCode } from '../errors.js';
-import type { Address, FunctionType, StateSpecs } from '../function-type.js';
+import type { Address } from '../function-type.js';
 import type { DeadLetter } from '../dead-letter.js';
 import { DEAD_LETTERS, type Job } from '../job.js';
-import { instancePrefix, userStateKey } from '../state/state-keys.js';
+import { instancePrefix, txnKey, userStateKey } from '../state/state-keys.js';
 import { type EgressRecord, type Envelope, Kind } from '../wire/envelope.js';
 import type { CoreHost, Effects, StagedTimer } from '../../operators/core-host.js';
 import { InvocationCore } from '../../operators/invocation-core.js';
@@ -30,6 +30,22 @@ import {
   valueBytes,
 } from './protocol.js';
 import { egressTypename, hasOwnTypename, messageTypenameOf, typenameOf } from './types.js';
+import {
+  decodeOrder,
+  decodeProtocolMessage,
+  encodeOrder,
+  encodeProtocolMessage,
+  isProtocolTypename,
+  LOCK_WAIT_TYPENAME,
+  ORDER_STATE,
+  ORDER_TYPENAME,
+  protocolTypename,
+  type ServedOrder,
+  TXN_RECORD_TYPENAME,
+  TXN_STATE,
+  transactionStateSpecs,
+} from './coordinators-served.js';
+import type { HoldMode } from '../../operators/core-host.js';
 
 /** A message the served job could not take (the embedded engine writes these to `dead-letters`). */
 export interface ServedDeadLetter {
@@ -86,9 +102,11 @@ export class StatefunHandler {
     readonly job: Job,
     private readonly options: { onDeadLetter?: (letter: ServedDeadLetter) => void } = {},
   ) {
+    const hasCoordinators = [...job.functions.values()].some((fn) => fn.kind !== 'regular');
     for (const fn of job.functions.values()) {
-      if (fn.kind !== 'regular') continue;
       const specs = new Map<string, PersistedValueSpec>();
+      // Transaction bookkeeping lives in declared state of every instance that can take part (coordinators-served.ts).
+      for (const spec of transactionStateSpecs(fn, hasCoordinators)) specs.set(spec.stateName!, spec);
       for (const [name, spec] of Object.entries(fn.state)) {
         // StateFun keeps one value per declared name: map and list state (an entry per key) have no counterpart yet.
         if (spec.kind !== 'value') {
@@ -130,9 +148,6 @@ export class StatefunHandler {
           'fix the functions pattern of the endpoint in module.yaml',
       );
     }
-    if (fn.kind !== 'regular') {
-      throw new EddyError('EDDY_INVALID_ARGUMENT', `${type} is a ${fn.kind} coordinator; eddy serve does not serve coordinators yet (issue 13)`);
-    }
     const missing = this.missingState(fn, batch);
     if (missing.length > 0) {
       return { response: encodeFromFunction({ incompleteInvocationContext: { missingValues: missing } }), incomplete: true, invocations: 0, deadLetters: [] };
@@ -141,7 +156,7 @@ export class StatefunHandler {
   }
 
   /** Every declared state value the request does not carry (names it carries but we do not declare are ignored). */
-  private missingState(fn: FunctionType<unknown, StateSpecs>, batch: InvocationBatchRequest): PersistedValueSpec[] {
+  private missingState(fn: AnyFunctionType, batch: InvocationBatchRequest): PersistedValueSpec[] {
     const specs = this.specs.get(fn.type)!;
     if (specs.size === 0) return [];
     const present = new Set((batch.state ?? []).map((value) => value.stateName));
@@ -206,17 +221,33 @@ class BatchHost implements CoreHost {
   private seq = 0;
   private tokenPrefix: string | undefined;
   private tokens = 0;
+  /** This address, for the transaction state machines. */
+  private readonly self: Address;
+  /** The transaction record the request carried (`eddy_txn`), if any. */
+  private readonly txnRecord: Uint8Array | undefined;
+  /** How a transaction holds this address, what waits for it, in order (`eddy_order`). */
+  private readonly order: ServedOrder;
+  private readonly orderBytes: Uint8Array | undefined;
 
   constructor(
     private readonly server: StatefunHandler,
-    private readonly fn: FunctionType<unknown, StateSpecs>,
+    private readonly fn: AnyFunctionType,
     private readonly batch: InvocationBatchRequest,
     private readonly request: Uint8Array,
   ) {
     const id = batch.target!.id ?? '';
+    this.self = { type: fn.type, id };
     this.prefix = instancePrefix(0, fn.type, id);
+    let txnRecord: Uint8Array | undefined;
+    let orderBytes: Uint8Array | undefined;
     for (const value of batch.state ?? []) {
       const name = value.stateName ?? '';
+      if (name === TXN_STATE || name === ORDER_STATE) {
+        const bytes = value.stateValue?.hasValue === true ? valueBytes(value.stateValue) : undefined;
+        if (name === TXN_STATE) txnRecord = bytes;
+        else orderBytes = bytes;
+        continue;
+      }
       if (!Object.prototype.hasOwnProperty.call(fn.state, name)) continue;
       const stateValue = value.stateValue;
       if (stateValue === null || stateValue === undefined || stateValue.hasValue !== true) continue;
@@ -224,11 +255,22 @@ class BatchHost implements CoreHost {
     }
     for (const name of Object.keys(fn.state)) this.declared.set(userStateKey(this.prefix, name), name);
     this.core = new InvocationCore(this, 1, 1);
+    this.txnRecord = txnRecord;
+    this.orderBytes = orderBytes;
+    this.order = decodeOrder(orderBytes);
+    // The transaction goes on where the last request left it; the stored hold mode wins over the one
+    // the record implies (a writer waiting behind read-only holders holds the address locked).
+    const mode = this.order.mode;
+    if (txnRecord !== undefined && txnRecord.byteLength > 0) this.core.load(this.self, txnRecord);
+    this.order.mode = mode;
   }
 
   /** Runs the invocations in order (each sees the writes of those before it) and builds the answer. */
   run(): Promise<ServedBatch> | ServedBatch {
     const invocations = this.batch.invocations ?? [];
+    // What the last request left waiting and may run now (a request answered before its queue drained cannot happen, but a stored queue is never trusted to be blocked).
+    const first = this.drain();
+    if (first !== undefined) return this.finishAsync(first, 0);
     for (let i = 0; i < invocations.length; i++) {
       const done = this.invoke(invocations[i]!);
       if (done !== undefined) return this.finishAsync(done, i + 1);
@@ -243,7 +285,50 @@ class BatchHost implements CoreHost {
     return this.answer();
   }
 
+  /**
+   * One message of the batch: a protocol envelope is offered to the core first (votes, decisions and
+   * probes are consumed there); anything else waits its turn behind what waits already (`drain`).
+   */
   private invoke(invocation: NonNullable<InvocationBatchRequest['invocations']>[number]): Promise<void> | undefined {
+    const typename = invocation.argument?.typename ?? '';
+    if (typename === LOCK_WAIT_TYPENAME) {
+      this.core.lockWaitExpired(this.self, Buffer.from(valueBytes(invocation.argument)).toString('utf8'));
+      return this.drain();
+    }
+    if (isProtocolTypename(typename)) {
+      let envelope: Envelope;
+      try {
+        envelope = decodeProtocolMessage(typename, valueBytes(invocation.argument), this.self);
+      } catch (error) {
+        this.deadLetter(undefined, 'EDDY_UNDECODABLE_PAYLOAD', error instanceof Error ? error.message : String(error));
+        return undefined;
+      }
+      envelope.seq = this.nextSeq();
+      if (!this.core.arrive(envelope)) this.order.queue.push(envelope);
+      return this.drain();
+    }
+    const envelope = this.userEnvelope(invocation);
+    if (envelope === undefined) return undefined;
+    this.order.queue.push(envelope);
+    return this.drain();
+  }
+
+  /** Runs what waits for this address, in order, while no transaction holds it (a shared lock lets a PREPARE at the head through). */
+  private drain(): Promise<void> | undefined {
+    const { queue } = this.order;
+    while (queue.length > 0 && !this.blocked(queue[0]!)) {
+      const done = this.core.run(queue.shift()!);
+      if (done !== undefined) return done.then(() => this.drain());
+    }
+    return undefined;
+  }
+
+  private blocked(head: Envelope): boolean {
+    const { mode } = this.order;
+    return mode !== undefined && !(mode === 'shared' && head.kind === Kind.PREPARE);
+  }
+
+  private userEnvelope(invocation: NonNullable<InvocationBatchRequest['invocations']>[number]): Envelope | undefined {
     const { fn } = this;
     const target = this.batch.target!;
     const caller = invocation.caller;
@@ -263,8 +348,7 @@ class BatchHost implements CoreHost {
       this.deadLetter(envelope, 'EDDY_UNDECODABLE_PAYLOAD', `message for ${fn.type}:${envelope.targetId} has typename ${JSON.stringify(typename)}, but ${fn.type} takes ${typenameOf(fn.codec)}; send it that type`);
       return undefined;
     }
-    if (this.core.arrive(envelope)) return undefined;
-    return this.core.run(envelope);
+    return envelope;
   }
 
   private answer(): ServedBatch {
@@ -278,6 +362,7 @@ class BatchHost implements CoreHost {
         stateMutations.push({ mutationType: MutationType.MODIFY, stateName: name, stateValue: typedValue(typenameOf(codec), withoutHeader(value)) });
       }
     }
+    this.transactionMutations(stateMutations);
     const response = encodeFromFunction({
       invocationResult: {
         ...(stateMutations.length > 0 ? { stateMutations } : {}),
@@ -287,6 +372,20 @@ class BatchHost implements CoreHost {
       },
     });
     return { response, incomplete: false, invocations: this.core.stats.invocations, deadLetters: this.deadLetters };
+  }
+
+  /** The transaction record and the order of this address, where they changed. */
+  private transactionMutations(mutations: PersistedValueMutation[]): void {
+    // Only this address runs here, so its state machines keep records of it only.
+    const key = txnKey(0, this.self.type, this.self.id);
+    const record = this.core.records().find(([k]) => k === key)?.[1];
+    if (!sameBytes(record, this.txnRecord)) {
+      mutations.push(record === undefined ? { stateName: TXN_STATE } : { mutationType: MutationType.MODIFY, stateName: TXN_STATE, stateValue: typedValue(TXN_RECORD_TYPENAME, record) });
+    }
+    const order = encodeOrder(this.order) ?? undefined;
+    if (!sameBytes(order, this.orderBytes)) {
+      mutations.push(order === undefined ? { stateName: ORDER_STATE } : { mutationType: MutationType.MODIFY, stateName: ORDER_STATE, stateValue: typedValue(ORDER_TYPENAME, order) });
+    }
   }
 
   // ---- CoreReads ----
@@ -341,6 +440,22 @@ class BatchHost implements CoreHost {
     return `${this.tokenPrefix}.${++this.tokens}`;
   }
 
+  /** From a counter kept in the coordinator's state: the same request starts the same transaction, and no two of an instance share an id. */
+  transactionId(): string {
+    this.tokenPrefix ??= createHash('sha256').update(this.request).digest('base64url').slice(0, 16);
+    // The digest first: with every transaction started at 0 (see `now`), ids order deadlock victims, at random.
+    return `${this.tokenPrefix}.${++this.order.started}`;
+  }
+
+  /**
+   * No clock: the request carries no time, and a request sent twice must get the same answer. Every
+   * transaction starts at 0 (its id breaks the tie when a deadlock's victim is chosen) and delays
+   * count from the answer.
+   */
+  now(): number {
+    return 0;
+  }
+
   // ---- CoreEmits ----
 
   apply(effects: Effects): void {
@@ -352,12 +467,27 @@ class BatchHost implements CoreHost {
     for (const record of effects.egressRecords ?? []) this.egresses.push(this.server.egressMessage(record));
   }
 
+  /** Protocol envelopes are StateFun messages of `io.eddy.types/<kind>`. */
   route(envelope: Envelope): void {
-    this.deadLetter(envelope, 'EDDY_INVALID_ARGUMENT', `transaction protocol envelope (kind ${envelope.kind}) for ${envelope.targetType}:${envelope.targetId}: eddy serve does not serve transactions yet`);
+    this.outgoing.push({ target: sfAddress(envelope.targetType, envelope.targetId), argument: this.argument(envelope) });
   }
 
-  schedule(owner: Address, _kg: number, timer: StagedTimer): void {
-    this.deadLetter(timer.envelope, 'EDDY_INVALID_ARGUMENT', `saga retry of ${owner.type}:${owner.id}: eddy serve does not serve sagas yet`);
+  /** A saga's retried compensation: a StateFun delayed message (its token is made from the transaction, step and attempt). */
+  schedule(_owner: Address, _kg: number, timer: StagedTimer): void {
+    this.delayed.push(this.delayedInvocation(timer));
+  }
+
+  scheduleLockWait(owner: Address, txnId: string, delayMs: number): void {
+    this.delayed.push({
+      delayInMs: delayMs,
+      target: sfAddress(owner.type, owner.id),
+      argument: typedValue(LOCK_WAIT_TYPENAME, new Uint8Array(Buffer.from(txnId, 'utf8'))),
+      cancellationToken: `${txnId}/lock-wait`,
+    });
+  }
+
+  cancelLockWait(_owner: Address, txnId: string): void {
+    this.delayed.push({ isCancellationRequest: true, cancellationToken: `${txnId}/lock-wait` });
   }
 
   deadLetter(envelope: Envelope | undefined, code: ErrorCode, reason: string): void {
@@ -378,40 +508,53 @@ class BatchHost implements CoreHost {
 
   slotFreed(): void {}
 
-  // ---- InstanceOrder: a request is one address's batch, run in order; transactions are not served yet ----
+  // ---- InstanceOrder: one address per request; its hold and queue are kept in its state (`eddy_order`) ----
 
-  hold(): void {
-    throw unsupported('holding an address for a transaction');
+  hold(address: Address, mode: HoldMode): void {
+    if (this.isSelf(address)) this.order.mode = mode;
   }
 
-  reshare(): void {
-    throw unsupported('holding an address for a transaction');
+  reshare(address: Address): void {
+    if (this.isSelf(address)) this.order.mode = 'shared';
   }
 
-  release(): void {}
-
-  requeueFirst(): void {
-    throw unsupported('requeueing a PREPARE');
+  /** What waited runs when the message that released the address is done (see `invoke`). */
+  release(address: Address): void {
+    if (this.isSelf(address)) this.order.mode = undefined;
   }
 
-  queued(): readonly Envelope[] {
-    return [];
+  requeueFirst(address: Address, envelope: Envelope): void {
+    if (this.isSelf(address)) this.order.queue.unshift(envelope);
   }
 
-  removeQueued(): void {}
+  queued(address: Address): readonly Envelope[] {
+    return this.isSelf(address) ? this.order.queue : [];
+  }
 
+  removeQueued(address: Address, index: number): void {
+    if (this.isSelf(address)) this.order.queue.splice(index, 1);
+  }
+
+  /** The messages of a batch run one after another: none runs while another arrives. */
   inFlightOf(): Envelope | undefined {
     return undefined;
+  }
+
+  private isSelf(address: Address): boolean {
+    return address.type === this.self.type && address.id === this.self.id;
   }
 
   // ---- building the answer ----
 
   private argument(envelope: Envelope): ReturnType<typeof typedValue> {
+    // A protocol envelope (a PREPARE, a saga step, ...) goes whole, as an io.eddy.types message.
+    if (envelope.kind !== Kind.INVOKE) return typedValue(protocolTypename(envelope.kind), encodeProtocolMessage(envelope));
     // envelopeTo checked that the target exists.
     return typedValue(messageTypenameOf(this.server.job.functions.get(envelope.targetType)), envelope.payload);
   }
 
   private delayedInvocation(timer: StagedTimer): DelayedInvocation {
+    // A timer staged in a participant's lock record kept its fire time only (on the worker's clock, in invocation.ts): it counts from the commit.
     const delayMs = Math.max(0, Math.round(timer.delayMs ?? timer.fireAt - Date.now()));
     const { envelope } = timer;
     return {
@@ -424,6 +567,7 @@ class BatchHost implements CoreHost {
 
 }
 
-function unsupported(what: string): EddyError {
-  return new EddyError('EDDY_INVALID_ARGUMENT', `${what}: eddy serve does not serve transactions yet (issue 13)`);
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }

@@ -173,13 +173,17 @@ export class Coordinators {
     this.lockWaitTimers.clear();
   }
 
-  /** A transaction found in keyed state at start (restore, restart): it goes on where it was. */
-  restore(address: Address, kg: number, fn: CoordinatorType, record: CoordinatorRecord): void {
+  /**
+   * A transaction found in keyed state at start (restore, restart): it goes on where it was. With
+   * `resume` false (a request-reply host, which loads the record with every request) it only takes
+   * the record back: its PREPAREs and its lock-wait timeout are out already.
+   */
+  restore(address: Address, kg: number, fn: CoordinatorType, record: CoordinatorRecord, resume = true): void {
     const running: Running = { address, kg, fn, record };
     this.running.set(keyOfAddress(address), running);
     this.slotsTaken[fn.kind]++;
     this.host.hold(address, 'busy');
-    if (record.protocol !== Protocol.TWO_PHASE_COMMIT) return;
+    if (record.protocol !== Protocol.TWO_PHASE_COMMIT || !resume) return;
     // The PREPAREs of steps that have not voted go out again. The checkpoint holds each of them (or
     // its vote) somewhere already, so this copy is only a defence: a participant answers a PREPARE
     // it knows with its vote again or drops it, and a vote that comes too late gets an ABORT back.
@@ -250,7 +254,7 @@ export class Coordinators {
       this.host.deadLetter(request, 'EDDY_INVALID_ARGUMENT', `coordinator ${fn.type} declared no invocations for this request; call ${call} at least once`);
       return;
     }
-    const txn: TxnRef = { id: newTransactionId(this.host.worker), startedAt: Date.now(), coordinatorType: self.type, coordinatorId: self.id };
+    const txn: TxnRef = { id: newTransactionId(this.host), startedAt: this.host.now?.() ?? Date.now(), coordinatorType: self.type, coordinatorId: self.id };
     const record: CoordinatorRecord = {
       protocol: fn.kind === 'tpc' ? Protocol.TWO_PHASE_COMMIT : Protocol.SAGA,
       txn,
@@ -348,8 +352,12 @@ export class Coordinators {
   private armLockWait(running: Running): void {
     const timeoutMs = running.fn.kind === 'tpc' ? running.fn.lockWaitTimeoutMs : undefined;
     if (timeoutMs === undefined) return;
-    const key = keyOfAddress(running.address);
     const id = running.record.txn.id;
+    if (this.host.scheduleLockWait !== undefined) {
+      this.host.scheduleLockWait(running.address, id, timeoutMs);
+      return;
+    }
+    const key = keyOfAddress(running.address);
     const timer = setTimeout(() => {
       this.lockWaitTimers.delete(key);
       const current = this.running.get(key);
@@ -366,6 +374,17 @@ export class Coordinators {
     }, timeoutMs);
     timer.unref();
     this.lockWaitTimers.set(key, timer);
+  }
+
+  /** The lock-wait timeout a host keeps as a delayed message came back: stale unless `txnId` still runs at `address`. */
+  lockWaitExpired(address: Address, txnId: string): void {
+    const current = this.running.get(keyOfAddress(address));
+    if (current === undefined || current.record.txn.id !== txnId) {
+      this.counters.staleMessages++;
+      return;
+    }
+    this.counters.lockWaitTimeouts++;
+    this.end(current, 'retryable');
   }
 
   private sendProbe(running: Running, probe: Probe): void {
@@ -429,7 +448,7 @@ export class Coordinators {
     if (step.attempts < fn.compensationAttempts) {
       const retry = this.stepEnvelope(running, index, SagaPhase.COMPENSATION);
       const delayMs = fn.compensationRetryDelayMs * 2 ** (step.attempts - 1);
-      this.host.schedule(running.address, running.kg, { fireAt: Date.now() + delayMs, delayMs, token: `${running.record.txn.id}/compensate/${index}/${step.attempts}`, envelope: retry });
+      this.host.schedule(running.address, running.kg, { fireAt: (this.host.now?.() ?? Date.now()) + delayMs, delayMs, token: `${running.record.txn.id}/compensate/${index}/${step.attempts}`, envelope: retry });
       return;
     }
     step.status = StepStatus.ABANDONED;
@@ -477,12 +496,13 @@ export class Coordinators {
     } else if (ending === 'success') this.counters.sagasSucceeded++;
     else this.counters.sagasFailed++;
     const outcome = ending === 'success' ? record.onSuccess : ending === 'failure' ? record.onFailure : record.onRetryable;
-    this.host.apply(effectsOfOutcome(address, kg, outcome));
+    this.host.apply(effectsOfOutcome(address, kg, outcome, this.host.now?.() ?? Date.now()));
     const key = keyOfAddress(address);
     this.running.delete(key);
     this.slotsTaken[running.fn.kind]--;
     // Only 2PC waits for locks: sagas would dilute the contention signal.
     if (record.protocol === Protocol.TWO_PHASE_COMMIT) this.limit.transactionEnded(record.blockers.length > 0);
+    if (running.fn.kind === 'tpc' && running.fn.lockWaitTimeoutMs !== undefined) this.host.cancelLockWait?.(address, record.txn.id);
     const timer = this.lockWaitTimers.get(key);
     if (timer !== undefined) {
       clearTimeout(timer);

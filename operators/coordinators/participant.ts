@@ -59,6 +59,10 @@ export class Participants {
     private readonly stats: InvocationStats,
   ) {}
 
+  private now(): number {
+    return this.host.now?.() ?? Date.now();
+  }
+
   /** Instances locked, exclusively or shared. */
   get locksHeld(): number {
     return this.locks.size + this.sharedLocks.size;
@@ -196,7 +200,7 @@ export class Participants {
     const shared = this.sharedLocks.get(key);
     if (isEmpty(invocation)) {
       // Read-only: a shared lock, beside other read-only participants. Writers wait for all of them.
-      const holder: SharedHolder = { txn, lockedAt: Date.now() };
+      const holder: SharedHolder = { txn, lockedAt: this.now() };
       if (shared === undefined) {
         this.sharedLocks.set(key, { address, kg: invocation.kg, holders: new Map([[txn.id, holder]]) });
         this.host.hold(address, 'shared');
@@ -213,7 +217,7 @@ export class Participants {
       this.reportWait(envelope, [...shared.holders.values()].map((h) => h.txn));
       return;
     }
-    this.locks.set(key, { address, kg: invocation.kg, txn, effects: invocation, lockedAt: Date.now() });
+    this.locks.set(key, { address, kg: invocation.kg, txn, effects: invocation, lockedAt: this.now() });
     this.counters.locksTaken++;
     this.host.hold(address, 'locked');
     this.reply(envelope, Kind.VOTE, { id: txn.id, ok: true });
@@ -318,7 +322,7 @@ export class Participants {
     if (shared === undefined || holder === undefined) return false;
     shared.holders.delete(holder.txn.id);
     this.counters.locksReleased++;
-    this.counters.lockHoldMsTotal += Date.now() - holder.lockedAt;
+    this.counters.lockHoldMsTotal += this.now() - holder.lockedAt;
     if (shared.holders.size === 0) {
       this.sharedLocks.delete(key);
       this.host.release(shared.address);
@@ -330,7 +334,7 @@ export class Participants {
     this.locks.delete(keyOfAddress(lock.address));
     lock.effects = { self: lock.address, kg: lock.kg };
     this.counters.locksReleased++;
-    this.counters.lockHoldMsTotal += Date.now() - lock.lockedAt;
+    this.counters.lockHoldMsTotal += this.now() - lock.lockedAt;
     this.host.release(lock.address);
   }
 

@@ -3,7 +3,7 @@ import type { Address } from '../../engine/function-type.js';
 import { fromBytes, toBytes } from '../../engine/state/state-keys.js';
 import type { Envelope, Transaction, TxnRef } from '../../engine/wire/envelope.js';
 import type { OutcomeEffects, StagedEffectsRecord } from '../../engine/wire/transactions.js';
-import type { Effects } from '../core-host.js';
+import type { CoreReads, Effects } from '../core-host.js';
 
 /** Staged effects as stored in a participant's lock record. */
 export function stagedRecordOf(effects: Effects): StagedEffectsRecord {
@@ -44,8 +44,7 @@ export function isEmpty(effects: Effects): boolean {
  * An outcome's effects as the coordinator applies them: delays count from now, and an explicit token
  * replaces a pending delayed message with that token.
  */
-export function effectsOfOutcome(self: Address, kg: number, outcome: OutcomeEffects): Effects {
-  const now = Date.now();
+export function effectsOfOutcome(self: Address, kg: number, outcome: OutcomeEffects, now: number): Effects {
   return {
     self,
     kg,
@@ -62,7 +61,9 @@ export function effectsOfOutcome(self: Address, kg: number, outcome: OutcomeEffe
  */
 const runPrefix = randomBytes(6).toString('hex');
 let counter = 0;
-export function newTransactionId(worker: number): string {
+export function newTransactionId(host: CoreReads): string {
+  if (host.transactionId !== undefined) return host.transactionId();
+  const { worker } = host;
   counter++;
   return `${runPrefix}.${worker}.${counter.toString(36)}`;
 }
