@@ -62,14 +62,14 @@ export {
 } from './engine/coordinator-type.js';
 export { type ConnectorMetric, DEAD_LETTERS, defineRouter, type Egress, type Ingress, type Job, type JobSpec, type ReadResult, type Route, type Router, routeTo, type Sink, type SinkContext, type SourceContext, type SplitReader } from './engine/job.js';
 export { boolType, doubleType, floatType, intType, jsonType, longType, stringType, type TypedCodec } from './engine/statefun/types.js';
-export { remoteFunction } from './engine/remote/remote-function.js';
+export { remoteFunction, type RemoteStateSpecs } from './engine/remote/remote-function.js';
 export type { RemoteFunctionOptions } from './engine/remote/remote-function-options.js';
 export { keyGroupOf, ownerOfKeyGroup, keyGroupRangeOf, type KeyGroupRange, DEFAULT_MAX_PARALLELISM } from './engine/key-groups.js';
 export { type ChannelDelay, type FaultInjection, type SubmitOptions, defaultOptions } from './engine/options.js';
 export type { RestartStrategyOptions } from './engine/runtime/restart-strategy.js';
 export type { CheckpointInfo, CheckpointRecord, CheckpointTrigger } from './engine/checkpoint/coordinator.js';
 export type { JobHandle, JobMetrics, JobStatus, JobSummary, LatencySummary, RecoveryEvent } from './engine/runtime/job-handle.js';
-export type { InstanceList, InstanceState } from './engine/runtime/worker-protocol.js';
+export type { InstanceList, InstanceState, LockWait } from './engine/runtime/worker-protocol.js';
 export type { CheckpointAbortCause } from './engine/checkpoint/coordinator.js';
 export type { FunctionTypeMetrics } from './engine/runtime/worker-stats.js';
 export type { TransactionMetrics, WorkerMetrics } from './engine/runtime/worker-protocol.js';

@@ -46,7 +46,8 @@ const remoteStateCodec: Codec<RemoteState> = {
 };
 
 const remoteStateSpec: { values: StateSpec<RemoteState> } = { values: valueState({ codec: remoteStateCodec }) };
-type RemoteStateSpecs = typeof remoteStateSpec;
+/** The state of a remote function instance: its values as the endpoint keeps them (bytes, typename, expiry). */
+export type RemoteStateSpecs = typeof remoteStateSpec;
 
 export const remoteFunctionDefaults = { timeoutMs: 60_000 } as const;
 const FIRST_BACKOFF_MS = 50;
