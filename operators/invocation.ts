@@ -13,7 +13,7 @@ import { egressTypename, hasOwnTypename, typenameOf } from '../engine/statefun/t
 import { bindState, type StateAccess } from '../engine/state/state-kinds.js';
 import { type EgressRecord, type Envelope, Kind } from '../engine/wire/envelope.js';
 
-import type { CoreReads, Effects, StagedTimer } from './core-host.js';
+import type { CoreReads, Effects, InstanceOrder, StagedTimer } from './core-host.js';
 
 /**
  * An envelope with a message from `from` to `to`, encoded with the target's codec. `what` names the
@@ -177,6 +177,21 @@ export class Invocation implements Context, Effects, StateAccess, EncodedEffects
       throw new EddyError('EDDY_UNKNOWN_EGRESS', `remote function ${this.fn.type} wrote to egress ${egress}, which the job does not have; its egresses are ${names.map(egressTypename).join(', ')}`);
     }
     (this.egressRecords ??= []).push({ egress: index, payload, ingressTime: this.envelope.ingressTime });
+  }
+
+  waitingInvokes(max: number): readonly Envelope[] {
+    // Only a plain invocation takes others along: a PREPARE or saga step runs one transaction's messages.
+    const order = this.host as CoreReads & Partial<InstanceOrder>;
+    if (this.envelope.kind !== Kind.INVOKE || typeof order.queued !== 'function' || max <= 0) return [];
+    const waiting = order.queued(this.self);
+    let count = 0;
+    while (count < max && count < waiting.length && waiting[count]!.kind === Kind.INVOKE) count++;
+    return waiting.slice(0, count);
+  }
+
+  takeWaiting(count: number): void {
+    const order = this.host as CoreReads & Partial<InstanceOrder>;
+    for (let i = 0; i < count; i++) order.removeQueued!(this.self, 0);
   }
 
   private encodedEnvelopeTo(to: Address, typename: string, payload: Uint8Array, what: string): Envelope {

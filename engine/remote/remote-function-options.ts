@@ -24,4 +24,9 @@ export interface RemoteFunctionOptions<M> {
    * own call timeout.
    */
   timeoutMs?: number;
+  /**
+   * Messages in one request at most: the one whose turn it is and those waiting for the same
+   * instance behind it, as StateFun batches. Default: 100.
+   */
+  maxBatch?: number;
 }

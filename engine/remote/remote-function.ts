@@ -49,7 +49,7 @@ const remoteStateSpec: { values: StateSpec<RemoteState> } = { values: valueState
 /** The state of a remote function instance: its values as the endpoint keeps them (bytes, typename, expiry). */
 export type RemoteStateSpecs = typeof remoteStateSpec;
 
-export const remoteFunctionDefaults = { timeoutMs: 60_000 } as const;
+export const remoteFunctionDefaults = { timeoutMs: 60_000, maxBatch: 100 } as const;
 const FIRST_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 2_000;
 
@@ -81,6 +81,8 @@ export function remoteFunction<M = unknown>(options: RemoteFunctionOptions<M>): 
   if (options.states !== undefined && (!Array.isArray(options.states) || options.states.some((name) => typeof name !== 'string' || name === ''))) {
     throw invalidOption(`${where}(${options.type}).states`, `is ${JSON.stringify(options.states)}`, 'give the names of the state values the function declares, e.g. ["seen"]');
   }
+  const maxBatch = options.maxBatch ?? remoteFunctionDefaults.maxBatch;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw invalidOption(`${where}(${options.type}).maxBatch`, `is ${String(options.maxBatch)}`, 'give a whole number of messages >= 1 (default 100)');
   const codec = options.codec ?? jsonCodec<M>();
   const typename = typenameOf(codec);
   const client = new RemoteClient(options.type, url, timeoutMs);
@@ -102,9 +104,18 @@ export function remoteFunction<M = unknown>(options: RemoteFunctionOptions<M>): 
           changed = true;
         }
       }
+      const effects = ctx as unknown as EncodedEffects;
       const target = sfAddress(options.type, ctx.self.id);
       const caller = ctx.caller === undefined ? undefined : sfAddress(ctx.caller.type, ctx.caller.id);
-      const argument = typedValue(typename, codec.encode(message));
+      // This message and those waiting behind it (their payloads are already this codec's bytes), as StateFun batches.
+      const waiting = effects.waitingInvokes(maxBatch - 1);
+      const invocations = [
+        { ...(caller === undefined ? {} : { caller }), argument: typedValue(typename, codec.encode(message)) },
+        ...waiting.map((envelope) => ({
+          ...(envelope.sourceType === '' ? {} : { caller: sfAddress(envelope.sourceType, envelope.sourceId) }),
+          argument: typedValue(typename, envelope.payload),
+        })),
+      ];
       let answer: FromFunction;
       for (;;) {
         const request = encodeToFunction({
@@ -114,7 +125,7 @@ export function remoteFunction<M = unknown>(options: RemoteFunctionOptions<M>): 
               const value = values[spec.stateName!];
               return value === undefined ? { stateName: spec.stateName! } : { stateName: spec.stateName!, stateValue: typedValue(value.typename, value.value) };
             }),
-            invocations: [{ ...(caller === undefined ? {} : { caller }), argument }],
+            invocations,
           },
         });
         answer = await client.call(request);
@@ -158,7 +169,6 @@ export function remoteFunction<M = unknown>(options: RemoteFunctionOptions<M>): 
         if (Object.keys(values).length === 0) ctx.state.values.delete();
         else ctx.state.values.set(values);
       }
-      const effects = ctx as unknown as EncodedEffects;
       for (const outgoing of result.outgoingMessages ?? []) {
         effects.sendEncoded(addressOf(outgoing.target), outgoing.argument?.typename ?? '', valueBytes(outgoing.argument));
       }
@@ -178,6 +188,8 @@ export function remoteFunction<M = unknown>(options: RemoteFunctionOptions<M>): 
         const payload = kind === KAFKA_PRODUCER_RECORD_TYPENAME ? (decodeKafkaProducerRecord(valueBytes(egress.argument)).valueBytes ?? new Uint8Array(0)) : valueBytes(egress.argument);
         effects.egressEncoded(egressTypename, kind, payload);
       }
+      // Last, in the turn the core applies these effects: a cut before now still holds them waiting.
+      effects.takeWaiting(waiting.length);
     },
   });
 }

@@ -36,7 +36,7 @@ void t.test('a Python SDK greeter as a remote function: with checkpoints and wor
   const job = await greeterJob(url);
   const names = Array.from({ length: 20 }, (_, i) => `n${i}`);
   const input = Array.from({ length: 800 }, (_, i) => names[(i * 7) % names.length]!);
-  const handle = run(t, job, { workers: 2, checkpointDir: join(dir, 'chk'), checkpointIntervalMs: 100, inputs: { names: input } });
+  const handle = run(t, job, { workers: 2, checkpointDir: join(dir, 'chk'), checkpointIntervalMs: 100, inputs: { names: { records: input, ratePerSec: 200 } } });
   let seed = 7;
   const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   await killRepeatedly(handle, 2, 3, random);
