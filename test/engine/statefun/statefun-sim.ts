@@ -15,6 +15,7 @@
  *   committed); `retryRate` answers a request, drops the answer and sends the same bytes again (a
  *   retry after a lost reply).
  */
+import { seededRandom } from '../../../examples/bank/workload.js';
 import { StatefunHandler } from '../../../engine/statefun/handler.js';
 import {
   decodeFromFunction,
@@ -52,18 +53,6 @@ interface World {
 
 export const keyOf = (address: SfAddress): string => `${address.namespace}/${address.type}:${address.id}`;
 
-/** A seeded PRNG (mulberry32), so that an interleaving can be run again. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export class StatefunSimulator {
   private world: World = { state: new Map(), pending: new Map(), targets: new Map(), delayed: [], transit: [], lastArrival: new Map(), delivered: new Map(), egress: [], now: 0 };
   private saved: World | undefined;
@@ -91,7 +80,7 @@ export class StatefunSimulator {
       slowness?: (from: string, target: SfAddress, argument: TypedValue) => number;
     },
   ) {
-    this.random = rng(options.seed);
+    this.random = seededRandom(options.seed); // seeded, so that an interleaving can be run again
     this.call = typeof endpoint === 'function' ? endpoint : (request) => endpoint.handleToFunction(request);
   }
 
